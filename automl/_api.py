@@ -1,0 +1,442 @@
+"""The Python API: ``automl.tune`` for notebooks and ``automl.Client`` for everything stored."""
+
+from __future__ import annotations
+
+import builtins
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from automl._controller import Progress
+from automl._runner import function_path, run_experiment
+from automl.core import (
+    AlgorithmSpec,
+    Direction,
+    Distribution,
+    ExperimentRecord,
+    ExperimentSpec,
+    ExperimentState,
+    MetricStrategy,
+    Objective,
+    Observation,
+    Parameter,
+    ParameterType,
+    ParamValue,
+    TrialRecord,
+    TrialState,
+    TrialTemplate,
+)
+from automl.errors import AutoMLError, NotFoundError, SpecError, SpecIssue
+from automl.spec import load_spec
+from automl.spec._common import check
+from automl.store import DEFAULT_STORE, Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Client", "TuneResult", "categorical", "discrete", "double", "int", "tune"]
+
+_int = builtins.int
+
+
+def _range(kind: ParameterType, min: float, max: float, step: float | None, log: bool,
+           distribution: str | None) -> Parameter:
+    if distribution is None:
+        distribution = "logUniform" if log else "uniform"
+    elif log and distribution not in ("logUniform", "logNormal"):
+        raise SpecError(f"log=True contradicts distribution={distribution!r}", path="distribution")
+    try:
+        dist = Distribution(distribution)
+    except ValueError:
+        raise SpecError(f"must be one of {[d.value for d in Distribution]}; got {distribution!r}",
+                        path="distribution") from None
+    return Parameter(name="_", type=kind, min=min, max=max, step=step, distribution=dist)
+
+
+def int(min: _int, max: _int, *, step: _int | None = None, log: bool = False,
+        distribution: str | None = None) -> Parameter:
+    """An integer parameter in ``[min, max]``.
+
+    Args:
+        min: Lower bound, inclusive.
+        max: Upper bound, inclusive.
+        step: Grid step (default 1).
+        log: Search on a log scale (``distribution="logUniform"``).
+        distribution: ``uniform``, ``logUniform``, ``normal`` or ``logNormal``.
+    """
+    return _range(ParameterType.INT, min, max, step, log, distribution)
+
+
+def double(min: float, max: float, *, step: float | None = None, log: bool = False,
+           distribution: str | None = None) -> Parameter:
+    """A real parameter in ``[min, max]``; see :func:`int` for the arguments."""
+    return _range(ParameterType.DOUBLE, min, max, step, log, distribution)
+
+
+def categorical(values: Sequence[ParamValue]) -> Parameter:
+    """A choice among ``values`` (strings, numbers or booleans, passed through typed)."""
+    return Parameter(name="_", type=ParameterType.CATEGORICAL, values=tuple(values))
+
+
+def discrete(values: Sequence[float]) -> Parameter:
+    """A choice among numeric ``values``."""
+    return Parameter(name="_", type=ParameterType.DISCRETE, values=tuple(values))
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What :func:`tune` (or :meth:`Client.result`) returns.
+
+    Attributes:
+        experiment: The stored experiment at the end.
+        best_trial: The best succeeded trial, or None.
+        trials: One row per trial (a pandas DataFrame).
+    """
+
+    experiment: ExperimentRecord
+    best_trial: TrialRecord | None
+    trials: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        """The experiment's name."""
+        return self.experiment.name
+
+    @property
+    def best_params(self) -> dict[str, ParamValue]:
+        """Parameters of the best trial (empty if none succeeded)."""
+        return dict(self.best_trial.params) if self.best_trial else {}
+
+    @property
+    def best_value(self) -> float | None:
+        """Objective value of the best trial."""
+        return self.best_trial.value if self.best_trial else None
+
+    @property
+    def reason(self) -> str:
+        """Why the experiment ended."""
+        return self.experiment.reason
+
+    def __repr__(self) -> str:
+        return (f"TuneResult(name={self.name!r}, state={self.experiment.state.value}, "
+                f"reason={self.reason!r}, best_value={self.best_value!r}, "
+                f"best_params={self.best_params!r}, trials={len(self.trials)})")
+
+
+def _default_name(objective: Callable[..., Any]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", getattr(objective, "__name__", "tune").lower()).strip("-")
+    return f"{base or 'tune'}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def tune(
+    objective: Callable[..., Any],
+    parameters: Mapping[str, Parameter],
+    *,
+    objective_metric: str = "objective",
+    direction: str = "minimize",
+    algorithm: str = "tpe",
+    algorithm_settings: Mapping[str, Any] | None = None,
+    max_trials: _int | None = None,
+    parallel_trials: _int = 1,
+    max_failed_trials: _int | None = None,
+    timeout: float | None = None,
+    trial_timeout: float | None = None,
+    goal: float | None = None,
+    additional_metrics: Sequence[str] = (),
+    metric_strategies: Mapping[str, str] | None = None,
+    seed: _int | None = None,
+    name: str | None = None,
+    store: str | Store = DEFAULT_STORE,
+    resume: bool = False,
+    progress: bool = False,
+) -> TuneResult:
+    """Tune a Python function; every trial lands in the store.
+
+    The objective gets typed values (``int`` as int, ``float`` as float), as keyword arguments
+    (``def f(C, kernel)``) or as one dict (``def f(params)``), and returns a number, a dict of
+    metrics, or None after reporting with :func:`automl.report`.
+
+    Args:
+        objective: The function to tune.
+        parameters: Search space: ``{"C": automl.double(1e-3, 1e3, log=True), ...}``.
+        objective_metric: Name of the metric to optimize (a plain return value is stored under it).
+        direction: ``minimize`` or ``maximize``.
+        algorithm: One of ``search.algorithm_names()``.
+        algorithm_settings: Settings of the algorithm (Katib's names).
+        max_trials: Trials to run; None runs until another budget ends the experiment.
+        parallel_trials: Trials at once (threads).
+        max_failed_trials: Failures that fail the experiment.
+        timeout: Wall-clock budget in seconds.
+        trial_timeout: Per-trial limit in seconds.
+        goal: Stop once the objective reaches it.
+        additional_metrics: Other metrics to keep.
+        metric_strategies: ``{"metric": "min"|"max"|"latest"}``.
+        seed: Seed for a reproducible search.
+        name: Experiment name (generated if None).
+        store: Store URL or an open :class:`~automl.store.Store`.
+        resume: Continue the experiment called ``name`` if it exists (its budgets may be raised).
+        progress: Show a progress bar.
+
+    Returns:
+        The result, with ``best_params``, ``best_value`` and ``trials`` (a DataFrame).
+
+    Raises:
+        SpecError: Bad arguments, each named.
+        AlreadyExistsError: ``name`` exists and ``resume`` is False.
+    """
+    if not callable(objective):
+        raise SpecError(f"must be callable; got {type(objective).__name__}", path="objective")
+    issues: list[SpecIssue] = []
+    params: list[Parameter] = []
+    for pname, p in parameters.items():
+        if not isinstance(p, Parameter):
+            issues.append(SpecIssue(f"parameters.{pname}", "must be made with automl.int, "
+                                    f"automl.double, automl.categorical or automl.discrete; got {p!r}"))
+            continue
+        params.append(p.model_copy(update={"name": pname}))
+    if direction not in ("minimize", "maximize"):
+        issues.append(SpecIssue("direction", f"must be 'minimize' or 'maximize'; got {direction!r}"))
+    for metric, strat in (metric_strategies or {}).items():
+        if strat not in ("min", "max", "latest"):
+            issues.append(SpecIssue(f"metric_strategies.{metric}", "must be min, max or latest; got "
+                                    f"{strat!r}"))
+    if issues:
+        raise SpecError(issues)
+    spec = ExperimentSpec(
+        name=name or _default_name(objective),
+        objective=Objective(type=Direction(direction), metric=objective_metric, goal=goal,
+                            additional_metrics=tuple(additional_metrics),
+                            strategies={k: MetricStrategy(v)
+                                        for k, v in (metric_strategies or {}).items()}),
+        algorithm=AlgorithmSpec(name=algorithm, settings=dict(algorithm_settings or {})),
+        parameters=tuple(params),
+        parallel_trial_count=parallel_trials,
+        max_trial_count=max_trials,
+        max_failed_trial_count=max_failed_trials,
+        timeout=timeout,
+        trial_template=TrialTemplate(function=function_path(objective), timeout=trial_timeout),
+        seed=seed,
+        source="python",
+    )
+    paths = {"parallel_trial_count": "parallel_trials", "max_trial_count": "max_trials",
+             "max_failed_trial_count": "max_failed_trials", "objective.metric": "objective_metric",
+             "algorithm.name": "algorithm", "trial_template.timeout": "trial_timeout"}
+
+    def translate(path: str) -> str:
+        m = re.match(r"^parameters\[(\d+)\](.*)$", path)
+        if m and _int(m.group(1)) < len(params):
+            return f"parameters.{params[_int(m.group(1))].name}{m.group(2)}"
+        if path.startswith("algorithm.settings."):
+            return "algorithm_settings." + path.removeprefix("algorithm.settings.")
+        return paths.get(path, path)
+
+    check(spec, translate)
+    client = Client(store)
+    if resume and name is not None:
+        try:
+            client.get(name)
+        except NotFoundError:
+            pass
+        else:
+            return client.resume(name, objective=objective, max_trials=max_trials,
+                                 parallel_trials=parallel_trials, progress=progress)
+    exp = client._store.experiments.create(spec)
+    return client._run(exp, objective=objective, progress=progress)
+
+
+class Client:
+    """Lists, reads, waits for, stops, resumes and deletes experiments in a store.
+
+    Args:
+        store: Store URL (``sqlite:///automl.db`` by default) or an open Store.
+        runs_dir: Where process trials write their files.
+    """
+
+    def __init__(self, store: str | Store = DEFAULT_STORE, runs_dir: str | Path = "automl-runs"):
+        self._store = store if isinstance(store, Store) else Store(store)
+        self.runs_dir = Path(runs_dir)
+
+    @property
+    def store(self) -> Store:
+        """The open store."""
+        return self._store
+
+    # -- reading ----------------------------------------------------------------------------
+    def list(self) -> list[ExperimentRecord]:
+        """Every experiment, oldest first."""
+        return self._store.experiments.list()
+
+    def get(self, name: str) -> ExperimentRecord:
+        """One experiment. Raises NotFoundError."""
+        return self._store.experiments.get(name)
+
+    def trials(self, name: str) -> list[TrialRecord]:
+        """An experiment's trials in creation order."""
+        return self._store.trials.list(self.get(name).id)
+
+    def observations(self, name: str) -> list[Observation]:
+        """Every metric observation of an experiment's trials."""
+        return self._store.observations.for_experiment(self.get(name).id)
+
+    def best_trial(self, name: str) -> TrialRecord | None:
+        """The best succeeded trial, or None."""
+        exp = self.get(name)
+        return _best(exp.spec, self._store.trials.list(exp.id))
+
+    def trials_dataframe(self, name: str) -> pd.DataFrame:
+        """One row per trial: number, id, state, value, ``params_<name>``, metrics, timings."""
+        exp = self.get(name)
+        return _dataframe(exp.spec, self._store.trials.list(exp.id))
+
+    def result(self, name: str) -> TuneResult:
+        """The experiment, its best trial and its trials table."""
+        exp = self.get(name)
+        trials = self._store.trials.list(exp.id)
+        return TuneResult(exp, _best(exp.spec, trials), _dataframe(exp.spec, trials))
+
+    # -- acting -----------------------------------------------------------------------------
+    def create(self, spec: ExperimentSpec | str | Path) -> ExperimentRecord:
+        """Store a new experiment from a spec or a YAML file, without running it."""
+        if not isinstance(spec, ExperimentSpec):
+            spec = load_spec(spec)
+        return self._store.experiments.create(spec)
+
+    def run(self, spec: ExperimentSpec | str | Path, *, progress: bool = False) -> TuneResult:
+        """Create an experiment from a spec or YAML file and run it here to its end."""
+        return self._run(self.create(spec), progress=progress)
+
+    def wait(self, name: str, timeout: float | None = None, poll: float = 1.0) -> ExperimentRecord:
+        """Block until the experiment ends.
+
+        Raises:
+            TimeoutError: It is still running after ``timeout`` seconds.
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            exp = self.get(name)
+            if exp.state.is_terminal:
+                return exp
+            if end is not None and time.monotonic() >= end:
+                raise TimeoutError(f"experiment {name!r} is still {exp.state.value} after "
+                                   f"{timeout:g} s")
+            time.sleep(poll)
+
+    def stop(self, name: str) -> ExperimentRecord:
+        """Ask the experiment's controller to stop; with no live controller, stop it here."""
+        from automl._controller import STALE_S, _holder_dead
+
+        exp = self.get(name)
+        if exp.state.is_terminal:
+            return exp
+        self._store.experiments.update(exp.id, stop_requested=True)
+        live = exp.controller and not _holder_dead(exp.controller) and \
+            exp.heartbeat_at is not None and time.time() - exp.heartbeat_at < STALE_S
+        if not live:
+            self._store.experiments.update(
+                exp.id, state=ExperimentState.STOPPED, reason="ExperimentStopped",
+                message="stopped on request (no controller was running)",
+                finished_at=time.time(), controller=None)
+        return self.get(name)
+
+    def resume(
+        self,
+        name: str,
+        *,
+        objective: Callable[..., Any] | None = None,
+        max_trials: _int | None = None,
+        parallel_trials: _int | None = None,
+        max_failed_trials: _int | None = None,
+        progress: bool = False,
+    ) -> TuneResult:
+        """Continue an experiment here: interrupted trials run again, finished ones are kept,
+        and the search continues from the stored history. Budgets may be raised.
+
+        Raises:
+            ExperimentBusyError: Another live controller runs it.
+            SpecError: A bad budget, or a Python experiment whose objective is needed.
+        """
+        exp = self.get(name)
+        spec = exp.spec
+        if any(v is not None for v in (max_trials, parallel_trials, max_failed_trials)):
+            try:
+                spec = spec.with_budget(max_trial_count=max_trials,
+                                        parallel_trial_count=parallel_trials,
+                                        max_failed_trial_count=max_failed_trials)
+            except SpecError as exc:
+                names = {"max_trial_count": "max_trials", "parallel_trial_count": "parallel_trials",
+                         "max_failed_trial_count": "max_failed_trials"}
+                raise SpecError([SpecIssue(names.get(i.path, i.path), i.message)
+                                 for i in exc.issues]) from None
+            self._store.experiments.update(exp.id, spec=spec)
+            exp = self.get(name)
+        return self._run(exp, objective=objective, progress=progress)
+
+    def delete(self, name: str) -> None:
+        """Delete an experiment, its trials and observations.
+
+        Raises:
+            AutoMLError: A live controller still runs it (stop it first).
+        """
+        from automl._controller import STALE_S, _holder_dead
+
+        exp = self.get(name)
+        if exp.controller and not _holder_dead(exp.controller) and exp.heartbeat_at \
+                and time.time() - exp.heartbeat_at < STALE_S:
+            raise AutoMLError(f"experiment {name!r} is running; stop it first: automl stop {name}")
+        self._store.experiments.delete(name)
+
+    def _run(self, exp: ExperimentRecord, *, objective: Callable[..., Any] | None = None,
+             progress: bool = False) -> TuneResult:
+        on_progress = None
+        bar = None
+        if progress:
+            from automl._progress import ProgressBar
+
+            bar = ProgressBar(exp.spec)
+            on_progress = bar.update
+        try:
+            if bar is not None:
+                with bar:
+                    run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir,
+                                   on_progress=on_progress)
+            else:
+                run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir)
+        finally:
+            pass
+        return self.result(exp.name)
+
+
+def _best(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> TrialRecord | None:
+    best: TrialRecord | None = None
+    for t in trials:
+        if t.state is TrialState.SUCCEEDED and t.value is not None and (
+                best is None or spec.objective.better(t.value, best.value)):  # type: ignore[arg-type]
+            best = t
+    return best
+
+
+def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFrame:
+    import pandas as pd
+
+    rows = []
+    obj = spec.objective
+    for t in trials:
+        row: dict[str, Any] = {"number": t.number, "trial": t.id, "state": t.state.value,
+                               "value": t.value}
+        for p in spec.parameters:
+            row[f"params_{p.name}"] = t.params.get(p.name)
+        for m in obj.metrics:
+            s = t.metrics.get(m)
+            row[m] = s.pick(obj.strategy(m).value) if s else None
+        row.update(started=pd.to_datetime(t.started_at, unit="s") if t.started_at else None,
+                   finished=pd.to_datetime(t.finished_at, unit="s") if t.finished_at else None,
+                   duration_s=t.duration, attempt=t.attempt, message=t.message)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+__all__ += ["Progress"]

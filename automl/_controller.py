@@ -1,0 +1,392 @@
+"""The controller: one reconcile loop per experiment; the store is the source of truth.
+
+Each turn: end the experiment if a budget says so (Katib's order: goal, failures, trial count,
+then our time budget and grid exhaustion), fill free parallel slots with new suggestions, wait for
+executor events, and store what they say. Every trial and observation is committed as it happens,
+so a controller killed at any moment can be replaced by another (``automl resume``), which
+restarts interrupted trials with their parameters and rebuilds the search from the stored trials.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import string
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from automl.core import (
+    EndReason,
+    ExperimentRecord,
+    ExperimentSpec,
+    ExperimentState,
+    MetricSummary,
+    Observation,
+    TrialRecord,
+    TrialState,
+)
+from automl.errors import ExperimentBusyError
+from automl.store import Store
+from search import Suggester, create_suggester
+from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, summarize
+
+__all__ = ["Controller", "Progress"]
+
+HEARTBEAT_S = 5.0
+STALE_S = 30.0
+STOP_CHECK_S = 0.5
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a running experiment, handed to progress callbacks."""
+
+    done: int
+    running: int
+    failed: int
+    max_trials: int | None
+    best_value: float | None
+    best_trial: str | None
+    last: TrialRecord | None = None
+
+
+@dataclass
+class _Live:
+    """In-memory view of one active trial."""
+
+    record: TrialRecord
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    pending: list[Observation] = field(default_factory=list)
+
+
+class Controller:
+    """Runs one experiment to its end.
+
+    Args:
+        store: The store holding the experiment.
+        experiment: The experiment to run (new, interrupted, stopped or to be extended).
+        executor: Where trials run.
+        on_progress: Called after every finished trial.
+        suggester: Override the algorithm (tests); built from the spec and history otherwise.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        experiment: ExperimentRecord,
+        executor: Executor,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        suggester: Suggester | None = None,
+    ) -> None:
+        self._store = store
+        self._exp = experiment
+        self._spec: ExperimentSpec = experiment.spec
+        self._executor = executor
+        self._on_progress = on_progress
+        self._suggester_override = suggester
+        self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._live: dict[str, _Live] = {}
+        self._counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
+        self._best: tuple[float, str] | None = None
+        self._next_number = 0
+        self._sampler_state: Mapping[str, Any] = experiment.sampler_state
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _claim(self) -> None:
+        exp = self._exp
+        if not self._store.experiments.claim(exp.id, self.controller_id, time.time() - STALE_S):
+            fresh = self._store.experiments.get(exp.name)
+            if _holder_dead(fresh.controller):
+                if self._store.experiments.claim(exp.id, self.controller_id, time.time() + 1):
+                    return
+            age = time.time() - (fresh.heartbeat_at or 0)
+            raise ExperimentBusyError(
+                f"experiment {exp.name!r} is being run by controller {fresh.controller} "
+                f"(last heartbeat {age:.0f} s ago); stop it first with: automl stop {exp.name}")
+
+    def _load(self) -> Suggester:
+        trials = self._store.trials.list(self._exp.id)
+        runners = self._store.trials.runners(self._exp.id)
+        history: list[TrialRecord] = []
+        for t in trials:
+            self._next_number = max(self._next_number, t.number + 1)
+            if t.state.is_active:
+                # Left behind by a controller that died: stop what may still run, run it again.
+                if runners.get(t.id):
+                    self._executor.reap(runners[t.id])
+                attempt = t.attempt + 1
+                self._store.trials.restart(t.id, attempt)
+                t = replace(t, state=TrialState.CREATED, attempt=attempt, metrics={}, value=None)
+                self._live[t.id] = _Live(t)
+            else:
+                self._count(t)
+            history.append(t)
+        if self._suggester_override is not None:
+            return self._suggester_override
+        return create_suggester(self._spec, history, self._sampler_state)
+
+    def _count(self, t: TrialRecord) -> None:
+        self._counts[t.state] += 1
+        if t.state is TrialState.SUCCEEDED and t.value is not None:
+            if self._best is None or self._spec.objective.better(t.value, self._best[0]):
+                self._best = (t.value, t.id)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> ExperimentRecord:
+        """Run until a budget, the goal, a stop request or the search space ends it.
+
+        Returns:
+            The experiment as stored at the end.
+
+        Raises:
+            ExperimentBusyError: Another live controller runs this experiment.
+        """
+        self._claim()
+        try:
+            suggester = self._load()
+            now = time.time()
+            started = self._exp.started_at or now
+            self._store.experiments.update(
+                self._exp.id, state=ExperimentState.RUNNING, reason="", message="",
+                started_at=started, finished_at=None, stop_requested=False,
+            )
+            for live in list(self._live.values()):  # interrupted trials run again
+                self._start(live.record)
+            state, reason, message = self._loop(suggester, started)
+        except KeyboardInterrupt:
+            self._interrupt()
+            raise
+        except BaseException:
+            self._release()
+            raise
+        return self._finish(state, reason, message)
+
+    def _loop(self, suggester: Suggester, started: float) -> tuple[ExperimentState, EndReason, str]:
+        spec = self._spec
+        deadline = started + spec.timeout if spec.timeout is not None else None
+        next_beat = next_stop_check = 0.0
+        while True:
+            end = self._should_end(suggester, deadline)
+            if end is not None:
+                return end
+            self._fill(suggester)
+            now = time.monotonic()
+            if now >= next_stop_check:
+                next_stop_check = now + STOP_CHECK_S
+                if now >= next_beat:
+                    next_beat = now + HEARTBEAT_S
+                    self._store.experiments.update(self._exp.id, heartbeat_at=time.time(),
+                                                   controller=self.controller_id)
+                if self._store.experiments.stop_requested(self._exp.id):
+                    return (ExperimentState.STOPPED, EndReason.STOPPED,
+                            "stopped on request; running trials were killed")
+            wait = max(0.0, next_stop_check - time.monotonic())
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.time()))
+            if not self._live:
+                wait = min(wait, 0.05)
+            events = self._executor.poll(wait)
+            self._handle(events, suggester)
+
+    def _should_end(
+        self, suggester: Suggester, deadline: float | None
+    ) -> tuple[ExperimentState, EndReason, str] | None:
+        spec, c = self._spec, self._counts
+        obj = spec.objective
+        if self._best is not None and obj.reached(self._best[0]):
+            return (ExperimentState.SUCCEEDED, EndReason.GOAL_REACHED,
+                    f"trial {self._best[1]} reached the goal {obj.metric}={self._best[0]:g} "
+                    f"(goal {obj.goal:g})")
+        failed = c[TrialState.FAILED] + c[TrialState.METRICS_UNAVAILABLE]
+        if spec.max_failed_trial_count is not None and failed > 0 \
+                and failed >= spec.max_failed_trial_count:
+            return (ExperimentState.FAILED, EndReason.FAILED,
+                    f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})")
+        terminal = sum(n for s, n in c.items() if not s.is_active)
+        if spec.max_trial_count is not None and terminal >= spec.max_trial_count:
+            return (ExperimentState.SUCCEEDED, EndReason.MAX_TRIALS_REACHED,
+                    f"{terminal} trials finished (maxTrialCount {spec.max_trial_count})")
+        if deadline is not None and time.time() >= deadline:
+            return (ExperimentState.SUCCEEDED, EndReason.TIMEOUT,
+                    f"the time budget ({spec.timeout:g} s) ran out")
+        if suggester.exhausted and not self._live:
+            return (ExperimentState.SUCCEEDED, EndReason.SEARCH_SPACE_EXHAUSTED,
+                    f"the search space is exhausted: all {terminal} grid points were tried")
+        return None
+
+    def _fill(self, suggester: Suggester) -> None:
+        spec = self._spec
+        want = spec.parallel_trial_count - len(self._live)
+        if spec.max_trial_count is not None:
+            terminal = sum(n for s, n in self._counts.items() if not s.is_active)
+            want = min(want, spec.max_trial_count - terminal - len(self._live))
+        if want <= 0 or suggester.exhausted:
+            return
+        ids = [self._new_id() for _ in range(want)]
+        suggestions = suggester.suggest(ids)
+        if not suggestions:
+            return
+        now = time.time()
+        records = []
+        for trial_id, s in zip(ids, suggestions):
+            records.append(TrialRecord(
+                id=trial_id, experiment_id=self._exp.id, number=self._next_number,
+                params=s.params, state=TrialState.RUNNING, created_at=now, started_at=now,
+                attrs=s.attrs,
+            ))
+            self._next_number += 1
+        state = suggester.state()
+        changed = state != self._sampler_state
+        self._store.trials.add(records, sampler_state=state if changed else None)
+        self._sampler_state = dict(state) if changed else self._sampler_state
+        for r in records:
+            self._live[r.id] = _Live(r)
+            self._start(r)
+
+    def _new_id(self) -> str:
+        return f"{self._spec.name}-{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
+
+    def _start(self, r: TrialRecord) -> None:
+        if r.state is TrialState.CREATED:
+            self._store.trials.update(r.id, state=TrialState.RUNNING, started_at=time.time())
+            self._live[r.id].record = replace(r, state=TrialState.RUNNING)
+        self._executor.submit(TrialRun(r.id, self._spec.name, r.number, r.params, r.attempt,
+                                       self._spec.namespace))
+
+    def _handle(self, events: list[TrialEvent], suggester: Suggester) -> None:
+        if not events:
+            return
+        finished: list[tuple[_Live, TrialEvent]] = []
+        for ev in events:
+            live = self._live.get(ev.trial_id)
+            if live is None:
+                continue
+            if ev.metrics:
+                t = time.time()
+                live.metrics = summarize(live.metrics, ev.metrics)
+                live.pending.extend(Observation(ev.trial_id, k, v, ev.step, t)
+                                    for k, v in ev.metrics.items())
+            if ev.started is not None:
+                self._store.trials.update(ev.trial_id, runner=ev.started)
+            if ev.exit is not None:
+                finished.append((live, ev))
+        done = {live.record.id for live, _ in finished}
+        flush: list[Observation] = []
+        for live in self._live.values():
+            if live.pending and live.record.id not in done:
+                flush.extend(live.pending)
+                live.pending.clear()
+        if flush:
+            self._store.observations.append(flush)
+        for live, ev in finished:
+            self._end_trial(live, ev, suggester)
+
+    def _end_trial(self, live: _Live, ev: TrialEvent, suggester: Suggester) -> None:
+        assert ev.exit is not None
+        obj = self._spec.objective
+        value = objective_value(obj, live.metrics)
+        status, message = ev.exit.status, ev.exit.message
+        if status is ExitStatus.COMPLETED:
+            if value is None:
+                state = TrialState.METRICS_UNAVAILABLE
+                message = (f"the objective metric {obj.metric!r} was never reported "
+                           f"({self._spec.metrics_collector.kind.value} collector)")
+            else:
+                state = TrialState.SUCCEEDED
+        elif status is ExitStatus.CANCELLED:
+            state = TrialState.KILLED
+        else:
+            state = TrialState.FAILED
+        now = time.time()
+        self._store.trials.finish(live.record.id, state, value, live.metrics, message,
+                                  live.pending, finished_at=now)
+        record = replace(live.record, state=state, value=value, metrics=dict(live.metrics),
+                         message=message, finished_at=now)
+        del self._live[record.id]
+        self._count(record)
+        suggester.tell(record)
+        if self._on_progress is not None:
+            self._on_progress(self.progress(record))
+
+    def progress(self, last: TrialRecord | None = None) -> Progress:
+        """The current snapshot."""
+        c = self._counts
+        done = sum(n for s, n in c.items() if not s.is_active)
+        failed = c[TrialState.FAILED] + c[TrialState.METRICS_UNAVAILABLE]
+        best = self._best
+        return Progress(done, len(self._live), failed, self._spec.max_trial_count,
+                        best[0] if best else None, best[1] if best else None, last)
+
+    # -- the end ----------------------------------------------------------------------------
+    def _drain_cancelled(self, suggester: Suggester | None, timeout: float = 10.0) -> None:
+        for tid in list(self._live):
+            self._executor.cancel(tid)
+        end = time.monotonic() + timeout
+        while self._live and time.monotonic() < end:
+            events = self._executor.poll(0.2)
+            if suggester is not None:
+                self._handle(events, suggester)
+
+    def _finish(self, state: ExperimentState, reason: EndReason, message: str) -> ExperimentRecord:
+        try:
+            if self._live:
+                self._drain_cancelled(_NullSuggester())
+            self._executor.close()
+        finally:
+            self._store.experiments.update(
+                self._exp.id, state=state, reason=reason.value, message=message,
+                finished_at=time.time(), controller=None, heartbeat_at=None,
+            )
+        return self._store.experiments.get(self._exp.name)
+
+    def _interrupt(self) -> None:
+        """Ctrl-C: kill running trials and leave them to run again on resume."""
+        try:
+            for tid in list(self._live):
+                self._executor.cancel(tid)
+            self._executor.close()
+            for tid, live in self._live.items():
+                self._store.trials.restart(tid, live.record.attempt)
+        finally:
+            self._store.experiments.update(
+                self._exp.id, state=ExperimentState.STOPPED, reason="Interrupted",
+                message=f"interrupted; continue with: automl resume {self._spec.name}",
+                finished_at=time.time(), controller=None, heartbeat_at=None,
+            )
+
+    def _release(self) -> None:
+        try:
+            self._executor.close()
+        finally:
+            self._store.experiments.update(self._exp.id, controller=None, heartbeat_at=None)
+
+
+class _NullSuggester(Suggester):
+    def suggest(self, trial_ids: Any) -> list[Any]:
+        return []
+
+    def tell(self, trial: TrialRecord) -> None:
+        return None
+
+
+def _holder_dead(controller: str | None) -> bool:
+    """Whether a controller id on this host names a process that no longer exists."""
+    if not controller:
+        return True
+    host, _, rest = controller.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -1,0 +1,132 @@
+"""``automl.report`` and ``automl.current_trial``: how a trial talks back.
+
+A leaf module of the kernel (stdlib only), so a subprocess trial that imports automl to report a
+metric pays for nothing else. Inside an in-process trial the executor binds a reporter to a
+context variable; inside a subprocess trial the executor sets ``AUTOML_REPORT_FILE`` and reports
+are appended to it as JSON lines, which the controller tails.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TrialInfo", "current_trial", "report"]
+
+REPORT_FILE_ENV = "AUTOML_REPORT_FILE"
+TRIAL_ENV = "AUTOML_TRIAL"  # JSON: id, experiment, number, params, workdir
+
+Reporter = Callable[[int | None, Mapping[str, float]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialInfo:
+    """The trial the calling code runs in.
+
+    Attributes:
+        id: Trial id (also its name).
+        experiment: Experiment name.
+        number: 0-based trial number within the experiment.
+        params: Typed parameter values.
+        workdir: The trial's own output directory, if it has one.
+    """
+
+    id: str
+    experiment: str
+    number: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+    workdir: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    info: TrialInfo
+    reporter: Reporter
+    should_stop: Callable[[], bool] = lambda: False
+
+
+_binding: contextvars.ContextVar[_Binding | None] = contextvars.ContextVar("automl_trial", default=None)
+_warned = False
+
+
+def bind(info: TrialInfo, reporter: Reporter, should_stop: Callable[[], bool]) -> contextvars.Token[Any]:
+    """Bind the current context to a trial (used by in-process executors)."""
+    return _binding.set(_Binding(info, reporter, should_stop))
+
+
+def unbind(token: contextvars.Token[Any]) -> None:
+    """Undo :func:`bind`."""
+    _binding.reset(token)
+
+
+def current_trial() -> TrialInfo | None:
+    """The trial this code runs in, in-process or in a subprocess; None outside any trial."""
+    b = _binding.get()
+    if b is not None:
+        return b.info
+    raw = os.environ.get(TRIAL_ENV)
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return TrialInfo(data["id"], data["experiment"], int(data["number"]), data.get("params", {}),
+                     data.get("workdir"))
+
+
+def report(step: int | None = None, **metrics: float) -> None:
+    """Report metric values of the current trial, optionally at a training step.
+
+    Works inside an in-process trial (``automl.tune``) and inside a subprocess trial started by
+    the process executor. Outside a trial it warns once and does nothing, so a training script
+    still runs on its own.
+
+    Args:
+        step: Training step or epoch the values belong to.
+        **metrics: Metric names and numeric values, e.g. ``accuracy=0.97``.
+
+    Raises:
+        TypeError: A value is not a real number, or ``step`` is not an integer.
+
+    Example:
+        >>> import automl
+        >>> automl.report(step=3, accuracy=0.91, loss=0.3)  # doctest: +SKIP
+    """
+    global _warned
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise TypeError(f"automl.report: step must be an integer; got {step!r}")
+    clean: dict[str, float] = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            try:
+                value = float(value)  # numpy and torch scalars
+            except (TypeError, ValueError):
+                raise TypeError(f"automl.report: metric {name!r} must be a number; got {value!r}") from None
+        clean[name] = float(value)
+    b = _binding.get()
+    if b is not None:
+        b.reporter(step, clean)
+        return
+    path = os.environ.get(REPORT_FILE_ENV)
+    if path:
+        line = json.dumps({"step": step, "metrics": {k: (v if math.isfinite(v) else str(v))
+                                                      for k, v in clean.items()},
+                           "time": time.time()})
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        return
+    if not _warned:
+        _warned = True
+        warnings.warn("automl.report() called outside a trial; the values are dropped",
+                      RuntimeWarning, stacklevel=2)
+
+
+def should_stop() -> bool:
+    """Whether the controller asked the current in-process trial to stop."""
+    b = _binding.get()
+    return b.should_stop() if b is not None else False

@@ -1,0 +1,76 @@
+"""Glue between a stored experiment and the controller: pick the executor, run, resume."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from automl._controller import Controller, Progress
+from automl.core import ExperimentRecord, ExperimentSpec
+from automl.errors import SpecError
+from automl.store import Store
+from trials import Executor, InProcessExecutor, LocalProcessExecutor
+
+__all__ = ["function_path", "make_executor", "run_experiment"]
+
+
+def function_path(fn: Callable[..., Any]) -> str | None:
+    """``module:qualname`` of a function that a later process could import, else None."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
+
+
+def _import(path: str) -> Callable[..., Any]:
+    module, _, qualname = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(f"cannot import the objective {path!r}: {exc}", path="trial_template.function") from exc
+    if not callable(obj):
+        raise SpecError(f"{path!r} is not callable", path="trial_template.function")
+    return obj  # type: ignore[no-any-return]
+
+
+def make_executor(
+    spec: ExperimentSpec,
+    objective: Callable[..., Any] | None = None,
+    runs_dir: str | Path = "automl-runs",
+) -> Executor:
+    """The executor a spec needs: local processes for a command, threads for a function.
+
+    Raises:
+        SpecError: A Python experiment whose objective is neither given nor importable.
+    """
+    t = spec.trial_template
+    if t.command is not None and objective is None:
+        return LocalProcessExecutor(spec, Path(runs_dir))
+    if objective is None:
+        if t.function is None:
+            raise SpecError(
+                f"experiment {spec.name!r} runs a Python function that was defined in a notebook or "
+                "script and cannot be imported; resume it from Python: "
+                f"automl.Client(store).resume({spec.name!r}, objective=fn)",
+                path="trial_template.function")
+        objective = _import(t.function)
+    return InProcessExecutor(objective, spec.objective.metric, spec.parallel_trial_count,
+                             t.timeout)
+
+
+def run_experiment(
+    store: Store,
+    experiment: ExperimentRecord,
+    *,
+    objective: Callable[..., Any] | None = None,
+    runs_dir: str | Path = "automl-runs",
+    on_progress: Callable[[Progress], None] | None = None,
+) -> ExperimentRecord:
+    """Run (or continue) an experiment in this process until it ends."""
+    executor = make_executor(experiment.spec, objective, runs_dir)
+    return Controller(store, experiment, executor, on_progress=on_progress).run()

@@ -1,0 +1,360 @@
+"""The ``automl`` command line: run, validate, list, show, best, stop, resume, delete.
+
+Bad input (a spec, a name, a store URL) prints one message per problem and exits with code 2;
+nothing already stored is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from automl.core import ExperimentRecord, ExperimentState, TrialRecord, TrialState
+from automl.errors import AutoMLError, SpecError
+
+app = typer.Typer(
+    name="automl",
+    help="Hyperparameter tuning: Katib experiments, Optuna search, on your machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+StoreOpt = Annotated[str, typer.Option("--store", "-s", envvar="AUTOML_STORE",
+                                       help="Store URL (any SQLAlchemy URL) or SQLite file path.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DEFAULT = "sqlite:///automl.db"
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except SpecError as exc:
+        for issue in exc.issues:
+            err.print(f"[red]error:[/red] {issue}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except AutoMLError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _client(store: str, runs_dir: str = "automl-runs") -> Any:
+    from automl._api import Client
+
+    return Client(store, runs_dir=runs_dir)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _trial_json(t: TrialRecord) -> dict[str, Any]:
+    return {
+        "id": t.id, "number": t.number, "state": t.state.value, "params": dict(t.params),
+        "value": t.value if t.value is None or math.isfinite(t.value) else str(t.value),
+        "metrics": {k: {"min": s.min, "max": s.max, "latest": s.latest} for k, s in t.metrics.items()},
+        "started_at": t.started_at, "finished_at": t.finished_at, "attempt": t.attempt,
+        "message": t.message,
+    }
+
+
+def _exp_json(e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialRecord | None
+              ) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state.value] = counts.get(t.state.value, 0) + 1
+    return {
+        "name": e.name, "state": e.state.value, "reason": e.reason, "message": e.message,
+        "algorithm": e.spec.algorithm.name, "objective": {
+            "metric": e.spec.objective.metric, "type": e.spec.objective.type.value,
+            "goal": e.spec.objective.goal},
+        "created_at": e.created_at, "started_at": e.started_at, "finished_at": e.finished_at,
+        "trials": counts, "best_trial": _trial_json(best) if best else None,
+    }
+
+
+def _best_table(e: ExperimentRecord, best: TrialRecord) -> Table:
+    table = Table(title=f"best trial {best.id}", show_header=True, header_style="bold")
+    table.add_column("name")
+    table.add_column("value", justify="right")
+    for k, v in best.params.items():
+        table.add_row(k, _fmt(v))
+    obj = e.spec.objective
+    for m in obj.metrics:
+        s = best.metrics.get(m)
+        if s is not None:
+            table.add_row(f"[bold]{m}[/bold] ({obj.strategy(m).value})", _fmt(s.pick(obj.strategy(m).value)))
+    return table
+
+
+_STATE_STYLE = {TrialState.SUCCEEDED: "green", TrialState.FAILED: "red",
+                TrialState.METRICS_UNAVAILABLE: "red", TrialState.KILLED: "yellow",
+                TrialState.EARLY_STOPPED: "yellow", TrialState.RUNNING: "cyan",
+                TrialState.CREATED: "dim"}
+
+
+def _summary(e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialRecord | None) -> None:
+    style = {"Succeeded": "green", "Failed": "red"}.get(e.state.value, "yellow")
+    n = {s: sum(1 for t in trials if t.state is s) for s in TrialState}
+    parts = ", ".join(f"{v} {s.value.lower()}" for s, v in n.items() if v)
+    console.print(f"[bold]{e.name}[/bold]: [{style}]{e.state.value}[/{style}] ({e.reason}) — "
+                  f"{len(trials)} trials: {parts}", highlight=False)
+    if e.message:
+        console.print(f"  {e.message}", highlight=False)
+    if best is not None:
+        console.print(_best_table(e, best))
+    else:
+        console.print("no trial succeeded")
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Experiment YAML (native or Katib v1beta1).")],
+    store: StoreOpt = DEFAULT,
+    runs_dir: Annotated[str, typer.Option(help="Where trials write logs and outputs.")] = "automl-runs",
+    name: Annotated[str | None, typer.Option(help="Override the experiment's name.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run an experiment to its end; Ctrl-C stops it (resume it later)."""
+    from automl._api import _best
+    from automl._progress import ProgressBar
+    from automl._runner import run_experiment
+    from automl.spec import load_spec
+
+    with _errors():
+        spec = load_spec(file)
+        if name:
+            from automl.core import validate_spec
+
+            spec = validate_spec(spec.model_copy(update={"name": name}))
+        client = _client(store, runs_dir)
+        exp = client.store.experiments.create(spec)
+        if not as_json:
+            console.print(f"experiment [bold]{spec.name}[/bold]: {spec.algorithm.name}, "
+                          f"{spec.parallel_trial_count} in parallel, store {client.store.display_url}",
+                          highlight=False)
+        try:
+            if progress and not as_json:
+                with ProgressBar(spec, console) as bar:
+                    run_experiment(client.store, exp, runs_dir=runs_dir, on_progress=bar.update)
+            else:
+                run_experiment(client.store, exp, runs_dir=runs_dir)
+        except KeyboardInterrupt:
+            err.print(f"interrupted; continue with: automl resume {spec.name}")
+            raise typer.Exit(130) from None
+        _report_end(client, spec.name, as_json, _best)
+
+
+def _report_end(client: Any, name: str, as_json: bool, best_of: Callable[..., Any]) -> None:
+    e = client.get(name)
+    trials = client.trials(name)
+    best = best_of(e.spec, trials)
+    if as_json:
+        print(json.dumps(_exp_json(e, trials, best), indent=2))
+    else:
+        _summary(e, trials, best)
+    if e.state is ExperimentState.FAILED:
+        raise typer.Exit(1)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Experiment files to check.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check experiment files and report every problem with its field path."""
+    from automl.spec import load_spec
+
+    failed = False
+    report: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            spec = load_spec(f)
+        except SpecError as exc:
+            failed = True
+            report.append({"file": str(f), "valid": False,
+                           "issues": [{"path": i.path, "message": i.message} for i in exc.issues]})
+            if not as_json:
+                for issue in exc.issues:
+                    err.print(f"[red]{f}[/red]: {issue}", highlight=False)
+            continue
+        report.append({"file": str(f), "valid": True, "name": spec.name, "source": spec.source})
+        if not as_json:
+            console.print(f"[green]ok[/green] {f}: {spec.source} experiment {spec.name!r}, "
+                          f"{len(spec.parameters)} parameters, {spec.algorithm.name}", highlight=False)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("list")
+def list_(store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
+    """List experiments."""
+    from automl._api import _best
+
+    with _errors():
+        client = _client(store)
+        rows = []
+        for e in client.list():
+            trials = client.store.trials.list(e.id)
+            rows.append(_exp_json(e, trials, _best(e.spec, trials)))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("name", "state", "reason", "algorithm", "trials", "best"):
+        table.add_column(col)
+    for r in rows:
+        best = r["best_trial"]
+        table.add_row(r["name"], r["state"], r["reason"], r["algorithm"],
+                      str(sum(r["trials"].values())),
+                      f"{r['objective']['metric']}={_fmt(best['value'])}" if best else "-")
+    console.print(table)
+
+
+@app.command()
+def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
+    """Show an experiment and its trial table."""
+    from automl._api import _best
+
+    with _errors():
+        client = _client(store)
+        e = client.get(name)
+        trials = client.trials(name)
+    best = _best(e.spec, trials)
+    if as_json:
+        data = _exp_json(e, trials, best)
+        data["spec"] = json.loads(e.spec.to_json())
+        data["trial_list"] = [_trial_json(t) for t in trials]
+        print(json.dumps(data, indent=2))
+        return
+    _summary(e, trials, None)
+    obj = e.spec.objective
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("trial")
+    table.add_column("state")
+    for p in e.spec.parameters:
+        table.add_column(p.name, justify="right")
+    for m in obj.metrics:
+        table.add_column(m, justify="right")
+    table.add_column("seconds", justify="right")
+    for t in trials:
+        mark = " *" if best is not None and t.id == best.id else ""
+        style = _STATE_STYLE.get(t.state, "")
+        cells = [str(t.number), t.id + mark, f"[{style}]{t.state.value}[/{style}]"]
+        cells += [_fmt(t.params.get(p.name)) for p in e.spec.parameters]
+        for m in obj.metrics:
+            s = t.metrics.get(m)
+            cells.append(_fmt(s.pick(obj.strategy(m).value)) if s else "-")
+        cells.append(_fmt(t.duration))
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command()
+def best(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
+    """Print the best trial of an experiment."""
+    with _errors():
+        client = _client(store)
+        e = client.get(name)
+        t = client.best_trial(name)
+    if as_json:
+        print(json.dumps(_trial_json(t) if t else None, indent=2))
+    elif t is None:
+        console.print(f"{name}: no trial succeeded yet")
+    else:
+        console.print(_best_table(e, t))
+    if t is None:
+        raise typer.Exit(1)
+
+
+@app.command()
+def stop(name: str, store: StoreOpt = DEFAULT) -> None:
+    """Stop a running experiment (its controller kills running trials)."""
+    with _errors():
+        e = _client(store).stop(name)
+    console.print(f"{name}: stop requested" if not e.state.is_terminal else f"{name}: {e.state.value}")
+
+
+@app.command()
+def resume(
+    name: str,
+    store: StoreOpt = DEFAULT,
+    runs_dir: Annotated[str, typer.Option(help="Where trials write logs and outputs.")] = "automl-runs",
+    max_trials: Annotated[int | None, typer.Option(help="Raise maxTrialCount.")] = None,
+    parallel: Annotated[int | None, typer.Option(help="Change parallelTrialCount.")] = None,
+    max_failed: Annotated[int | None, typer.Option(help="Change maxFailedTrialCount.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue an interrupted, stopped or finished experiment (budgets may be raised)."""
+    from automl._api import _best
+    from automl._progress import ProgressBar
+    from automl._runner import run_experiment
+
+    with _errors():
+        client = _client(store, runs_dir)
+        e = client.get(name)
+        if any(v is not None for v in (max_trials, parallel, max_failed)):
+            spec = e.spec.with_budget(max_trial_count=max_trials, parallel_trial_count=parallel,
+                                      max_failed_trial_count=max_failed)
+            client.store.experiments.update(e.id, spec=spec)
+            e = client.get(name)
+        try:
+            if progress and not as_json:
+                with ProgressBar(e.spec, console) as bar:
+                    run_experiment(client.store, e, runs_dir=runs_dir, on_progress=bar.update)
+            else:
+                run_experiment(client.store, e, runs_dir=runs_dir)
+        except KeyboardInterrupt:
+            err.print(f"interrupted; continue with: automl resume {name}")
+            raise typer.Exit(130) from None
+        _report_end(client, name, as_json, _best)
+
+
+@app.command()
+def delete(
+    name: str,
+    store: StoreOpt = DEFAULT,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete an experiment with its trials and observations."""
+    with _errors():
+        client = _client(store)
+        client.get(name)
+        if not yes and not typer.confirm(f"delete experiment {name!r} and all its trials?"):
+            raise typer.Exit(1)
+        client.delete(name)
+    console.print(f"deleted {name}")
+
+
+def main() -> None:
+    """Entry point of the ``automl`` command."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The dependency-free kernel: the spec and the value objects every package shares.
+
+``automl.core`` imports nothing from the rest of automl, nor from Optuna, SQLAlchemy or any
+executor backend, so ``search``, ``trials`` and ``nas`` can build on it without importing upward.
+"""
+
+from automl.core._spec import (
+    AlgorithmSpec,
+    CollectorKind,
+    Direction,
+    Distribution,
+    ExperimentSpec,
+    MetricsCollectorSpec,
+    MetricStrategy,
+    Objective,
+    Parameter,
+    ParameterType,
+    ParamValue,
+    TrialParameter,
+    TrialTemplate,
+)
+from automl.core._trial import (
+    EndReason,
+    ExperimentRecord,
+    ExperimentState,
+    MetricSummary,
+    Observation,
+    Suggestion,
+    TrialRecord,
+    TrialState,
+)
+from automl.core._validate import PLACEHOLDER_RE, spec_problems, validate_spec
+
+__all__ = [
+    "PLACEHOLDER_RE",
+    "AlgorithmSpec",
+    "CollectorKind",
+    "Direction",
+    "Distribution",
+    "EndReason",
+    "ExperimentRecord",
+    "ExperimentSpec",
+    "ExperimentState",
+    "MetricStrategy",
+    "MetricSummary",
+    "MetricsCollectorSpec",
+    "Objective",
+    "Observation",
+    "ParamValue",
+    "Parameter",
+    "ParameterType",
+    "Suggestion",
+    "TrialParameter",
+    "TrialRecord",
+    "TrialState",
+    "TrialTemplate",
+    "spec_problems",
+    "validate_spec",
+]

@@ -1,0 +1,381 @@
+"""The validated experiment spec: one frozen object that every front door produces.
+
+The native YAML form, Katib ``Experiment`` documents and :func:`automl.tune` all end up as an
+:class:`ExperimentSpec`. Defaults are filled once, here. The spec round-trips through JSON
+(:meth:`ExperimentSpec.to_json` / :meth:`ExperimentSpec.from_json`), which is how the store keeps it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import Enum
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from automl.errors import SpecError, SpecIssue
+
+__all__ = [
+    "AlgorithmSpec",
+    "CollectorKind",
+    "Direction",
+    "Distribution",
+    "ExperimentSpec",
+    "MetricStrategy",
+    "MetricsCollectorSpec",
+    "Objective",
+    "ParamValue",
+    "Parameter",
+    "ParameterType",
+    "TrialParameter",
+    "TrialTemplate",
+]
+
+ParamValue = Union[bool, int, float, str]
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class ParameterType(str, Enum):
+    """Katib's parameter types."""
+
+    INT = "int"
+    DOUBLE = "double"
+    CATEGORICAL = "categorical"
+    DISCRETE = "discrete"
+
+
+class Distribution(str, Enum):
+    """Katib's prior distributions over a numeric range ``[min, max]``.
+
+    ``normal`` is a normal with mean ``(min+max)/2`` and standard deviation ``(max-min)/6``
+    (Katib's hyperopt service); ``logNormal`` is the same on the log scale. Both are truncated to
+    ``[min, max]``, so every suggestion stays inside the feasible space.
+    """
+
+    UNIFORM = "uniform"
+    LOG_UNIFORM = "logUniform"
+    NORMAL = "normal"
+    LOG_NORMAL = "logNormal"
+
+
+class Direction(str, Enum):
+    """Objective direction (Katib's ``objective.type``)."""
+
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+class MetricStrategy(str, Enum):
+    """How a trial's many observations of a metric reduce to one value."""
+
+    MIN = "min"
+    MAX = "max"
+    LATEST = "latest"
+
+
+class CollectorKind(str, Enum):
+    """Where a trial's metrics come from."""
+
+    STDOUT = "StdOut"
+    FILE = "File"
+    PUSH = "Push"
+
+
+class Parameter(_Frozen):
+    """One hyperparameter and its feasible space.
+
+    Attributes:
+        name: Parameter name, unique within the experiment.
+        type: ``int``, ``double``, ``categorical`` or ``discrete``.
+        min: Lower bound (int and double only).
+        max: Upper bound (int and double only).
+        step: Grid step (int and double only); int defaults to 1.
+        values: Feasible values (categorical and discrete only).
+        distribution: Prior over ``[min, max]`` (int and double only).
+    """
+
+    name: str
+    type: ParameterType
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    values: tuple[ParamValue, ...] = ()
+    distribution: Distribution = Distribution.UNIFORM
+
+    def problems(self, path: str) -> list[SpecIssue]:
+        """Return every rule this parameter breaks, with field paths under ``path``."""
+        out: list[SpecIssue] = []
+        if not self.name or "{" in self.name or "}" in self.name:
+            out.append(SpecIssue(f"{path}.name", f"must be non-empty without braces; got {self.name!r}"))
+        if self.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+            for fld in ("min", "max", "step"):
+                if getattr(self, fld) is not None:
+                    out.append(SpecIssue(f"{path}.{fld}", f"is not allowed for {self.type.value} "
+                                         "parameters (use a list of values)"))
+            if not self.values:
+                out.append(SpecIssue(f"{path}.values", f"must be a non-empty list for a "
+                                     f"{self.type.value} parameter; got []"))
+            if len(set(map(repr, self.values))) != len(self.values):
+                out.append(SpecIssue(f"{path}.values", f"must not repeat a value; got {list(self.values)}"))
+            if self.type is ParameterType.DISCRETE:
+                for i, v in enumerate(self.values):
+                    if isinstance(v, bool) or not isinstance(v, (int, float)):
+                        out.append(SpecIssue(f"{path}.values[{i}]",
+                                             f"must be a number for a discrete parameter; got {v!r}"))
+            if self.distribution is not Distribution.UNIFORM:
+                out.append(SpecIssue(f"{path}.distribution", "applies only to int and double "
+                                     f"parameters; got {self.distribution.value!r}"))
+            return out
+        if self.values:
+            out.append(SpecIssue(f"{path}.values", f"is not allowed for {self.type.value} parameters "
+                                 "(use min and max)"))
+        if self.min is None or self.max is None:
+            for fld in ("min", "max"):
+                if getattr(self, fld) is None:
+                    out.append(SpecIssue(f"{path}.{fld}", f"is required for a {self.type.value} parameter"))
+            return out
+        lo, hi = self.min, self.max
+        for fld, v in (("min", lo), ("max", hi), ("step", self.step)):
+            if v is not None and not math.isfinite(v):
+                out.append(SpecIssue(f"{path}.{fld}", f"must be a finite number; got {v}"))
+        if out:
+            return out
+        if self.type is ParameterType.INT:
+            for fld, v in (("min", lo), ("max", hi), ("step", self.step)):
+                if v is not None and float(v) != int(v):
+                    out.append(SpecIssue(f"{path}.{fld}", f"must be an integer for an int parameter; got {v}"))
+        if hi < lo or (hi == lo and self.type is ParameterType.DOUBLE):
+            rule = "greater than or equal to" if self.type is ParameterType.INT else "greater than"
+            out.append(SpecIssue(f"{path}.max", f"must be {rule} min ({_fmt(lo)}); got {_fmt(hi)}"))
+            return out
+        if self.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL) and lo <= 0:
+            out.append(SpecIssue(f"{path}.min", f"must be greater than 0 for the "
+                                 f"{self.distribution.value} distribution; got {_fmt(lo)}"))
+        if self.step is not None:
+            span = hi - lo
+            if self.step <= 0:
+                out.append(SpecIssue(f"{path}.step", f"must be greater than 0; got {_fmt(self.step)}"))
+            elif span > 0 and self.step > span:
+                out.append(SpecIssue(f"{path}.step", f"must not exceed max - min ({_fmt(span)}); "
+                                     f"got {_fmt(self.step)}"))
+            elif span > 0:
+                k = span / self.step
+                if abs(k - round(k)) > 1e-9 * max(1.0, k):
+                    out.append(SpecIssue(f"{path}.step", f"must divide max - min ({_fmt(span)}) into "
+                                         f"whole steps; got {_fmt(self.step)}"))
+        return out
+
+    @property
+    def is_numeric_range(self) -> bool:
+        """Whether the parameter is an int or double range."""
+        return self.type in (ParameterType.INT, ParameterType.DOUBLE)
+
+    def grid(self) -> list[ParamValue]:
+        """Enumerate Katib's grid for this parameter.
+
+        Raises:
+            SpecError: A double parameter has no step (Katib's rule).
+        """
+        if not self.is_numeric_range:
+            return list(self.values)
+        assert self.min is not None and self.max is not None
+        if self.type is ParameterType.INT:
+            return list(range(int(self.min), int(self.max) + 1, int(self.step or 1)))
+        if self.step is None:
+            raise SpecError(f"must be set for every double parameter when algorithm is grid "
+                            f"(parameter {self.name!r})", path="step")
+        n = round((self.max - self.min) / self.step)
+        # Computed from the index, not by accumulation, to avoid 0.30000000000000004.
+        return [float(f"{self.min + i * self.step:.12g}") for i in range(n + 1)]
+
+    def coerce(self, value: Any) -> ParamValue:
+        """Cast a value (possibly a string, as Katib passes it) to this parameter's type."""
+        if self.type is ParameterType.INT:
+            return int(round(float(value)))
+        if self.type is ParameterType.DOUBLE:
+            return float(value)
+        for v in self.values:
+            if v == value or str(v) == str(value):
+                return v
+        raise SpecError(f"{value!r} is not one of {list(self.values)}", path=self.name)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+class Objective(_Frozen):
+    """What the experiment optimizes.
+
+    Attributes:
+        type: ``minimize`` or ``maximize``.
+        metric: The objective metric name (Katib's ``objectiveMetricName``).
+        goal: Stop when the best value reaches it (``<=`` for minimize, ``>=`` for maximize).
+        additional_metrics: Other metrics to collect and store.
+        strategies: Per-metric reduction of a trial's observations; defaults to ``min`` for
+            minimize and ``max`` for maximize for every metric, as Katib does.
+    """
+
+    type: Direction
+    metric: str
+    goal: float | None = None
+    additional_metrics: tuple[str, ...] = ()
+    strategies: dict[str, MetricStrategy] = Field(default_factory=dict)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The objective metric followed by the additional ones."""
+        return (self.metric, *self.additional_metrics)
+
+    def strategy(self, metric: str) -> MetricStrategy:
+        """The reduction used for ``metric``."""
+        default = MetricStrategy.MIN if self.type is Direction.MINIMIZE else MetricStrategy.MAX
+        return self.strategies.get(metric, default)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether value ``a`` is strictly better than ``b``."""
+        return a < b if self.type is Direction.MINIMIZE else a > b
+
+    def reached(self, value: float) -> bool:
+        """Whether ``value`` meets the goal."""
+        if self.goal is None:
+            return False
+        return value <= self.goal if self.type is Direction.MINIMIZE else value >= self.goal
+
+
+class AlgorithmSpec(_Frozen):
+    """A search algorithm and its settings (Katib's ``algorithmName``/``algorithmSettings``)."""
+
+    name: str = "random"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrialParameter(_Frozen):
+    """Katib's ``trialParameters`` entry: a placeholder name bound to a spec parameter."""
+
+    name: str
+    reference: str
+    description: str = ""
+
+
+class TrialTemplate(_Frozen):
+    """How one trial runs.
+
+    Exactly one of ``command`` (an argv template, run without a shell) or ``function`` (an
+    importable ``module:qualname`` of a Python objective) is set.
+
+    Attributes:
+        command: Argv template with ``${trialParameters.x}`` (or ``${x}``) placeholders.
+        function: Import path of an in-process objective, for experiments made by ``tune``.
+        workdir: Directory the command runs in (each trial still gets its own output dir).
+        env: Extra environment variables; values may hold placeholders.
+        timeout: Per-trial wall-clock limit in seconds.
+        trial_parameters: Placeholder bindings (Katib form); the native form binds names directly.
+        shell_script_index: Index of the ``sh -c`` script in ``command``, whose placeholders are
+            shell-quoted when substituted.
+        manifest: The Katib ``trialSpec`` as written, kept for export and Kubernetes.
+        primary_container_name: Katib's primary container.
+    """
+
+    command: tuple[str, ...] | None = None
+    function: str | None = None
+    workdir: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: float | None = None
+    trial_parameters: tuple[TrialParameter, ...] = ()
+    shell_script_index: int | None = None
+    manifest: dict[str, Any] | None = None
+    primary_container_name: str | None = None
+
+
+class MetricsCollectorSpec(_Frozen):
+    """Where metrics come from.
+
+    ``StdOut`` parses the trial's output with Katib's regex (or ``filters``); ``File`` parses a
+    file (TEXT with the same regexes, or JSON lines); ``Push`` takes only what the trial reports
+    with :func:`automl.report`. ``automl.report`` works with every kind.
+    """
+
+    kind: CollectorKind = CollectorKind.STDOUT
+    path: str | None = None
+    format: str = "TEXT"
+    filters: tuple[str, ...] = ()
+
+
+class ExperimentSpec(_Frozen):
+    """A validated experiment, with every default filled.
+
+    Attributes:
+        name: Experiment name (lower-case letters, digits, ``-``, ``_``, ``.``).
+        objective: What to optimize.
+        algorithm: Search algorithm.
+        parameters: The search space.
+        parallel_trial_count: Trials running at once.
+        max_trial_count: Trials to run in all (all terminal states count, as in Katib).
+        max_failed_trial_count: Failed (or MetricsUnavailable) trials that fail the experiment.
+        timeout: Wall-clock budget of the experiment in seconds.
+        trial_template: How a trial runs.
+        metrics_collector: Where metrics come from.
+        resume_policy: Katib's ``resumePolicy`` (kept for export; any experiment can be resumed).
+        seed: Seed of the search algorithm; a seeded experiment is reproducible.
+        namespace: Katib namespace (kept for export).
+        source: ``native``, ``katib`` or ``python``: which front door made the spec.
+    """
+
+    name: str
+    objective: Objective
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
+    parameters: tuple[Parameter, ...]
+    parallel_trial_count: int = 1
+    max_trial_count: int | None = None
+    max_failed_trial_count: int | None = None
+    timeout: float | None = None
+    trial_template: TrialTemplate = Field(default_factory=TrialTemplate)
+    metrics_collector: MetricsCollectorSpec = Field(default_factory=MetricsCollectorSpec)
+    resume_policy: str = "Never"
+    seed: int | None = None
+    namespace: str | None = None
+    source: str = "native"
+
+    def to_json(self) -> str:
+        """Serialize to the canonical JSON the store keeps."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> ExperimentSpec:
+        """Load a spec written by :meth:`to_json`."""
+        return cls.model_validate_json(text)
+
+    def parameter(self, name: str) -> Parameter:
+        """The parameter called ``name``."""
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise SpecError(f"no parameter named {name!r}", path="parameters")
+
+    def with_budget(
+        self,
+        *,
+        max_trial_count: int | None = None,
+        parallel_trial_count: int | None = None,
+        max_failed_trial_count: int | None = None,
+    ) -> ExperimentSpec:
+        """Return a copy with new budget values (the only fields editable after creation)."""
+        update: dict[str, Any] = {}
+        if max_trial_count is not None:
+            update["max_trial_count"] = max_trial_count
+        if parallel_trial_count is not None:
+            update["parallel_trial_count"] = parallel_trial_count
+        if max_failed_trial_count is not None:
+            update["max_failed_trial_count"] = max_failed_trial_count
+        spec = self.model_copy(update=update)
+        from automl.core._validate import validate_spec
+
+        validate_spec(spec)
+        return spec

@@ -1,0 +1,53 @@
+"""Front doors to :class:`~automl.core.ExperimentSpec`: the native YAML form and Katib documents.
+
+Parsing is pure: :func:`parse_spec` reads text and returns a validated spec or raises a
+:class:`~automl.errors.SpecError` listing every problem with its field path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from automl.core import ExperimentSpec, validate_spec
+from automl.errors import SpecError, SpecIssue
+from automl.spec._common import load_yaml, parse_duration
+from automl.spec._katib import KATIB_API_VERSION, parse_katib
+from automl.spec._native import parse_native
+
+__all__ = ["load_spec", "parse_duration", "parse_spec", "validate_spec"]
+
+
+def parse_spec(text: str, *, base_dir: str | Path = ".", filename: str = "<spec>") -> ExperimentSpec:
+    """Parse and validate an experiment document (native or Katib ``kubeflow.org/v1beta1``).
+
+    Args:
+        text: YAML (or JSON) text.
+        base_dir: Directory relative paths in the spec are resolved against.
+        filename: Name used in messages.
+
+    Raises:
+        SpecError: Malformed YAML or any broken rule, each with its field path.
+    """
+    data = load_yaml(text, filename)
+    api = data.get("apiVersion")
+    base = Path(base_dir)
+    if data.get("kind") == "Experiment" or (isinstance(api, str) and api.startswith("kubeflow.org")):
+        if api != KATIB_API_VERSION:
+            raise SpecError([SpecIssue("apiVersion", f"must be {KATIB_API_VERSION} for a Katib "
+                                       f"Experiment; got {api!r}")])
+        return parse_katib(data, base)
+    return parse_native(data, base)
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and parse an experiment file; relative paths in it resolve against its directory.
+
+    Raises:
+        SpecError: The file cannot be read, or the spec is invalid.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([SpecIssue("", f"cannot read {str(p)!r}: {exc.strerror or exc}")]) from exc
+    return parse_spec(text, base_dir=p.parent.resolve(), filename=str(p))

@@ -1,0 +1,100 @@
+"""Helpers shared by the YAML front doors: YAML loading, durations, pydantic error paths."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from automl.core import ExperimentSpec, spec_problems
+from automl.errors import SpecError, SpecIssue
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*"
+                       r"(?:(\d+(?:\.\d+)?)\s*s?)?\s*$")
+
+
+def load_yaml(text: str, filename: str = "<spec>") -> Any:
+    """The first non-empty YAML document of ``text``.
+
+    Raises:
+        SpecError: Malformed YAML, with its line and column.
+    """
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError([SpecIssue("", f"{filename}: malformed YAML at {where}: {problem}")]) from exc
+    if not docs:
+        raise SpecError([SpecIssue("", f"{filename}: the document is empty")])
+    if not isinstance(docs[0], dict):
+        raise SpecError([SpecIssue("", f"{filename}: must be a mapping at the top level; got "
+                                   f"{type(docs[0]).__name__}")])
+    return docs[0]
+
+
+def parse_duration(value: Any, path: str) -> float | None:
+    """Seconds from ``90``, ``"90s"``, ``"15m"``, ``"1h30m"``; None stays None.
+
+    Raises:
+        SpecError: Not a duration.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m or not any(m.groups()):
+        raise SpecError([SpecIssue(path, "must be a duration like 90, '90s', '15m' or '1h30m'; got "
+                                   f"{value!r}")])
+    h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def pydantic_issues(exc: ValidationError, prefix: str = "") -> list[SpecIssue]:
+    """Turn pydantic's errors into issues with field paths as the user wrote them."""
+    out = []
+    for err in exc.errors():
+        path = prefix
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif str(part).startswith(("function-", "union[", "constrained")):
+                continue
+            else:
+                path = f"{path}.{part}" if path else str(part)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "is not a known field"
+        elif kind == "missing":
+            msg = "is required"
+        else:
+            msg = f"{err['msg'][0].lower()}{err['msg'][1:]}; got {err.get('input')!r}"
+        out.append(SpecIssue(path, msg))
+    return out
+
+
+def check(spec: ExperimentSpec, translate: Any, extra: Sequence[SpecIssue] = ()) -> ExperimentSpec:
+    """Validate a built spec (core rules and algorithm settings) and raise every issue found,
+    with paths translated to the user's document."""
+    from search import resolve_settings
+
+    issues = list(extra) + spec_problems(spec)
+    try:
+        resolve_settings(spec)
+    except SpecError as exc:
+        issues.extend(exc.issues)
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for i in issues:
+        tr = SpecIssue(translate(i.path), i.message)
+        if (tr.path, tr.message) not in seen:
+            seen.add((tr.path, tr.message))
+            unique.append(tr)
+    if unique:
+        raise SpecError(unique)
+    return spec

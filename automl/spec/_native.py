@@ -1,0 +1,206 @@
+"""The native experiment YAML: short, readable, and one-to-one with :class:`ExperimentSpec`.
+
+See ``docs/spec.md`` for the full reference and an annotated example.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from automl.core import (
+    AlgorithmSpec,
+    CollectorKind,
+    Direction,
+    Distribution,
+    ExperimentSpec,
+    MetricsCollectorSpec,
+    MetricStrategy,
+    Objective,
+    Parameter,
+    ParameterType,
+    TrialTemplate,
+)
+from automl.errors import SpecError, SpecIssue
+from automl.spec._common import check, parse_duration, pydantic_issues
+
+__all__ = ["parse_native"]
+
+Scalar = Union[bool, int, float, str]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Objective(_M):
+    metric: str
+    direction: Literal["minimize", "maximize"]
+    goal: float | None = None
+    additional_metrics: list[str] = Field(default_factory=list)
+    strategies: dict[str, Literal["min", "max", "latest"]] = Field(default_factory=dict)
+
+
+class _Algorithm(_M):
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class _Parameter(_M):
+    type: Literal["int", "double", "categorical", "discrete"]
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    values: list[Scalar] | None = None
+    distribution: Literal["uniform", "logUniform", "normal", "logNormal"] | None = None
+    log: bool | None = None
+
+
+class _Budget(_M):
+    max_trials: int | None = None
+    parallel: int = 1
+    max_failed: int | None = None
+    timeout: float | str | None = None
+
+
+class _Trial(_M):
+    command: list[Scalar] | str
+    workdir: str | None = None
+    env: dict[str, Scalar] = Field(default_factory=dict)
+    timeout: float | str | None = None
+
+
+class _Metrics(_M):
+    collector: Literal["stdout", "file", "push", "StdOut", "File", "Push"] = "stdout"
+    path: str | None = None
+    format: Literal["text", "json", "TEXT", "JSON"] = "text"
+    filters: list[str] = Field(default_factory=list)
+
+
+class _Doc(_M):
+    apiVersion: Literal["automl/v1"] | None = None  # noqa: N815 - YAML key
+    name: str
+    description: str = ""
+    objective: _Objective
+    algorithm: str | _Algorithm = "tpe"
+    seed: int | None = None
+    parameters: dict[str, _Parameter | list[Scalar]]
+    budget: _Budget = Field(default_factory=_Budget)
+    trial: _Trial
+    metrics: _Metrics = Field(default_factory=_Metrics)
+
+
+_COLLECTORS = {"stdout": CollectorKind.STDOUT, "file": CollectorKind.FILE,
+               "push": CollectorKind.PUSH}
+
+
+def _parameter(name: str, raw: _Parameter | list[Scalar]) -> Parameter:
+    if isinstance(raw, list):
+        return Parameter(name=name, type=ParameterType.CATEGORICAL, values=tuple(raw))
+    dist = raw.distribution
+    if raw.log is not None:
+        if dist is not None and (dist in ("logUniform", "logNormal")) != raw.log:
+            raise SpecError(f"log: {raw.log} contradicts distribution: {dist}",
+                            path=f"parameters.{name}.log")
+        if dist is None:
+            dist = "logUniform" if raw.log else "uniform"
+    return Parameter(
+        name=name, type=ParameterType(raw.type), min=raw.min, max=raw.max, step=raw.step,
+        values=tuple(raw.values or ()), distribution=Distribution(dist or "uniform"),
+    )
+
+
+def _translator(doc: _Doc) -> Any:
+    names = list(doc.parameters)
+    fixed = {
+        "name": "name", "objective.type": "objective.direction",
+        "parallel_trial_count": "budget.parallel", "max_trial_count": "budget.max_trials",
+        "max_failed_trial_count": "budget.max_failed", "timeout": "budget.timeout",
+        "algorithm.name": "algorithm",
+    }
+
+    def translate(path: str) -> str:
+        if path in fixed:
+            return fixed[path]
+        m = re.match(r"^parameters\[(\d+)\](.*)$", path)
+        if m:
+            i = int(m.group(1))
+            return f"parameters.{names[i]}{m.group(2)}" if i < len(names) else path
+        for a, b in (("trial_template.", "trial."), ("metrics_collector.kind", "metrics.collector"),
+                     ("metrics_collector.", "metrics.")):
+            if path.startswith(a):
+                return b + path[len(a):]
+        if path == "trial_template":
+            return "trial"
+        return path
+
+    return translate
+
+
+def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
+    """Build an :class:`ExperimentSpec` from a parsed native YAML document.
+
+    Raises:
+        SpecError: Every problem found, with field paths as written in the document.
+    """
+    try:
+        doc = _Doc.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(pydantic_issues(exc)) from None
+    issues: list[SpecIssue] = []
+    params: list[Parameter] = []
+    for name, raw in doc.parameters.items():
+        try:
+            params.append(_parameter(name, raw))
+        except SpecError as exc:
+            issues.extend(exc.issues)
+    algo = (AlgorithmSpec(name=doc.algorithm) if isinstance(doc.algorithm, str)
+            else AlgorithmSpec(name=doc.algorithm.name, settings=doc.algorithm.settings))
+    timeout = trial_timeout = None
+    try:
+        timeout = parse_duration(doc.budget.timeout, "budget.timeout")
+    except SpecError as exc:
+        issues.extend(exc.issues)
+    try:
+        trial_timeout = parse_duration(doc.trial.timeout, "trial.timeout")
+    except SpecError as exc:
+        issues.extend(exc.issues)
+    if isinstance(doc.trial.command, str):
+        issues.append(SpecIssue("trial.command", "must be a list of arguments (it runs without a "
+                                f"shell); got the string {doc.trial.command!r}"))
+        command: tuple[str, ...] = ()
+    else:
+        command = tuple(str(a) for a in doc.trial.command)
+    workdir = Path(doc.trial.workdir).expanduser() if doc.trial.workdir else Path(".")
+    workdir = (base_dir / workdir).resolve() if not workdir.is_absolute() else workdir
+    if not workdir.is_dir():
+        issues.append(SpecIssue("trial.workdir", f"must be an existing directory; got {str(workdir)!r}"))
+    if issues:
+        raise SpecError(issues)
+    spec = ExperimentSpec(
+        name=doc.name,
+        objective=Objective(
+            type=Direction(doc.objective.direction), metric=doc.objective.metric,
+            goal=doc.objective.goal, additional_metrics=tuple(doc.objective.additional_metrics),
+            strategies={k: MetricStrategy(v) for k, v in doc.objective.strategies.items()},
+        ),
+        algorithm=algo,
+        parameters=tuple(params),
+        parallel_trial_count=doc.budget.parallel,
+        max_trial_count=doc.budget.max_trials,
+        max_failed_trial_count=doc.budget.max_failed,
+        timeout=timeout,
+        trial_template=TrialTemplate(command=command, workdir=str(workdir),
+                                     env={k: str(v) for k, v in doc.trial.env.items()},
+                                     timeout=trial_timeout),
+        metrics_collector=MetricsCollectorSpec(
+            kind=_COLLECTORS[doc.metrics.collector.lower()], path=doc.metrics.path,
+            format=doc.metrics.format.upper(), filters=tuple(doc.metrics.filters),
+        ),
+        seed=doc.seed,
+        source="native",
+    )
+    return check(spec, _translator(doc))

@@ -1,0 +1,19 @@
+"""The durable store: experiments, trials and observations over SQLAlchemy."""
+
+from automl.store._sql import (
+    DEFAULT_STORE,
+    ExperimentRepository,
+    ObservationRepository,
+    Store,
+    TrialRepository,
+    normalize_url,
+)
+
+__all__ = [
+    "DEFAULT_STORE",
+    "ExperimentRepository",
+    "ObservationRepository",
+    "Store",
+    "TrialRepository",
+    "normalize_url",
+]

@@ -1,0 +1,60 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+HEAD = "0001"
+
+experiments = sa.Table(
+    "automl_experiments",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False, default=""),
+    sa.Column("message", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("started_at", sa.Float(precision=53)),
+    sa.Column("finished_at", sa.Float(precision=53)),
+    sa.Column("stop_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("controller", sa.String(255)),
+    sa.Column("heartbeat_at", sa.Float(precision=53)),
+    sa.Column("sampler_state", sa.Text, nullable=False, default="{}"),
+)
+
+trials = sa.Table(
+    "automl_trials",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("experiment_id", sa.String(36), sa.ForeignKey("automl_experiments.id"),
+              nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("metrics", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.Float(precision=53), nullable=False),
+    sa.Column("started_at", sa.Float(precision=53)),
+    sa.Column("finished_at", sa.Float(precision=53)),
+    sa.Column("message", sa.Text, nullable=False, default=""),
+    sa.Column("attempt", sa.Integer, nullable=False, default=1),
+    sa.Column("attrs", sa.Text, nullable=False, default="{}"),
+    sa.Column("runner", sa.Text, nullable=False, default="{}"),
+    sa.UniqueConstraint("experiment_id", "number", name="uq_automl_trials_experiment_number"),
+)
+
+observations = sa.Table(
+    "automl_observations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("trial_id", sa.String(128), sa.ForeignKey("automl_trials.id"), nullable=False),
+    sa.Column("metric", sa.String(128), nullable=False),
+    sa.Column("step", sa.Integer),
+    sa.Column("value", sa.Float(precision=53)),
+    sa.Column("time", sa.Float(precision=53), nullable=False),
+    sa.Index("ix_automl_observations_trial", "trial_id", "metric"),
+)

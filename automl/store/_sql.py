@@ -1,0 +1,398 @@
+"""The durable store: SQLAlchemy 2 Core over SQLite, PostgreSQL or MySQL/MariaDB.
+
+Every write is its own committed transaction, so a controller killed at any moment loses nothing
+it had stored. SQLite runs in WAL mode with ``synchronous=NORMAL`` (committed data survives a
+process crash; readers never block the controller) and a busy timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+
+from automl.core import (
+    ExperimentRecord,
+    ExperimentSpec,
+    ExperimentState,
+    MetricSummary,
+    Observation,
+    TrialRecord,
+    TrialState,
+)
+from automl.errors import AlreadyExistsError, NotFoundError, SpecError, StorageError
+from automl.store import _schema as S
+
+__all__ = ["DEFAULT_STORE", "ExperimentRepository", "ObservationRepository", "Store",
+           "TrialRepository", "normalize_url"]
+
+DEFAULT_STORE = "sqlite:///automl.db"
+_DRIVERS = {
+    "postgresql": ("postgresql+psycopg", "psycopg", "postgres"),
+    "postgres": ("postgresql+psycopg", "psycopg", "postgres"),
+    "mysql": ("mysql+pymysql", "pymysql", "mysql"),
+    "mariadb": ("mariadb+pymysql", "pymysql", "mysql"),
+}
+
+
+def normalize_url(url: str) -> URL:
+    """Parse a store URL; a bare file path means SQLite, and plain dialects get a driver.
+
+    Raises:
+        SpecError: The URL cannot be parsed.
+    """
+    text = url.strip()
+    if "://" not in text:
+        text = f"sqlite:///{text}"
+    try:
+        u = make_url(text)
+    except ArgumentError as exc:
+        raise SpecError(f"is not a valid SQLAlchemy URL; got {url!r}", path="store") from exc
+    if u.drivername in _DRIVERS:
+        u = u.set(drivername=_DRIVERS[u.drivername][0])
+    return u
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=True)
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+class Store:
+    """Opens a store URL, migrates its schema and gives access to the repositories.
+
+    Args:
+        url: Any SQLAlchemy URL (``sqlite:///automl.db``, ``postgresql://u@host/db``,
+            ``mysql://root@127.0.0.1/test``) or a path to a SQLite file.
+
+    Raises:
+        StorageError: The database cannot be reached or migrated.
+    """
+
+    def __init__(self, url: str = DEFAULT_STORE) -> None:
+        self.url = normalize_url(url)
+        self.display_url = self.url.render_as_string(hide_password=True)
+        self.engine = self._connect()
+        self.experiments = ExperimentRepository(self)
+        self.trials = TrialRepository(self)
+        self.observations = ObservationRepository(self)
+
+    def _connect(self) -> Engine:
+        u = self.url
+        kwargs: dict[str, Any] = {}
+        if u.get_backend_name() == "sqlite":
+            if u.database and u.database != ":memory:":
+                parent = Path(u.database).expanduser().resolve().parent
+                if not parent.is_dir():
+                    raise StorageError(f"cannot open store {self.display_url}: directory "
+                                       f"{parent} does not exist")
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs.update(pool_pre_ping=True, pool_recycle=3600)
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        try:
+            engine = sa.create_engine(u, **kwargs)
+        except ModuleNotFoundError as exc:
+            extra = _DRIVERS.get(u.get_backend_name(), ("", "", u.get_backend_name()))[2]
+            raise StorageError(f"store {self.display_url} needs the database driver "
+                               f"{exc.name!r}: pip install 'automl[{extra}]'") from exc
+        if u.get_backend_name() == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            self._migrate(engine)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StorageError(f"cannot reach store {self.display_url}: {reason}") from exc
+        return engine
+
+    def _migrate(self, engine: Engine) -> None:
+        with engine.connect() as conn:
+            insp = sa.inspect(conn)
+            if insp.has_table("automl_alembic_version"):
+                current = conn.execute(sa.text("SELECT version_num FROM automl_alembic_version"))
+                if current.scalar() == S.HEAD:
+                    return
+        from alembic import command  # imported only when the schema must change
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A committed-or-rolled-back transaction; database errors become StorageError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StorageError(f"store {self.display_url}: {reason}") from exc
+
+    def close(self) -> None:
+        """Release connections."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class ExperimentRepository:
+    """Experiments: create, read, list, update, delete."""
+
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def create(self, spec: ExperimentSpec) -> ExperimentRecord:
+        """Store a new experiment in state Created.
+
+        Raises:
+            AlreadyExistsError: The name is taken.
+        """
+        now = time.time()
+        row = {
+            "id": uuid.uuid4().hex, "name": spec.name, "spec": spec.to_json(),
+            "state": ExperimentState.CREATED.value, "reason": "", "message": "",
+            "created_at": now, "stop_requested": False, "sampler_state": "{}",
+        }
+        try:
+            with self._s.begin() as c:
+                c.execute(S.experiments.insert().values(**row))
+        except IntegrityError as exc:
+            raise AlreadyExistsError(f"experiment {spec.name!r} already exists in "
+                                     f"{self._s.display_url}") from exc
+        return self.get(spec.name)
+
+    def get(self, name: str) -> ExperimentRecord:
+        """The experiment called ``name``.
+
+        Raises:
+            NotFoundError: No such experiment.
+        """
+        with self._s.begin() as c:
+            row = c.execute(sa.select(S.experiments).where(S.experiments.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no experiment named {name!r} in {self._s.display_url}")
+        return _experiment(row._mapping)
+
+    def list(self) -> list[ExperimentRecord]:
+        """Every experiment, oldest first."""
+        with self._s.begin() as c:
+            rows = c.execute(sa.select(S.experiments).order_by(S.experiments.c.created_at)).all()
+        return [_experiment(r._mapping) for r in rows]
+
+    def update(self, experiment_id: str, **fields: Any) -> None:
+        """Set columns of an experiment (``spec`` may be an ExperimentSpec, enums are stored by
+        value, ``sampler_state`` a mapping)."""
+        values: dict[str, Any] = {}
+        for k, v in fields.items():
+            if isinstance(v, ExperimentSpec):
+                v = v.to_json()
+            elif k == "sampler_state":
+                v = _dumps(dict(v))
+            elif hasattr(v, "value") and k in ("state",):
+                v = v.value
+            values[k] = v
+        with self._s.begin() as c:
+            c.execute(S.experiments.update().where(S.experiments.c.id == experiment_id)
+                      .values(**values))
+
+    def claim(self, experiment_id: str, controller: str, stale_before: float) -> bool:
+        """Atomically take the controller lease if it is free or stale; True on success."""
+        now = time.time()
+        e = S.experiments.c
+        with self._s.begin() as c:
+            res = c.execute(
+                S.experiments.update()
+                .where(e.id == experiment_id)
+                .where(sa.or_(e.controller.is_(None), e.heartbeat_at.is_(None),
+                              e.heartbeat_at < stale_before, e.controller == controller))
+                .values(controller=controller, heartbeat_at=now)
+            )
+        return bool(res.rowcount)
+
+    def stop_requested(self, experiment_id: str) -> bool:
+        """Whether a stop was asked for (a cheap check the controller makes twice a second)."""
+        e = S.experiments.c
+        with self._s.begin() as c:
+            return bool(c.execute(sa.select(e.stop_requested).where(e.id == experiment_id))
+                        .scalar())
+
+    def delete(self, name: str) -> None:
+        """Delete an experiment with its trials and observations.
+
+        Raises:
+            NotFoundError: No such experiment.
+        """
+        exp = self.get(name)
+        t, o = S.trials, S.observations
+        with self._s.begin() as c:
+            ids = sa.select(t.c.id).where(t.c.experiment_id == exp.id)
+            c.execute(o.delete().where(o.c.trial_id.in_(ids)))
+            c.execute(t.delete().where(t.c.experiment_id == exp.id))
+            c.execute(S.experiments.delete().where(S.experiments.c.id == exp.id))
+
+
+def _experiment(m: Mapping[str, Any]) -> ExperimentRecord:
+    return ExperimentRecord(
+        id=m["id"], name=m["name"], spec=ExperimentSpec.from_json(m["spec"]),
+        state=ExperimentState(m["state"]), reason=m["reason"] or "", message=m["message"] or "",
+        created_at=m["created_at"], started_at=m["started_at"], finished_at=m["finished_at"],
+        stop_requested=bool(m["stop_requested"]), controller=m["controller"],
+        heartbeat_at=m["heartbeat_at"], sampler_state=json.loads(m["sampler_state"] or "{}"),
+    )
+
+
+class TrialRepository:
+    """Trials: add, start, finish, read."""
+
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def add(self, trials: Sequence[TrialRecord], sampler_state: Mapping[str, Any] | None = None,
+            ) -> None:
+        """Insert new trials (and the algorithm state that produced them) in one transaction."""
+        rows = [{
+            "id": t.id, "experiment_id": t.experiment_id, "number": t.number,
+            "params": _dumps(dict(t.params)), "state": t.state.value, "value": None,
+            "metrics": "{}", "created_at": t.created_at, "started_at": t.started_at,
+            "message": "", "attempt": t.attempt, "attrs": _dumps(dict(t.attrs)), "runner": "{}",
+        } for t in trials]
+        if not rows:
+            return
+        with self._s.begin() as c:
+            c.execute(S.trials.insert(), rows)
+            if sampler_state is not None:
+                c.execute(S.experiments.update()
+                          .where(S.experiments.c.id == trials[0].experiment_id)
+                          .values(sampler_state=_dumps(dict(sampler_state))))
+
+    def update(self, trial_id: str, **fields: Any) -> None:
+        """Set columns of a trial (``state`` as TrialState, ``runner``/``attrs`` as mappings)."""
+        values: dict[str, Any] = {}
+        for k, v in fields.items():
+            if k == "state":
+                v = TrialState(v).value
+            elif k in ("runner", "attrs"):
+                v = _dumps(dict(v))
+            values[k] = v
+        with self._s.begin() as c:
+            c.execute(S.trials.update().where(S.trials.c.id == trial_id).values(**values))
+
+    def finish(
+        self,
+        trial_id: str,
+        state: TrialState,
+        value: float | None,
+        metrics: Mapping[str, MetricSummary],
+        message: str,
+        observations: Sequence[Observation] = (),
+        finished_at: float | None = None,
+    ) -> None:
+        """Write a trial's end and its last observations in one transaction."""
+        summary = {k: [s.min, s.max, s.latest] for k, s in metrics.items()}
+        with self._s.begin() as c:
+            if observations:
+                c.execute(S.observations.insert(), _obs_rows(observations))
+            c.execute(S.trials.update().where(S.trials.c.id == trial_id).values(
+                state=state.value, value=_finite(value), metrics=_dumps(summary),
+                message=message[:20000], finished_at=finished_at or time.time(),
+            ))
+
+    def restart(self, trial_id: str, attempt: int) -> None:
+        """Put an interrupted trial back to Created for another attempt, dropping the partial
+        observations of the lost one."""
+        with self._s.begin() as c:
+            c.execute(S.observations.delete().where(S.observations.c.trial_id == trial_id))
+            c.execute(S.trials.update().where(S.trials.c.id == trial_id).values(
+                state=TrialState.CREATED.value, attempt=attempt, started_at=None,
+                metrics="{}", value=None, runner="{}",
+            ))
+
+    def list(self, experiment_id: str) -> list[TrialRecord]:
+        """The experiment's trials in creation order."""
+        with self._s.begin() as c:
+            rows = c.execute(sa.select(S.trials).where(S.trials.c.experiment_id == experiment_id)
+                             .order_by(S.trials.c.number)).all()
+        return [_trial(r._mapping) for r in rows]
+
+    def runners(self, experiment_id: str) -> dict[str, dict[str, Any]]:
+        """Runner details (pid, host...) of the experiment's active trials."""
+        t = S.trials.c
+        with self._s.begin() as c:
+            rows = c.execute(sa.select(t.id, t.runner).where(t.experiment_id == experiment_id)
+                             .where(t.state.in_([TrialState.CREATED.value,
+                                                 TrialState.RUNNING.value]))).all()
+        return {r.id: json.loads(r.runner or "{}") for r in rows}
+
+
+def _trial(m: Mapping[str, Any]) -> TrialRecord:
+    metrics = {k: MetricSummary(*v) for k, v in json.loads(m["metrics"] or "{}").items()}
+    return TrialRecord(
+        id=m["id"], experiment_id=m["experiment_id"], number=m["number"],
+        params=json.loads(m["params"]), state=TrialState(m["state"]), value=m["value"],
+        metrics=metrics, created_at=m["created_at"], started_at=m["started_at"],
+        finished_at=m["finished_at"], message=m["message"] or "", attempt=m["attempt"],
+        attrs=json.loads(m["attrs"] or "{}"),
+        workdir=json.loads(m["runner"] or "{}").get("workdir"),
+    )
+
+
+def _obs_rows(observations: Sequence[Observation]) -> list[dict[str, Any]]:
+    return [{"trial_id": o.trial_id, "metric": o.metric, "step": o.step,
+             "value": _finite(o.value), "time": o.time} for o in observations]
+
+
+class ObservationRepository:
+    """Observations: append and read."""
+
+    def __init__(self, store: Store) -> None:
+        self._s = store
+
+    def append(self, observations: Sequence[Observation]) -> None:
+        """Insert observations in one transaction."""
+        if observations:
+            with self._s.begin() as c:
+                c.execute(S.observations.insert(), _obs_rows(observations))
+
+    def list(self, trial_id: str) -> list[Observation]:
+        """A trial's observations in the order they were stored."""
+        o = S.observations
+        with self._s.begin() as c:
+            rows = c.execute(sa.select(o).where(o.c.trial_id == trial_id).order_by(o.c.id)).all()
+        return [Observation(r.trial_id, r.metric, r.value if r.value is not None else math.nan,
+                            r.step, r.time) for r in rows]
+
+    def for_experiment(self, experiment_id: str) -> list[Observation]:
+        """Every observation of an experiment's trials."""
+        o, t = S.observations, S.trials
+        with self._s.begin() as c:
+            rows = c.execute(
+                sa.select(o).join(t, t.c.id == o.c.trial_id)
+                .where(t.c.experiment_id == experiment_id).order_by(o.c.id)
+            ).all()
+        return [Observation(r.trial_id, r.metric, r.value if r.value is not None else math.nan,
+                            r.step, r.time) for r in rows]

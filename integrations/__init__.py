@@ -1,0 +1,1 @@
+"""Stages around the loop (notebooks, serving, pipelines): not built yet."""

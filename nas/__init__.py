@@ -1,0 +1,1 @@
+"""Neural architecture search (Katib nasConfig, multi-trial NAS, one-shot DARTS): not built yet."""

@@ -1,0 +1,44 @@
+"""Search spaces and algorithms: a registry of suggesters on Optuna.
+
+Use :func:`create_suggester` to build the suggester an experiment spec asks for, rebuilt from the
+experiment's stored history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from automl.core import ExperimentSpec, TrialRecord
+from search._base import Suggester
+from search._registry import ALGORITHMS, AlgorithmInfo, Setting, algorithm_names, resolve_settings
+
+__all__ = [
+    "ALGORITHMS",
+    "AlgorithmInfo",
+    "Setting",
+    "Suggester",
+    "algorithm_names",
+    "create_suggester",
+    "resolve_settings",
+]
+
+
+def create_suggester(
+    spec: ExperimentSpec,
+    history: Sequence[TrialRecord] = (),
+    state: Mapping[str, Any] | None = None,
+) -> Suggester:
+    """Build the suggester for ``spec.algorithm``, rebuilt from ``history``.
+
+    Args:
+        spec: A validated experiment spec.
+        history: The experiment's stored trials, in creation order.
+        state: Experiment-level algorithm state saved from :meth:`Suggester.state`.
+
+    Raises:
+        SpecError: Unknown algorithm or bad settings.
+    """
+    from search._optuna import OptunaSuggester  # Optuna loads only when a search runs
+
+    return OptunaSuggester(spec, history, state)

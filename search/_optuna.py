@@ -1,0 +1,231 @@
+"""Optuna-backed suggesters: every built-in algorithm runs on an in-memory Optuna study.
+
+The study is a mirror, never the source of truth: it is rebuilt from the store's trials when a
+controller starts (finished trials are replayed with their values and the algorithm state kept
+with them), so a resumed experiment continues its search instead of restarting it. Running
+trials stay RUNNING in the mirror, which is what stops Optuna's samplers from proposing them
+again (constant liar for TPE, running-point handling for GP, grid bookkeeping).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState as OptunaState, create_trial
+
+from automl.core import Direction, ExperimentSpec, Suggestion, TrialRecord, TrialState
+from search._base import Suggester
+from search._registry import resolve_settings
+from search._space import SpaceCodec
+
+__all__ = ["OptunaSuggester"]
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Keys of Optuna's per-trial system attributes that are derived, not state worth storing.
+_SKIP_ATTRS = frozenset({"search_space"})
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """GridSampler that leaves stopping to the controller (Study.stop only works in optimize)."""
+
+    def after_trial(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _reseed(seed: int | None, n_history: int) -> int | None:
+    # A resumed seeded study must not replay the random draws it made before the crash
+    # (Optuna issue 3255); derive a new, still deterministic seed from the history length.
+    if seed is None or n_history == 0:
+        return seed
+    return (seed * 1_000_003 + n_history * 7_919) % (2**31 - 1)
+
+
+def _make_sampler(
+    spec: ExperimentSpec, settings: Mapping[str, Any], codec: SpaceCodec, n_history: int
+) -> BaseSampler:
+    name = spec.algorithm.name
+    seed = _reseed(settings.get("random_state"), n_history)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        grid = {n: list(d.choices) for n, d in codec.distributions.items()}  # type: ignore[attr-defined]
+        return _GridSampler(grid, seed=seed)
+    if name in ("tpe", "multivariate-tpe"):
+        gamma_frac = settings.get("gamma")
+        gamma = None
+        if gamma_frac is not None:
+            # Katib's tpe runs hyperopt, whose gamma splits ceil(gamma * sqrt(n)) good trials.
+            def gamma(n: int, g: float = gamma_frac) -> int:
+                return min(math.ceil(g * math.sqrt(n)), 25)
+
+        tpe_kwargs: dict[str, Any] = {}
+        if "prior_weight" in spec.algorithm.settings:
+            tpe_kwargs["prior_weight"] = settings["prior_weight"]
+        if gamma is not None:
+            tpe_kwargs["gamma"] = gamma
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return optuna.samplers.TPESampler(
+                n_startup_trials=settings["n_startup_trials"],
+                n_ei_candidates=settings["n_ei_candidates"],
+                seed=seed,
+                multivariate=name == "multivariate-tpe",
+                constant_liar=settings["constant_liar"],
+                **tpe_kwargs,
+            )
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(
+            sigma0=settings.get("sigma"),
+            n_startup_trials=settings["n_startup_trials"],
+            popsize=settings.get("popsize"),
+            use_separable_cma=settings["use_separable_cma"],
+            seed=seed,
+            warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+        )
+    if name == "sobol":
+        return optuna.samplers.QMCSampler(
+            qmc_type="sobol", scramble=settings["scramble"], seed=settings.get("random_state"),
+            warn_asynchronous_seeding=False, warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+        )
+    if name == "bayesianoptimization":
+        return optuna.samplers.GPSampler(
+            seed=seed,
+            n_startup_trials=settings["n_initial_points"],
+            deterministic_objective=settings["deterministic_objective"],
+            warn_independent_sampling=False,
+            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+        )
+    raise AssertionError(f"unregistered algorithm {name}")  # resolve_settings rejects it first
+
+
+class OptunaSuggester(Suggester):
+    """A :class:`Suggester` for every built-in algorithm, on an in-memory Optuna study.
+
+    Args:
+        spec: The validated experiment spec.
+        history: Stored trials of the experiment, in creation order.
+        state: Experiment-level algorithm state saved by :meth:`state` (e.g. Sobol's index).
+    """
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        history: Sequence[TrialRecord] = (),
+        state: Mapping[str, Any] | None = None,
+    ) -> None:
+        settings = resolve_settings(spec)
+        self._grid = spec.algorithm.name == "grid"
+        self._codec = SpaceCodec(spec.parameters, grid=self._grid)
+        self._grid_size = (
+            math.prod(len(d.choices) for d in self._codec.distributions.values())  # type: ignore[attr-defined]
+            if self._grid else None
+        )
+        direction = "maximize" if spec.objective.type is Direction.MAXIMIZE else "minimize"
+        self._sampler = _make_sampler(spec, settings, self._codec, len(history))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._study = optuna.create_study(direction=direction, sampler=self._sampler)
+        self._storage = self._study._storage
+        self._study_id = self._study._study_id
+        self._ids: dict[str, int] = {}  # our trial id -> Optuna's internal trial id
+        self._taken = 0
+        for key, value in (state or {}).items():
+            self._storage.set_study_system_attr(self._study_id, key, value)
+        self._state_seen = dict(state or {})
+        all_grids = None
+        if self._grid:
+            names = sorted(self._codec.distributions)
+            all_grids = {
+                combo: i for i, combo in enumerate(itertools.product(
+                    *(self._codec.distributions[n].choices for n in names)))  # type: ignore[attr-defined]
+            }
+        for trial in history:
+            self._replay(trial, all_grids)
+
+    def _replay(self, trial: TrialRecord, all_grids: dict[tuple[Any, ...], int] | None) -> None:
+        try:
+            internal = self._codec.to_internal(trial.params)
+        except Exception:  # a value outside the space (the spec changed): leave it out
+            return
+        dists = {n: self._codec.distributions[n] for n in internal}
+        attrs = dict(trial.attrs)
+        if all_grids is not None:
+            combo = tuple(internal[n] for n in sorted(internal))
+            if combo in all_grids:
+                attrs["grid_id"] = all_grids[combo]
+                attrs["search_space"] = {n: list(d.choices) for n, d in  # type: ignore[attr-defined]
+                                         sorted(self._codec.distributions.items())}
+        state, values = _optuna_outcome(trial)
+        frozen = create_trial(
+            params=internal, distributions=dists, state=state, values=values,
+            system_attrs=attrs,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._study.add_trial(frozen)
+        self._ids[trial.id] = self._storage.get_all_trials(self._study_id, deepcopy=False)[-1]._trial_id
+        self._taken += 1
+
+    @property
+    def exhausted(self) -> bool:
+        """Grid search: every combination has been handed out."""
+        return self._grid_size is not None and self._taken >= self._grid_size
+
+    def suggest(self, trial_ids: Sequence[str]) -> list[Suggestion]:
+        """Ask the Optuna study once per id, stopping early when the grid is exhausted."""
+        out: list[Suggestion] = []
+        for trial_id in trial_ids:
+            if self.exhausted:
+                break
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ot = self._study.ask(fixed_distributions=self._codec.distributions)
+            self._ids[trial_id] = ot._trial_id
+            attrs = {
+                k: v for k, v in self._storage.get_trial_system_attrs(ot._trial_id).items()
+                if k not in _SKIP_ATTRS
+            }
+            out.append(Suggestion(params=self._codec.to_external(ot.params), attrs=attrs))
+            self._taken += 1
+        return out
+
+    def tell(self, trial: TrialRecord) -> None:
+        """Tell the study the trial's outcome (unknown ids are ignored)."""
+        internal_id = self._ids.pop(trial.id, None)
+        if internal_id is None:
+            return
+        state, values = _optuna_outcome(trial)
+        number = self._storage.get_trial_number_from_id(internal_id)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._study.tell(number, values, state=state, skip_if_finished=True)
+
+    def state(self) -> Mapping[str, Any]:
+        """Study-level system attributes that changed (Sobol's sequence index)."""
+        attrs = self._storage.get_study_system_attrs(self._study_id)
+        if attrs != self._state_seen:
+            self._state_seen = dict(attrs)
+        return self._state_seen
+
+
+def _optuna_outcome(trial: TrialRecord) -> tuple[OptunaState, list[float] | None]:
+    if trial.state is TrialState.SUCCEEDED and trial.value is not None and math.isfinite(trial.value):
+        return OptunaState.COMPLETE, [trial.value]
+    if trial.state.is_active:
+        return OptunaState.RUNNING, None
+    if trial.state is TrialState.EARLY_STOPPED:
+        return OptunaState.PRUNED, None
+    return OptunaState.FAIL, None
+
+
+def frozen_trials(suggester: OptunaSuggester) -> list[FrozenTrial]:
+    """The mirror study's trials (for tests and diagnostics)."""
+    return suggester._study.get_trials(deepcopy=False)

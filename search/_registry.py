@@ -1,0 +1,181 @@
+"""The algorithm registry: names, settings (Katib's where they apply) and sampler factories.
+
+Each entry validates its settings strictly: an unknown algorithm or setting, or a value that
+breaks a rule, is a :class:`~automl.errors.SpecError` naming the setting, the rule and the value.
+Settings may arrive as strings (Katib writes every value as a string).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from automl.core import ExperimentSpec, ParameterType
+from automl.errors import SpecError, SpecIssue
+
+__all__ = ["ALGORITHMS", "AlgorithmInfo", "Setting", "algorithm_names", "resolve_settings"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One algorithm setting: its type, rule and default."""
+
+    kind: str  # "int", "float", "bool" or "choice"
+    default: Any = None
+    rule: str = ""
+    check: Callable[[Any], bool] = field(default=lambda v: True)
+    choices: tuple[str, ...] = ()
+    alias_of: str | None = None
+
+    def parse(self, raw: Any, path: str) -> Any:
+        """Coerce ``raw`` (possibly a string) to this setting's type and check the rule."""
+        try:
+            if self.kind == "int":
+                if isinstance(raw, bool):
+                    raise ValueError
+                value: Any = int(str(raw)) if not isinstance(raw, int) else raw
+            elif self.kind == "float":
+                if isinstance(raw, bool):
+                    raise ValueError
+                value = float(raw)
+                if not math.isfinite(value):
+                    raise ValueError
+            elif self.kind == "bool":
+                if isinstance(raw, bool):
+                    value = raw
+                elif str(raw).lower() in ("true", "false"):
+                    value = str(raw).lower() == "true"
+                else:
+                    raise ValueError
+            else:
+                value = str(raw)
+                if value not in self.choices:
+                    raise SpecError([SpecIssue(path, f"must be one of {list(self.choices)}; got {raw!r}")])
+        except (ValueError, TypeError) as exc:
+            raise SpecError([SpecIssue(path, f"must be {_article(self.kind)}; got {raw!r}")]) from exc
+        if not self.check(value):
+            raise SpecError([SpecIssue(path, f"must be {self.rule}; got {raw!r}")])
+        return value
+
+
+def _article(kind: str) -> str:
+    return {"int": "an integer", "float": "a number", "bool": "true or false"}.get(kind, kind)
+
+
+@dataclass(frozen=True)
+class AlgorithmInfo:
+    """A registered algorithm: what it is, its settings, and the rules it puts on the space."""
+
+    description: str
+    settings: Mapping[str, Setting]
+    min_numeric_params: int = 0
+
+
+_SEED = Setting("int", rule="an integer >= 0", check=lambda v: v >= 0)
+_SEED_ALIAS = Setting("int", rule="an integer >= 0", check=lambda v: v >= 0, alias_of="random_state")
+_STARTUP = Setting("int", 10, "an integer >= 0", lambda v: v >= 0)
+_TPE_SETTINGS: dict[str, Setting] = {
+    "random_state": _SEED,
+    "seed": _SEED_ALIAS,
+    "n_startup_trials": _STARTUP,
+    "n_ei_candidates": Setting("int", 24, "an integer > 0", lambda v: v > 0),
+    "n_EI_candidates": Setting("int", 24, "an integer > 0", lambda v: v > 0,
+                               alias_of="n_ei_candidates"),
+    "gamma": Setting("float", None, "a number in (0, 1)", lambda v: 0 < v < 1),
+    "prior_weight": Setting("float", None, "a number > 0", lambda v: v > 0),
+    "constant_liar": Setting("bool", True),
+}
+
+ALGORITHMS: dict[str, AlgorithmInfo] = {
+    "random": AlgorithmInfo("Random search (Optuna RandomSampler).", {"random_state": _SEED,
+                                                                      "seed": _SEED_ALIAS}),
+    "grid": AlgorithmInfo("Katib's grid, every combination once (Optuna GridSampler).",
+                          {"random_state": _SEED, "seed": _SEED_ALIAS}),
+    "tpe": AlgorithmInfo("Tree-structured Parzen estimator, independent per parameter.",
+                         _TPE_SETTINGS),
+    "multivariate-tpe": AlgorithmInfo("TPE over the joint space (Optuna multivariate TPE).",
+                                      _TPE_SETTINGS),
+    "cmaes": AlgorithmInfo(
+        "CMA evolution strategy (Optuna CmaEsSampler).",
+        {
+            "random_state": _SEED,
+            "seed": _SEED_ALIAS,
+            "sigma": Setting("float", None, "a number > 0", lambda v: v > 0),
+            "n_startup_trials": Setting("int", 0, "an integer >= 0", lambda v: v >= 0),
+            "popsize": Setting("int", None, "an integer >= 2", lambda v: v >= 2),
+            "restart_strategy": Setting("choice", "none", choices=("none",)),
+            "use_separable_cma": Setting("bool", False),
+        },
+        min_numeric_params=2,
+    ),
+    "sobol": AlgorithmInfo("Scrambled Sobol quasi-random sequence (Optuna QMCSampler).",
+                           {"random_state": _SEED, "seed": _SEED_ALIAS,
+                            "scramble": Setting("bool", True)}),
+    "bayesianoptimization": AlgorithmInfo(
+        "Gaussian-process Bayesian optimization with log expected improvement (Optuna GPSampler).",
+        {
+            "random_state": _SEED,
+            "seed": _SEED_ALIAS,
+            "n_initial_points": Setting("int", 10, "an integer >= 0", lambda v: v >= 0),
+            "n_startup_trials": Setting("int", 10, "an integer >= 0", lambda v: v >= 0,
+                                        alias_of="n_initial_points"),
+            "base_estimator": Setting("choice", "GP", choices=("GP",)),
+            "acq_func": Setting("choice", "gp_hedge", choices=("gp_hedge", "EI")),
+            "acq_optimizer": Setting("choice", "auto", choices=("auto", "lbfgs")),
+            "deterministic_objective": Setting("bool", False),
+        },
+    ),
+}
+
+
+def algorithm_names() -> list[str]:
+    """Names of every registered algorithm."""
+    return sorted(ALGORITHMS)
+
+
+def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
+    """Validate the spec's algorithm and settings and return them typed, with defaults.
+
+    Aliases (``seed`` for ``random_state``, ``n_EI_candidates``...) are folded into their canonical
+    name. ``random_state`` falls back to the spec's ``seed``.
+
+    Raises:
+        SpecError: Unknown algorithm, unknown setting, bad value or unsupported space.
+    """
+    name = spec.algorithm.name
+    info = ALGORITHMS.get(name)
+    if info is None:
+        raise SpecError([SpecIssue("algorithm.name", f"must be one of {algorithm_names()}; "
+                                   f"got {name!r}")])
+    issues: list[SpecIssue] = []
+    out: dict[str, Any] = {}
+    for key, raw in spec.algorithm.settings.items():
+        setting = info.settings.get(key)
+        path = f"algorithm.settings.{key}"
+        if setting is None:
+            issues.append(SpecIssue(path, f"is not a setting of {name!r}; valid settings: "
+                                    f"{sorted(info.settings)}"))
+            continue
+        try:
+            out[setting.alias_of or key] = setting.parse(raw, path)
+        except SpecError as exc:
+            issues.extend(exc.issues)
+    numeric = [p for p in spec.parameters if p.type in (ParameterType.INT, ParameterType.DOUBLE)]
+    if len(numeric) < info.min_numeric_params:
+        issues.append(SpecIssue("parameters", f"{name} needs at least {info.min_numeric_params} "
+                                 f"int or double parameters; got {len(numeric)}"))
+    if name == "grid":
+        for i, p in enumerate(spec.parameters):
+            if p.type is ParameterType.DOUBLE and p.step is None:
+                issues.append(SpecIssue(f"parameters[{i}].step", "must be set for every double "
+                                        "parameter when the algorithm is grid"))
+    if issues:
+        raise SpecError(issues)
+    for key, setting in info.settings.items():
+        if setting.alias_of is None and key not in out and setting.default is not None:
+            out[key] = setting.default
+    if out.get("random_state") is None and spec.seed is not None:
+        out["random_state"] = spec.seed
+    return out

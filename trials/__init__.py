@@ -1,0 +1,36 @@
+"""One trial's life: templates, executors and metrics collection."""
+
+from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
+from trials._inprocess import InProcessExecutor, call_objective
+from trials._local import LocalProcessExecutor
+from trials._metrics import (
+    DEFAULT_FILTER,
+    MetricLine,
+    TextMetricParser,
+    objective_value,
+    parse_json_line,
+    parse_report_line,
+    summarize,
+)
+from trials._template import format_value, render_command, render_text
+
+__all__ = [
+    "DEFAULT_FILTER",
+    "Executor",
+    "ExitStatus",
+    "InProcessExecutor",
+    "LocalProcessExecutor",
+    "MetricLine",
+    "TextMetricParser",
+    "TrialEvent",
+    "TrialExit",
+    "TrialRun",
+    "call_objective",
+    "format_value",
+    "objective_value",
+    "parse_json_line",
+    "parse_report_line",
+    "render_command",
+    "render_text",
+    "summarize",
+]

@@ -1,0 +1,90 @@
+"""The executor interface: where trials run, separate from how they are chosen."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from automl.core import ParamValue
+
+__all__ = ["Executor", "ExitStatus", "TrialEvent", "TrialExit", "TrialRun"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRun:
+    """What an executor needs to start one trial."""
+
+    trial_id: str
+    experiment: str
+    number: int
+    params: Mapping[str, ParamValue]
+    attempt: int = 1
+    namespace: str | None = None
+
+
+class ExitStatus(str, Enum):
+    """How a trial's run ended, as the executor saw it."""
+
+    COMPLETED = "completed"  # exit code 0 / returned normally
+    FAILED = "failed"  # non-zero exit / raised
+    TIMED_OUT = "timed_out"  # ran past the per-trial timeout and was killed
+    CANCELLED = "cancelled"  # cancelled by the controller
+
+
+@dataclass(frozen=True, slots=True)
+class TrialExit:
+    """The end of a trial's run."""
+
+    status: ExitStatus
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TrialEvent:
+    """Something that happened to a running trial.
+
+    Attributes:
+        trial_id: The trial.
+        metrics: Metric values observed, all at ``step``.
+        step: Training step of ``metrics`` (None when the trial named none).
+        started: Runner details to store (pid, host...) once the trial has started.
+        exit: Set once, when the run has ended; it comes after every metric of the trial.
+    """
+
+    trial_id: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    step: int | None = None
+    started: Mapping[str, Any] | None = None
+    exit: TrialExit | None = None
+
+
+class Executor(ABC):
+    """Runs trials. The controller drives it through three calls.
+
+    Protocol:
+        * :meth:`submit` starts a trial and returns at once.
+        * :meth:`poll` waits up to ``timeout`` seconds for events and returns every event ready;
+          each submitted trial ends with exactly one event carrying ``exit``.
+        * :meth:`cancel` asks a trial to stop; its ``exit`` event follows (CANCELLED).
+    """
+
+    @abstractmethod
+    def submit(self, run: TrialRun) -> None:
+        """Start a trial."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[TrialEvent]:
+        """Events since the last poll, waiting at most ``timeout`` seconds for the first."""
+
+    @abstractmethod
+    def cancel(self, trial_id: str) -> None:
+        """Stop a running trial."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; running trials are cancelled."""
+
+    def reap(self, runner: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Stop a run left behind by a dead controller, given what ``started`` reported."""

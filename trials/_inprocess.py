@@ -1,0 +1,162 @@
+"""In-process executor: trials are calls of a Python function in worker threads."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from automl import _report
+from automl.core import ParamValue
+from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
+
+__all__ = ["InProcessExecutor", "call_objective"]
+
+
+def call_objective(fn: Callable[..., Any], params: Mapping[str, ParamValue]) -> Any:
+    """Call ``fn`` with typed parameters.
+
+    A function of one positional argument that is not itself a parameter name gets the whole
+    ``dict`` (``def objective(params)``); any other function gets keyword arguments
+    (``def objective(C, kernel)``).
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return fn(dict(params))
+    ps = [p for p in sig.parameters.values() if p.kind is not p.VAR_POSITIONAL]
+    if (
+        len(ps) == 1
+        and ps[0].kind in (ps[0].POSITIONAL_ONLY, ps[0].POSITIONAL_OR_KEYWORD)
+        and ps[0].name not in params
+    ):
+        return fn(dict(params))
+    return fn(**params)
+
+
+class InProcessExecutor(Executor):
+    """Runs an objective function per trial in a thread pool.
+
+    The function's return value becomes metrics: a number is the objective metric, a mapping
+    gives several metrics, None means everything was reported with :func:`automl.report`. An
+    exception fails the trial (with its traceback as the message); it never reaches the
+    controller. A timed-out or cancelled call cannot be killed in a thread: its later reports
+    are dropped and :func:`automl.should_stop` turns true so cooperative code can return.
+
+    Args:
+        fn: The objective.
+        objective_metric: Metric name a plain number is stored under.
+        parallel: Worker threads.
+        timeout: Per-trial limit in seconds.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        objective_metric: str,
+        parallel: int = 1,
+        timeout: float | None = None,
+    ) -> None:
+        self._fn = fn
+        self._metric = objective_metric
+        self._timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="trial")
+        self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._deadline: dict[str, float] = {}
+        self._ended: set[str] = set()  # trials whose exit event was already sent
+        self._stop: set[str] = set()
+
+    def submit(self, run: TrialRun) -> None:
+        """Queue the call on the thread pool."""
+        if self._timeout is not None:
+            self._deadline[run.trial_id] = time.monotonic() + self._timeout
+        self._pool.submit(self._run, run)
+
+    def _emit_exit(self, trial_id: str, status: ExitStatus, message: str = "") -> None:
+        with self._lock:
+            if trial_id in self._ended:
+                return
+            self._ended.add(trial_id)
+            self._deadline.pop(trial_id, None)
+        self._events.put(TrialEvent(trial_id, exit=TrialExit(status, message)))
+
+    def _run(self, run: TrialRun) -> None:
+        tid = run.trial_id
+
+        def reporter(step: int | None, metrics: Mapping[str, float]) -> None:
+            if tid not in self._ended:
+                self._events.put(TrialEvent(tid, metrics=metrics, step=step))
+
+        info = _report.TrialInfo(tid, run.experiment, run.number, dict(run.params))
+        token = _report.bind(info, reporter, lambda: tid in self._stop or tid in self._ended)
+        try:
+            result = call_objective(self._fn, run.params)
+            metrics = self._metrics_of(result)
+        except Exception as exc:
+            tb = traceback.format_exc(limit=8)
+            self._emit_exit(tid, ExitStatus.FAILED, f"{type(exc).__name__}: {exc}\n{tb}")
+            return
+        finally:
+            _report.unbind(token)
+        if metrics:
+            reporter(None, metrics)
+        status = ExitStatus.CANCELLED if tid in self._stop else ExitStatus.COMPLETED
+        self._emit_exit(tid, status)
+
+    def _metrics_of(self, result: Any) -> dict[str, float]:
+        if result is None:
+            return {}
+        if isinstance(result, Mapping):
+            out = {}
+            for k, v in result.items():
+                try:
+                    out[str(k)] = float(v)
+                except (TypeError, ValueError):
+                    raise TypeError(f"objective returned a non-numeric value for metric {k!r}: "
+                                    f"{v!r}") from None
+            return out
+        try:
+            value = float(result)
+        except (TypeError, ValueError):
+            raise TypeError("objective must return a number, a dict of metrics or None; got "
+                            f"{type(result).__name__}") from None
+        if math.isnan(value):
+            raise ValueError(f"objective returned NaN for {self._metric!r}")
+        return {self._metric: value}
+
+    def poll(self, timeout: float) -> list[TrialEvent]:
+        """Wait for the next events."""
+        if self._deadline:
+            now = time.monotonic()
+            for tid, deadline in list(self._deadline.items()):
+                if now >= deadline:
+                    self._emit_exit(tid, ExitStatus.TIMED_OUT,
+                                    f"trial ran longer than its timeout ({self._timeout:g} s)")
+            if self._deadline:
+                timeout = min(timeout, max(0.0, min(self._deadline.values()) - now))
+        out: list[TrialEvent] = []
+        try:
+            out.append(self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait())
+        except queue.Empty:
+            return out
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def cancel(self, trial_id: str) -> None:
+        """Ask the call to stop; it is reported CANCELLED at once and its late reports dropped."""
+        self._stop.add(trial_id)
+        self._emit_exit(trial_id, ExitStatus.CANCELLED, "cancelled")
+
+    def close(self) -> None:
+        """Stop accepting work; threads still running are left to finish."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
