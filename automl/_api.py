@@ -432,11 +432,14 @@ def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFr
         for m in obj.metrics:
             s = t.metrics.get(m)
             row[m] = s.pick(obj.strategy(m).value) if s else None
-        row.update(started=pd.to_datetime(t.started_at, unit="s") if t.started_at else None,
-                   finished=pd.to_datetime(t.finished_at, unit="s") if t.finished_at else None,
-                   duration_s=t.duration, attempt=t.attempt, message=t.message)
+        row.update(started=t.started_at, finished=t.finished_at, duration_s=t.duration,
+                   attempt=t.attempt, message=t.message)
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for col in ("started", "finished"):
+        if col in df:
+            df[col] = pd.to_datetime(df[col], unit="s")
+    return df
 
 
 __all__ += ["Progress"]

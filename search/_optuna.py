@@ -75,7 +75,7 @@ def _make_sampler(
                 n_startup_trials=settings["n_startup_trials"],
                 n_ei_candidates=settings["n_ei_candidates"],
                 seed=seed,
-                multivariate=name == "multivariate-tpe",
+                multivariate=True if name == "multivariate-tpe" else settings.get("multivariate"),
                 constant_liar=settings["constant_liar"],
                 **tpe_kwargs,
             )
@@ -136,6 +136,10 @@ class OptunaSuggester(Suggester):
         self._storage = self._study._storage
         self._study_id = self._study._study_id
         self._ids: dict[str, int] = {}  # our trial id -> Optuna's internal trial id
+        # Only these samplers keep state in system attributes; reading them copies, so skip
+        # the read for the others (it is on the per-trial hot path).
+        self._trial_attrs = spec.algorithm.name == "cmaes"
+        self._study_attrs = spec.algorithm.name == "sobol"
         self._taken = 0
         for key, value in (state or {}).items():
             self._storage.set_study_system_attr(self._study_id, key, value)
@@ -192,7 +196,7 @@ class OptunaSuggester(Suggester):
             attrs = {
                 k: v for k, v in self._storage.get_trial_system_attrs(ot._trial_id).items()
                 if k not in _SKIP_ATTRS
-            }
+            } if self._trial_attrs else {}
             out.append(Suggestion(params=self._codec.to_external(ot.params), attrs=attrs))
             self._taken += 1
         return out
@@ -210,6 +214,8 @@ class OptunaSuggester(Suggester):
 
     def state(self) -> Mapping[str, Any]:
         """Study-level system attributes that changed (Sobol's sequence index)."""
+        if not self._study_attrs:
+            return self._state_seen
         attrs = self._storage.get_study_system_attrs(self._study_id)
         if attrs != self._state_seen:
             self._state_seen = dict(attrs)

@@ -86,6 +86,7 @@ _TPE_SETTINGS: dict[str, Setting] = {
     "gamma": Setting("float", None, "a number in (0, 1)", lambda v: 0 < v < 1),
     "prior_weight": Setting("float", None, "a number > 0", lambda v: v > 0),
     "constant_liar": Setting("bool", True),
+    "multivariate": Setting("bool", None),
 }
 
 ALGORITHMS: dict[str, AlgorithmInfo] = {
@@ -93,7 +94,8 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
                                                                       "seed": _SEED_ALIAS}),
     "grid": AlgorithmInfo("Katib's grid, every combination once (Optuna GridSampler).",
                           {"random_state": _SEED, "seed": _SEED_ALIAS}),
-    "tpe": AlgorithmInfo("Tree-structured Parzen estimator, independent per parameter.",
+    "tpe": AlgorithmInfo("Tree-structured Parzen estimator with Optuna's defaults (multivariate "
+                         "for one objective; multivariate: false models each parameter alone).",
                          _TPE_SETTINGS),
     "multivariate-tpe": AlgorithmInfo("TPE over the joint space (Optuna multivariate TPE).",
                                       _TPE_SETTINGS),

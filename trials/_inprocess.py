@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import inspect
 import math
 import queue
@@ -66,6 +67,10 @@ class InProcessExecutor(Executor):
         self._fn = fn
         self._metric = objective_metric
         self._timeout = timeout
+        # One trial at a time with no timeout runs on the controller's thread: no hand-off,
+        # and Ctrl-C reaches the controller directly.
+        self._inline = parallel <= 1 and timeout is None
+        self._queued: collections.deque[TrialRun] = collections.deque()
         self._pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="trial")
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -75,6 +80,9 @@ class InProcessExecutor(Executor):
 
     def submit(self, run: TrialRun) -> None:
         """Queue the call on the thread pool."""
+        if self._inline:
+            self._queued.append(run)
+            return
         if self._timeout is not None:
             self._deadline[run.trial_id] = time.monotonic() + self._timeout
         self._pool.submit(self._run, run)
@@ -132,7 +140,10 @@ class InProcessExecutor(Executor):
         return {self._metric: value}
 
     def poll(self, timeout: float) -> list[TrialEvent]:
-        """Wait for the next events."""
+        """Wait for the next events (running the next queued call first in inline mode)."""
+        if self._queued:
+            self._run(self._queued.popleft())
+            timeout = 0.0
         if self._deadline:
             now = time.monotonic()
             for tid, deadline in list(self._deadline.items()):
@@ -155,6 +166,9 @@ class InProcessExecutor(Executor):
     def cancel(self, trial_id: str) -> None:
         """Ask the call to stop; it is reported CANCELLED at once and its late reports dropped."""
         self._stop.add(trial_id)
+        for run in list(self._queued):
+            if run.trial_id == trial_id:
+                self._queued.remove(run)
         self._emit_exit(trial_id, ExitStatus.CANCELLED, "cancelled")
 
     def close(self) -> None:

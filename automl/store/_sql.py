@@ -62,6 +62,18 @@ def normalize_url(url: str) -> URL:
     return u
 
 
+# Statements on the per-trial hot path are built once; SQLAlchemy then reuses their compiled form.
+_FINISH = (
+    S.trials.update()
+    .where(S.trials.c.id == sa.bindparam("tid"))
+    .values(state=sa.bindparam("state"), value=sa.bindparam("value"),
+            metrics=sa.bindparam("metrics"), message=sa.bindparam("message"),
+            finished_at=sa.bindparam("finished_at"))
+)
+_INSERT_TRIALS = S.trials.insert()
+_INSERT_OBS = S.observations.insert()
+
+
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=True)
 
@@ -284,7 +296,7 @@ class TrialRepository:
         if not rows:
             return
         with self._s.begin() as c:
-            c.execute(S.trials.insert(), rows)
+            c.execute(_INSERT_TRIALS, rows)
             if sampler_state is not None:
                 c.execute(S.experiments.update()
                           .where(S.experiments.c.id == trials[0].experiment_id)
@@ -316,11 +328,12 @@ class TrialRepository:
         summary = {k: [s.min, s.max, s.latest] for k, s in metrics.items()}
         with self._s.begin() as c:
             if observations:
-                c.execute(S.observations.insert(), _obs_rows(observations))
-            c.execute(S.trials.update().where(S.trials.c.id == trial_id).values(
-                state=state.value, value=_finite(value), metrics=_dumps(summary),
-                message=message[:20000], finished_at=finished_at or time.time(),
-            ))
+                c.execute(_INSERT_OBS, _obs_rows(observations))
+            c.execute(_FINISH, {
+                "tid": trial_id, "state": state.value, "value": _finite(value),
+                "metrics": _dumps(summary), "message": message[:20000],
+                "finished_at": finished_at or time.time(),
+            })
 
     def restart(self, trial_id: str, attempt: int) -> None:
         """Put an interrupted trial back to Created for another attempt, dropping the partial
@@ -376,7 +389,7 @@ class ObservationRepository:
         """Insert observations in one transaction."""
         if observations:
             with self._s.begin() as c:
-                c.execute(S.observations.insert(), _obs_rows(observations))
+                c.execute(_INSERT_OBS, _obs_rows(observations))
 
     def list(self, trial_id: str) -> list[Observation]:
         """A trial's observations in the order they were stored."""
