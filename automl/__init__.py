@@ -44,12 +44,63 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from automl._api import Client, TuneResult, categorical, discrete, double, int, tune
-    from automl._report import TrialInfo, current_trial, report, should_stop
-    from automl.core import ExperimentSpec, ExperimentState, TrialState
-    from automl.errors import AutoMLError, NotFoundError, SpecError, StorageError
-    from automl.spec import load_spec, parse_spec
-    from automl.store import Store
+    from automl._api import (
+        Client as Client,
+    )
+    from automl._api import (
+        TuneResult as TuneResult,
+    )
+    from automl._api import (
+        categorical as categorical,
+    )
+    from automl._api import (
+        discrete as discrete,
+    )
+    from automl._api import (
+        double as double,
+    )
+    from automl._api import (
+        int as int,
+    )
+    from automl._api import (
+        tune as tune,
+    )
+    from automl._report import (
+        TrialInfo as TrialInfo,
+    )
+    from automl._report import (
+        current_trial as current_trial,
+    )
+    from automl._report import (
+        report as report,
+    )
+    from automl._report import (
+        should_stop as should_stop,
+    )
+    from automl.core import (
+        ExperimentSpec as ExperimentSpec,
+    )
+    from automl.core import (
+        ExperimentState as ExperimentState,
+    )
+    from automl.core import (
+        TrialState as TrialState,
+    )
+    from automl.errors import (
+        AutoMLError as AutoMLError,
+    )
+    from automl.errors import (
+        NotFoundError as NotFoundError,
+    )
+    from automl.errors import (
+        SpecError as SpecError,
+    )
+    from automl.errors import (
+        StorageError as StorageError,
+    )
+    from automl.spec import load_spec as load_spec
+    from automl.spec import parse_spec as parse_spec
+    from automl.store import Store as Store
 
 
 def __getattr__(name: str) -> Any:

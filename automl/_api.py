@@ -43,8 +43,14 @@ __all__ = ["Client", "TuneResult", "categorical", "discrete", "double", "int", "
 _int = builtins.int
 
 
-def _range(kind: ParameterType, min: float, max: float, step: float | None, log: bool,
-           distribution: str | None) -> Parameter:
+def _range(
+    kind: ParameterType,
+    min: float,
+    max: float,
+    step: float | None,
+    log: bool,
+    distribution: str | None,
+) -> Parameter:
     if distribution is None:
         distribution = "logUniform" if log else "uniform"
     elif log and distribution not in ("logUniform", "logNormal"):
@@ -52,13 +58,21 @@ def _range(kind: ParameterType, min: float, max: float, step: float | None, log:
     try:
         dist = Distribution(distribution)
     except ValueError:
-        raise SpecError(f"must be one of {[d.value for d in Distribution]}; got {distribution!r}",
-                        path="distribution") from None
+        raise SpecError(
+            f"must be one of {[d.value for d in Distribution]}; got {distribution!r}",
+            path="distribution",
+        ) from None
     return Parameter(name="_", type=kind, min=min, max=max, step=step, distribution=dist)
 
 
-def int(min: _int, max: _int, *, step: _int | None = None, log: bool = False,
-        distribution: str | None = None) -> Parameter:
+def int(
+    min: _int,
+    max: _int,
+    *,
+    step: _int | None = None,
+    log: bool = False,
+    distribution: str | None = None,
+) -> Parameter:
     """An integer parameter in ``[min, max]``.
 
     Args:
@@ -71,8 +85,14 @@ def int(min: _int, max: _int, *, step: _int | None = None, log: bool = False,
     return _range(ParameterType.INT, min, max, step, log, distribution)
 
 
-def double(min: float, max: float, *, step: float | None = None, log: bool = False,
-           distribution: str | None = None) -> Parameter:
+def double(
+    min: float,
+    max: float,
+    *,
+    step: float | None = None,
+    log: bool = False,
+    distribution: str | None = None,
+) -> Parameter:
     """A real parameter in ``[min, max]``; see :func:`int` for the arguments."""
     return _range(ParameterType.DOUBLE, min, max, step, log, distribution)
 
@@ -122,9 +142,11 @@ class TuneResult:
         return self.experiment.reason
 
     def __repr__(self) -> str:
-        return (f"TuneResult(name={self.name!r}, state={self.experiment.state.value}, "
-                f"reason={self.reason!r}, best_value={self.best_value!r}, "
-                f"best_params={self.best_params!r}, trials={len(self.trials)})")
+        return (
+            f"TuneResult(name={self.name!r}, state={self.experiment.state.value}, "
+            f"reason={self.reason!r}, best_value={self.best_value!r}, "
+            f"best_params={self.best_params!r}, trials={len(self.trials)})"
+        )
 
 
 def _default_name(objective: Callable[..., Any]) -> str:
@@ -194,24 +216,37 @@ def tune(
     params: list[Parameter] = []
     for pname, p in parameters.items():
         if not isinstance(p, Parameter):
-            issues.append(SpecIssue(f"parameters.{pname}", "must be made with automl.int, "
-                                    f"automl.double, automl.categorical or automl.discrete; got {p!r}"))
+            issues.append(
+                SpecIssue(
+                    f"parameters.{pname}",
+                    "must be made with automl.int, "
+                    f"automl.double, automl.categorical or automl.discrete; got {p!r}",
+                )
+            )
             continue
         params.append(p.model_copy(update={"name": pname}))
     if direction not in ("minimize", "maximize"):
-        issues.append(SpecIssue("direction", f"must be 'minimize' or 'maximize'; got {direction!r}"))
+        issues.append(
+            SpecIssue("direction", f"must be 'minimize' or 'maximize'; got {direction!r}")
+        )
     for metric, strat in (metric_strategies or {}).items():
         if strat not in ("min", "max", "latest"):
-            issues.append(SpecIssue(f"metric_strategies.{metric}", "must be min, max or latest; got "
-                                    f"{strat!r}"))
+            issues.append(
+                SpecIssue(
+                    f"metric_strategies.{metric}", f"must be min, max or latest; got {strat!r}"
+                )
+            )
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
         name=name or _default_name(objective),
-        objective=Objective(type=Direction(direction), metric=objective_metric, goal=goal,
-                            additional_metrics=tuple(additional_metrics),
-                            strategies={k: MetricStrategy(v)
-                                        for k, v in (metric_strategies or {}).items()}),
+        objective=Objective(
+            type=Direction(direction),
+            metric=objective_metric,
+            goal=goal,
+            additional_metrics=tuple(additional_metrics),
+            strategies={k: MetricStrategy(v) for k, v in (metric_strategies or {}).items()},
+        ),
         algorithm=AlgorithmSpec(name=algorithm, settings=dict(algorithm_settings or {})),
         parameters=tuple(params),
         parallel_trial_count=parallel_trials,
@@ -222,9 +257,14 @@ def tune(
         seed=seed,
         source="python",
     )
-    paths = {"parallel_trial_count": "parallel_trials", "max_trial_count": "max_trials",
-             "max_failed_trial_count": "max_failed_trials", "objective.metric": "objective_metric",
-             "algorithm.name": "algorithm", "trial_template.timeout": "trial_timeout"}
+    paths = {
+        "parallel_trial_count": "parallel_trials",
+        "max_trial_count": "max_trials",
+        "max_failed_trial_count": "max_failed_trials",
+        "objective.metric": "objective_metric",
+        "algorithm.name": "algorithm",
+        "trial_template.timeout": "trial_timeout",
+    }
 
     def translate(path: str) -> str:
         m = re.match(r"^parameters\[(\d+)\](.*)$", path)
@@ -242,8 +282,13 @@ def tune(
         except NotFoundError:
             pass
         else:
-            return client.resume(name, objective=objective, max_trials=max_trials,
-                                 parallel_trials=parallel_trials, progress=progress)
+            return client.resume(
+                name,
+                objective=objective,
+                max_trials=max_trials,
+                parallel_trials=parallel_trials,
+                progress=progress,
+            )
     exp = client._store.experiments.create(spec)
     return client._run(exp, objective=objective, progress=progress)
 
@@ -266,7 +311,7 @@ class Client:
         return self._store
 
     # -- reading ----------------------------------------------------------------------------
-    def list(self) -> list[ExperimentRecord]:
+    def list(self) -> builtins.list[ExperimentRecord]:
         """Every experiment, oldest first."""
         return self._store.experiments.list()
 
@@ -274,11 +319,11 @@ class Client:
         """One experiment. Raises NotFoundError."""
         return self._store.experiments.get(name)
 
-    def trials(self, name: str) -> list[TrialRecord]:
+    def trials(self, name: str) -> builtins.list[TrialRecord]:
         """An experiment's trials in creation order."""
         return self._store.trials.list(self.get(name).id)
 
-    def observations(self, name: str) -> list[Observation]:
+    def observations(self, name: str) -> builtins.list[Observation]:
         """Every metric observation of an experiment's trials."""
         return self._store.observations.for_experiment(self.get(name).id)
 
@@ -321,8 +366,9 @@ class Client:
             if exp.state.is_terminal:
                 return exp
             if end is not None and time.monotonic() >= end:
-                raise TimeoutError(f"experiment {name!r} is still {exp.state.value} after "
-                                   f"{timeout:g} s")
+                raise TimeoutError(
+                    f"experiment {name!r} is still {exp.state.value} after {timeout:g} s"
+                )
             time.sleep(poll)
 
     def stop(self, name: str) -> ExperimentRecord:
@@ -333,13 +379,21 @@ class Client:
         if exp.state.is_terminal:
             return exp
         self._store.experiments.update(exp.id, stop_requested=True)
-        live = exp.controller and not _holder_dead(exp.controller) and \
-            exp.heartbeat_at is not None and time.time() - exp.heartbeat_at < STALE_S
+        live = (
+            exp.controller
+            and not _holder_dead(exp.controller)
+            and exp.heartbeat_at is not None
+            and time.time() - exp.heartbeat_at < STALE_S
+        )
         if not live:
             self._store.experiments.update(
-                exp.id, state=ExperimentState.STOPPED, reason="ExperimentStopped",
+                exp.id,
+                state=ExperimentState.STOPPED,
+                reason="ExperimentStopped",
                 message="stopped on request (no controller was running)",
-                finished_at=time.time(), controller=None)
+                finished_at=time.time(),
+                controller=None,
+            )
         return self.get(name)
 
     def resume(
@@ -352,8 +406,10 @@ class Client:
         max_failed_trials: _int | None = None,
         progress: bool = False,
     ) -> TuneResult:
-        """Continue an experiment here: interrupted trials run again, finished ones are kept,
-        and the search continues from the stored history. Budgets may be raised.
+        """Continue an experiment here, from where it was.
+
+        Interrupted trials run again, finished ones are kept, and the search continues from the
+        stored history. Budgets may be raised.
 
         Raises:
             ExperimentBusyError: Another live controller runs it.
@@ -363,14 +419,20 @@ class Client:
         spec = exp.spec
         if any(v is not None for v in (max_trials, parallel_trials, max_failed_trials)):
             try:
-                spec = spec.with_budget(max_trial_count=max_trials,
-                                        parallel_trial_count=parallel_trials,
-                                        max_failed_trial_count=max_failed_trials)
+                spec = spec.with_budget(
+                    max_trial_count=max_trials,
+                    parallel_trial_count=parallel_trials,
+                    max_failed_trial_count=max_failed_trials,
+                )
             except SpecError as exc:
-                names = {"max_trial_count": "max_trials", "parallel_trial_count": "parallel_trials",
-                         "max_failed_trial_count": "max_failed_trials"}
-                raise SpecError([SpecIssue(names.get(i.path, i.path), i.message)
-                                 for i in exc.issues]) from None
+                names = {
+                    "max_trial_count": "max_trials",
+                    "parallel_trial_count": "parallel_trials",
+                    "max_failed_trial_count": "max_failed_trials",
+                }
+                raise SpecError(
+                    [SpecIssue(names.get(i.path, i.path), i.message) for i in exc.issues]
+                ) from None
             self._store.experiments.update(exp.id, spec=spec)
             exp = self.get(name)
         return self._run(exp, objective=objective, progress=progress)
@@ -384,13 +446,22 @@ class Client:
         from automl._controller import STALE_S, _holder_dead
 
         exp = self.get(name)
-        if exp.controller and not _holder_dead(exp.controller) and exp.heartbeat_at \
-                and time.time() - exp.heartbeat_at < STALE_S:
+        if (
+            exp.controller
+            and not _holder_dead(exp.controller)
+            and exp.heartbeat_at
+            and time.time() - exp.heartbeat_at < STALE_S
+        ):
             raise AutoMLError(f"experiment {name!r} is running; stop it first: automl stop {name}")
         self._store.experiments.delete(name)
 
-    def _run(self, exp: ExperimentRecord, *, objective: Callable[..., Any] | None = None,
-             progress: bool = False) -> TuneResult:
+    def _run(
+        self,
+        exp: ExperimentRecord,
+        *,
+        objective: Callable[..., Any] | None = None,
+        progress: bool = False,
+    ) -> TuneResult:
         on_progress = None
         bar = None
         if progress:
@@ -401,8 +472,13 @@ class Client:
         try:
             if bar is not None:
                 with bar:
-                    run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir,
-                                   on_progress=on_progress)
+                    run_experiment(
+                        self._store,
+                        exp,
+                        objective=objective,
+                        runs_dir=self.runs_dir,
+                        on_progress=on_progress,
+                    )
             else:
                 run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir)
         finally:
@@ -413,8 +489,11 @@ class Client:
 def _best(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> TrialRecord | None:
     best: TrialRecord | None = None
     for t in trials:
-        if t.state is TrialState.SUCCEEDED and t.value is not None and (
-                best is None or spec.objective.better(t.value, best.value)):  # type: ignore[arg-type]
+        if (
+            t.state is TrialState.SUCCEEDED
+            and t.value is not None
+            and (best is None or best.value is None or spec.objective.better(t.value, best.value))
+        ):
             best = t
     return best
 
@@ -425,15 +504,24 @@ def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFr
     rows = []
     obj = spec.objective
     for t in trials:
-        row: dict[str, Any] = {"number": t.number, "trial": t.id, "state": t.state.value,
-                               "value": t.value}
+        row: dict[str, Any] = {
+            "number": t.number,
+            "trial": t.id,
+            "state": t.state.value,
+            "value": t.value,
+        }
         for p in spec.parameters:
             row[f"params_{p.name}"] = t.params.get(p.name)
         for m in obj.metrics:
             s = t.metrics.get(m)
             row[m] = s.pick(obj.strategy(m).value) if s else None
-        row.update(started=t.started_at, finished=t.finished_at, duration_s=t.duration,
-                   attempt=t.attempt, message=t.message)
+        row.update(
+            started=t.started_at,
+            finished=t.finished_at,
+            duration_s=t.duration,
+            attempt=t.attempt,
+            message=t.message,
+        )
         rows.append(row)
     df = pd.DataFrame(rows)
     for col in ("started", "finished"):

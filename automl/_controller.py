@@ -102,13 +102,15 @@ class Controller:
         exp = self._exp
         if not self._store.experiments.claim(exp.id, self.controller_id, time.time() - STALE_S):
             fresh = self._store.experiments.get(exp.name)
-            if _holder_dead(fresh.controller):
-                if self._store.experiments.claim(exp.id, self.controller_id, time.time() + 1):
-                    return
+            if _holder_dead(fresh.controller) and self._store.experiments.claim(
+                exp.id, self.controller_id, time.time() + 1
+            ):
+                return
             age = time.time() - (fresh.heartbeat_at or 0)
             raise ExperimentBusyError(
                 f"experiment {exp.name!r} is being run by controller {fresh.controller} "
-                f"(last heartbeat {age:.0f} s ago); stop it first with: automl stop {exp.name}")
+                f"(last heartbeat {age:.0f} s ago); stop it first with: automl stop {exp.name}"
+            )
 
     def _load(self) -> Suggester:
         trials = self._store.trials.list(self._exp.id)
@@ -133,9 +135,12 @@ class Controller:
 
     def _count(self, t: TrialRecord) -> None:
         self._counts[t.state] += 1
-        if t.state is TrialState.SUCCEEDED and t.value is not None:
-            if self._best is None or self._spec.objective.better(t.value, self._best[0]):
-                self._best = (t.value, t.id)
+        if (
+            t.state is TrialState.SUCCEEDED
+            and t.value is not None
+            and (self._best is None or self._spec.objective.better(t.value, self._best[0]))
+        ):
+            self._best = (t.value, t.id)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> ExperimentRecord:
@@ -153,8 +158,13 @@ class Controller:
             now = time.time()
             started = self._exp.started_at or now
             self._store.experiments.update(
-                self._exp.id, state=ExperimentState.RUNNING, reason="", message="",
-                started_at=started, finished_at=None, stop_requested=False,
+                self._exp.id,
+                state=ExperimentState.RUNNING,
+                reason="",
+                message="",
+                started_at=started,
+                finished_at=None,
+                stop_requested=False,
             )
             for live in list(self._live.values()):  # interrupted trials run again
                 self._start(live.record)
@@ -167,7 +177,9 @@ class Controller:
             raise
         return self._finish(state, reason, message)
 
-    def _loop(self, suggester: Suggester, started: float) -> tuple[ExperimentState, EndReason, str]:
+    def _loop(
+        self, suggester: Suggester, started: float
+    ) -> tuple[ExperimentState, EndReason, str]:
         spec = self._spec
         deadline = started + spec.timeout if spec.timeout is not None else None
         next_beat = next_stop_check = 0.0
@@ -181,11 +193,15 @@ class Controller:
                 next_stop_check = now + STOP_CHECK_S
                 if now >= next_beat:
                     next_beat = now + HEARTBEAT_S
-                    self._store.experiments.update(self._exp.id, heartbeat_at=time.time(),
-                                                   controller=self.controller_id)
+                    self._store.experiments.update(
+                        self._exp.id, heartbeat_at=time.time(), controller=self.controller_id
+                    )
                 if self._store.experiments.stop_requested(self._exp.id):
-                    return (ExperimentState.STOPPED, EndReason.STOPPED,
-                            "stopped on request; running trials were killed")
+                    return (
+                        ExperimentState.STOPPED,
+                        EndReason.STOPPED,
+                        "stopped on request; running trials were killed",
+                    )
             wait = max(0.0, next_stop_check - time.monotonic())
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - time.time()))
@@ -200,24 +216,42 @@ class Controller:
         spec, c = self._spec, self._counts
         obj = spec.objective
         if self._best is not None and obj.reached(self._best[0]):
-            return (ExperimentState.SUCCEEDED, EndReason.GOAL_REACHED,
-                    f"trial {self._best[1]} reached the goal {obj.metric}={self._best[0]:g} "
-                    f"(goal {obj.goal:g})")
+            return (
+                ExperimentState.SUCCEEDED,
+                EndReason.GOAL_REACHED,
+                f"trial {self._best[1]} reached the goal {obj.metric}={self._best[0]:g} "
+                f"(goal {obj.goal:g})",
+            )
         failed = c[TrialState.FAILED] + c[TrialState.METRICS_UNAVAILABLE]
-        if spec.max_failed_trial_count is not None and failed > 0 \
-                and failed >= spec.max_failed_trial_count:
-            return (ExperimentState.FAILED, EndReason.FAILED,
-                    f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})")
+        if (
+            spec.max_failed_trial_count is not None
+            and failed > 0
+            and failed >= spec.max_failed_trial_count
+        ):
+            return (
+                ExperimentState.FAILED,
+                EndReason.FAILED,
+                f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})",
+            )
         terminal = sum(n for s, n in c.items() if not s.is_active)
         if spec.max_trial_count is not None and terminal >= spec.max_trial_count:
-            return (ExperimentState.SUCCEEDED, EndReason.MAX_TRIALS_REACHED,
-                    f"{terminal} trials finished (maxTrialCount {spec.max_trial_count})")
+            return (
+                ExperimentState.SUCCEEDED,
+                EndReason.MAX_TRIALS_REACHED,
+                f"{terminal} trials finished (maxTrialCount {spec.max_trial_count})",
+            )
         if deadline is not None and time.time() >= deadline:
-            return (ExperimentState.SUCCEEDED, EndReason.TIMEOUT,
-                    f"the time budget ({spec.timeout:g} s) ran out")
+            return (
+                ExperimentState.SUCCEEDED,
+                EndReason.TIMEOUT,
+                f"the time budget ({spec.timeout:g} s) ran out",
+            )
         if suggester.exhausted and not self._live:
-            return (ExperimentState.SUCCEEDED, EndReason.SEARCH_SPACE_EXHAUSTED,
-                    f"the search space is exhausted: all {terminal} grid points were tried")
+            return (
+                ExperimentState.SUCCEEDED,
+                EndReason.SEARCH_SPACE_EXHAUSTED,
+                f"the search space is exhausted: all {terminal} grid points were tried",
+            )
         return None
 
     def _fill(self, suggester: Suggester) -> None:
@@ -234,12 +268,19 @@ class Controller:
             return
         now = time.time()
         records = []
-        for trial_id, s in zip(ids, suggestions):
-            records.append(TrialRecord(
-                id=trial_id, experiment_id=self._exp.id, number=self._next_number,
-                params=s.params, state=TrialState.RUNNING, created_at=now, started_at=now,
-                attrs=s.attrs,
-            ))
+        for trial_id, s in zip(ids, suggestions, strict=False):
+            records.append(
+                TrialRecord(
+                    id=trial_id,
+                    experiment_id=self._exp.id,
+                    number=self._next_number,
+                    params=s.params,
+                    state=TrialState.RUNNING,
+                    created_at=now,
+                    started_at=now,
+                    attrs=s.attrs,
+                )
+            )
             self._next_number += 1
         state = suggester.state()
         changed = state != self._sampler_state
@@ -256,8 +297,9 @@ class Controller:
         if r.state is TrialState.CREATED:
             self._store.trials.update(r.id, state=TrialState.RUNNING, started_at=time.time())
             self._live[r.id].record = replace(r, state=TrialState.RUNNING)
-        self._executor.submit(TrialRun(r.id, self._spec.name, r.number, r.params, r.attempt,
-                                       self._spec.namespace))
+        self._executor.submit(
+            TrialRun(r.id, self._spec.name, r.number, r.params, r.attempt, self._spec.namespace)
+        )
 
     def _handle(self, events: list[TrialEvent], suggester: Suggester) -> None:
         if not events:
@@ -270,8 +312,9 @@ class Controller:
             if ev.metrics:
                 t = time.time()
                 live.metrics = summarize(live.metrics, ev.metrics)
-                live.pending.extend(Observation(ev.trial_id, k, v, ev.step, t)
-                                    for k, v in ev.metrics.items())
+                live.pending.extend(
+                    Observation(ev.trial_id, k, v, ev.step, t) for k, v in ev.metrics.items()
+                )
             if ev.started is not None:
                 self._store.trials.update(ev.trial_id, runner=ev.started)
             if ev.exit is not None:
@@ -295,8 +338,10 @@ class Controller:
         if status is ExitStatus.COMPLETED:
             if value is None:
                 state = TrialState.METRICS_UNAVAILABLE
-                message = (f"the objective metric {obj.metric!r} was never reported "
-                           f"({self._spec.metrics_collector.kind.value} collector)")
+                message = (
+                    f"the objective metric {obj.metric!r} was never reported "
+                    f"({self._spec.metrics_collector.kind.value} collector)"
+                )
             else:
                 state = TrialState.SUCCEEDED
         elif status is ExitStatus.CANCELLED:
@@ -304,10 +349,17 @@ class Controller:
         else:
             state = TrialState.FAILED
         now = time.time()
-        self._store.trials.finish(live.record.id, state, value, live.metrics, message,
-                                  live.pending, finished_at=now)
-        record = replace(live.record, state=state, value=value, metrics=dict(live.metrics),
-                         message=message, finished_at=now)
+        self._store.trials.finish(
+            live.record.id, state, value, live.metrics, message, live.pending, finished_at=now
+        )
+        record = replace(
+            live.record,
+            state=state,
+            value=value,
+            metrics=dict(live.metrics),
+            message=message,
+            finished_at=now,
+        )
         del self._live[record.id]
         self._count(record)
         suggester.tell(record)
@@ -320,8 +372,15 @@ class Controller:
         done = sum(n for s, n in c.items() if not s.is_active)
         failed = c[TrialState.FAILED] + c[TrialState.METRICS_UNAVAILABLE]
         best = self._best
-        return Progress(done, len(self._live), failed, self._spec.max_trial_count,
-                        best[0] if best else None, best[1] if best else None, last)
+        return Progress(
+            done,
+            len(self._live),
+            failed,
+            self._spec.max_trial_count,
+            best[0] if best else None,
+            best[1] if best else None,
+            last,
+        )
 
     # -- the end ----------------------------------------------------------------------------
     def _drain_cancelled(self, suggester: Suggester | None, timeout: float = 10.0) -> None:
@@ -340,8 +399,13 @@ class Controller:
             self._executor.close()
         finally:
             self._store.experiments.update(
-                self._exp.id, state=state, reason=reason.value, message=message,
-                finished_at=time.time(), controller=None, heartbeat_at=None,
+                self._exp.id,
+                state=state,
+                reason=reason.value,
+                message=message,
+                finished_at=time.time(),
+                controller=None,
+                heartbeat_at=None,
             )
         return self._store.experiments.get(self._exp.name)
 
@@ -355,9 +419,13 @@ class Controller:
                 self._store.trials.restart(tid, live.record.attempt)
         finally:
             self._store.experiments.update(
-                self._exp.id, state=ExperimentState.STOPPED, reason="Interrupted",
+                self._exp.id,
+                state=ExperimentState.STOPPED,
+                reason="Interrupted",
                 message=f"interrupted; continue with: automl resume {self._spec.name}",
-                finished_at=time.time(), controller=None, heartbeat_at=None,
+                finished_at=time.time(),
+                controller=None,
+                heartbeat_at=None,
             )
 
     def _release(self) -> None:

@@ -35,21 +35,27 @@ class ProgressBar:
             console=console,
             transient=False,
         )
-        self._task = self._progress.add_task(spec.name, total=spec.max_trial_count,
-                                             status="starting")
+        self._task = self._progress.add_task(
+            spec.name, total=spec.max_trial_count, status="starting"
+        )
 
     def __enter__(self) -> ProgressBar:
         self._progress.start()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._progress.stop()
 
     def update(self, snap: Snapshot) -> None:
         """Show a new snapshot."""
         metric = self._spec.objective.metric
-        best = f"best {metric}={snap.best_value:.6g}" if snap.best_value is not None else "no result yet"
+        best = (
+            f"best {metric}={snap.best_value:.6g}"
+            if snap.best_value is not None
+            else "no result yet"
+        )
         status = f"{best} · running {snap.running}"
         if snap.failed:
             status += f" · [red]failed {snap.failed}[/red]"

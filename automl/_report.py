@@ -52,11 +52,15 @@ class _Binding:
     should_stop: Callable[[], bool] = lambda: False
 
 
-_binding: contextvars.ContextVar[_Binding | None] = contextvars.ContextVar("automl_trial", default=None)
+_binding: contextvars.ContextVar[_Binding | None] = contextvars.ContextVar(
+    "automl_trial", default=None
+)
 _warned = False
 
 
-def bind(info: TrialInfo, reporter: Reporter, should_stop: Callable[[], bool]) -> contextvars.Token[Any]:
+def bind(
+    info: TrialInfo, reporter: Reporter, should_stop: Callable[[], bool]
+) -> contextvars.Token[Any]:
     """Bind the current context to a trial (used by in-process executors)."""
     return _binding.set(_Binding(info, reporter, should_stop))
 
@@ -75,8 +79,13 @@ def current_trial() -> TrialInfo | None:
     if not raw:
         return None
     data = json.loads(raw)
-    return TrialInfo(data["id"], data["experiment"], int(data["number"]), data.get("params", {}),
-                     data.get("workdir"))
+    return TrialInfo(
+        data["id"],
+        data["experiment"],
+        int(data["number"]),
+        data.get("params", {}),
+        data.get("workdir"),
+    )
 
 
 def report(step: int | None = None, **metrics: float) -> None:
@@ -106,7 +115,9 @@ def report(step: int | None = None, **metrics: float) -> None:
             try:
                 value = float(value)  # numpy and torch scalars
             except (TypeError, ValueError):
-                raise TypeError(f"automl.report: metric {name!r} must be a number; got {value!r}") from None
+                raise TypeError(
+                    f"automl.report: metric {name!r} must be a number; got {value!r}"
+                ) from None
         clean[name] = float(value)
     b = _binding.get()
     if b is not None:
@@ -114,16 +125,23 @@ def report(step: int | None = None, **metrics: float) -> None:
         return
     path = os.environ.get(REPORT_FILE_ENV)
     if path:
-        line = json.dumps({"step": step, "metrics": {k: (v if math.isfinite(v) else str(v))
-                                                      for k, v in clean.items()},
-                           "time": time.time()})
+        line = json.dumps(
+            {
+                "step": step,
+                "metrics": {k: (v if math.isfinite(v) else str(v)) for k, v in clean.items()},
+                "time": time.time(),
+            }
+        )
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
         return
     if not _warned:
         _warned = True
-        warnings.warn("automl.report() called outside a trial; the values are dropped",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            "automl.report() called outside a trial; the values are dropped",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def should_stop() -> bool:

@@ -32,7 +32,9 @@ def _import(path: str) -> Callable[..., Any]:
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
-        raise SpecError(f"cannot import the objective {path!r}: {exc}", path="trial_template.function") from exc
+        raise SpecError(
+            f"cannot import the objective {path!r}: {exc}", path="trial_template.function"
+        ) from exc
     if not callable(obj):
         raise SpecError(f"{path!r} is not callable", path="trial_template.function")
     return obj  # type: ignore[no-any-return]
@@ -54,13 +56,16 @@ def make_executor(
     if objective is None:
         if t.function is None:
             raise SpecError(
-                f"experiment {spec.name!r} runs a Python function that was defined in a notebook or "
+                f"experiment {spec.name!r} runs a Python function that was defined in a notebook "
+                "or "
                 "script and cannot be imported; resume it from Python: "
                 f"automl.Client(store).resume({spec.name!r}, objective=fn)",
-                path="trial_template.function")
+                path="trial_template.function",
+            )
         objective = _import(t.function)
-    return InProcessExecutor(objective, spec.objective.metric, spec.parallel_trial_count,
-                             t.timeout)
+    return InProcessExecutor(
+        objective, spec.objective.metric, spec.parallel_trial_count, t.timeout
+    )
 
 
 def run_experiment(

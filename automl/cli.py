@@ -32,8 +32,15 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
-StoreOpt = Annotated[str, typer.Option("--store", "-s", envvar="AUTOML_STORE",
-                                       help="Store URL (any SQLAlchemy URL) or SQLite file path.")]
+StoreOpt = Annotated[
+    str,
+    typer.Option(
+        "--store",
+        "-s",
+        envvar="AUTOML_STORE",
+        help="Store URL (any SQLAlchemy URL) or SQLite file path.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 DEFAULT = "sqlite:///automl.db"
 
@@ -67,26 +74,43 @@ def _fmt(v: Any) -> str:
 
 def _trial_json(t: TrialRecord) -> dict[str, Any]:
     return {
-        "id": t.id, "number": t.number, "state": t.state.value, "params": dict(t.params),
+        "id": t.id,
+        "number": t.number,
+        "state": t.state.value,
+        "params": dict(t.params),
         "value": t.value if t.value is None or math.isfinite(t.value) else str(t.value),
-        "metrics": {k: {"min": s.min, "max": s.max, "latest": s.latest} for k, s in t.metrics.items()},
-        "started_at": t.started_at, "finished_at": t.finished_at, "attempt": t.attempt,
+        "metrics": {
+            k: {"min": s.min, "max": s.max, "latest": s.latest} for k, s in t.metrics.items()
+        },
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "attempt": t.attempt,
         "message": t.message,
     }
 
 
-def _exp_json(e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialRecord | None
-              ) -> dict[str, Any]:
+def _exp_json(
+    e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialRecord | None
+) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state.value] = counts.get(t.state.value, 0) + 1
     return {
-        "name": e.name, "state": e.state.value, "reason": e.reason, "message": e.message,
-        "algorithm": e.spec.algorithm.name, "objective": {
-            "metric": e.spec.objective.metric, "type": e.spec.objective.type.value,
-            "goal": e.spec.objective.goal},
-        "created_at": e.created_at, "started_at": e.started_at, "finished_at": e.finished_at,
-        "trials": counts, "best_trial": _trial_json(best) if best else None,
+        "name": e.name,
+        "state": e.state.value,
+        "reason": e.reason,
+        "message": e.message,
+        "algorithm": e.spec.algorithm.name,
+        "objective": {
+            "metric": e.spec.objective.metric,
+            "type": e.spec.objective.type.value,
+            "goal": e.spec.objective.goal,
+        },
+        "created_at": e.created_at,
+        "started_at": e.started_at,
+        "finished_at": e.finished_at,
+        "trials": counts,
+        "best_trial": _trial_json(best) if best else None,
     }
 
 
@@ -100,22 +124,32 @@ def _best_table(e: ExperimentRecord, best: TrialRecord) -> Table:
     for m in obj.metrics:
         s = best.metrics.get(m)
         if s is not None:
-            table.add_row(f"[bold]{m}[/bold] ({obj.strategy(m).value})", _fmt(s.pick(obj.strategy(m).value)))
+            table.add_row(
+                f"[bold]{m}[/bold] ({obj.strategy(m).value})", _fmt(s.pick(obj.strategy(m).value))
+            )
     return table
 
 
-_STATE_STYLE = {TrialState.SUCCEEDED: "green", TrialState.FAILED: "red",
-                TrialState.METRICS_UNAVAILABLE: "red", TrialState.KILLED: "yellow",
-                TrialState.EARLY_STOPPED: "yellow", TrialState.RUNNING: "cyan",
-                TrialState.CREATED: "dim"}
+_STATE_STYLE = {
+    TrialState.SUCCEEDED: "green",
+    TrialState.FAILED: "red",
+    TrialState.METRICS_UNAVAILABLE: "red",
+    TrialState.KILLED: "yellow",
+    TrialState.EARLY_STOPPED: "yellow",
+    TrialState.RUNNING: "cyan",
+    TrialState.CREATED: "dim",
+}
 
 
 def _summary(e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialRecord | None) -> None:
     style = {"Succeeded": "green", "Failed": "red"}.get(e.state.value, "yellow")
     n = {s: sum(1 for t in trials if t.state is s) for s in TrialState}
     parts = ", ".join(f"{v} {s.value.lower()}" for s, v in n.items() if v)
-    console.print(f"[bold]{e.name}[/bold]: [{style}]{e.state.value}[/{style}] ({e.reason}) — "
-                  f"{len(trials)} trials: {parts}", highlight=False)
+    console.print(
+        f"[bold]{e.name}[/bold]: [{style}]{e.state.value}[/{style}] ({e.reason}) — "
+        f"{len(trials)} trials: {parts}",
+        highlight=False,
+    )
     if e.message:
         console.print(f"  {e.message}", highlight=False)
     if best is not None:
@@ -128,7 +162,9 @@ def _summary(e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialReco
 def run(
     file: Annotated[Path, typer.Argument(help="Experiment YAML (native or Katib v1beta1).")],
     store: StoreOpt = DEFAULT,
-    runs_dir: Annotated[str, typer.Option(help="Where trials write logs and outputs.")] = "automl-runs",
+    runs_dir: Annotated[
+        str, typer.Option(help="Where trials write logs and outputs.")
+    ] = "automl-runs",
     name: Annotated[str | None, typer.Option(help="Override the experiment's name.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: JsonOpt = False,
@@ -148,9 +184,11 @@ def run(
         client = _client(store, runs_dir)
         exp = client.store.experiments.create(spec)
         if not as_json:
-            console.print(f"experiment [bold]{spec.name}[/bold]: {spec.algorithm.name}, "
-                          f"{spec.parallel_trial_count} in parallel, store {client.store.display_url}",
-                          highlight=False)
+            console.print(
+                f"experiment [bold]{spec.name}[/bold]: {spec.algorithm.name}, "
+                f"{spec.parallel_trial_count} in parallel, store {client.store.display_url}",
+                highlight=False,
+            )
         try:
             if progress and not as_json:
                 with ProgressBar(spec, console) as bar:
@@ -190,16 +228,24 @@ def validate(
             spec = load_spec(f)
         except SpecError as exc:
             failed = True
-            report.append({"file": str(f), "valid": False,
-                           "issues": [{"path": i.path, "message": i.message} for i in exc.issues]})
+            report.append(
+                {
+                    "file": str(f),
+                    "valid": False,
+                    "issues": [{"path": i.path, "message": i.message} for i in exc.issues],
+                }
+            )
             if not as_json:
                 for issue in exc.issues:
                     err.print(f"[red]{f}[/red]: {issue}", highlight=False)
             continue
         report.append({"file": str(f), "valid": True, "name": spec.name, "source": spec.source})
         if not as_json:
-            console.print(f"[green]ok[/green] {f}: {spec.source} experiment {spec.name!r}, "
-                          f"{len(spec.parameters)} parameters, {spec.algorithm.name}", highlight=False)
+            console.print(
+                f"[green]ok[/green] {f}: {spec.source} experiment {spec.name!r}, "
+                f"{len(spec.parameters)} parameters, {spec.algorithm.name}",
+                highlight=False,
+            )
     if as_json:
         print(json.dumps(report, indent=2))
     if failed:
@@ -225,9 +271,14 @@ def list_(store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
         table.add_column(col)
     for r in rows:
         best = r["best_trial"]
-        table.add_row(r["name"], r["state"], r["reason"], r["algorithm"],
-                      str(sum(r["trials"].values())),
-                      f"{r['objective']['metric']}={_fmt(best['value'])}" if best else "-")
+        table.add_row(
+            r["name"],
+            r["state"],
+            r["reason"],
+            r["algorithm"],
+            str(sum(r["trials"].values())),
+            f"{r['objective']['metric']}={_fmt(best['value'])}" if best else "-",
+        )
     console.print(table)
 
 
@@ -293,14 +344,18 @@ def stop(name: str, store: StoreOpt = DEFAULT) -> None:
     """Stop a running experiment (its controller kills running trials)."""
     with _errors():
         e = _client(store).stop(name)
-    console.print(f"{name}: stop requested" if not e.state.is_terminal else f"{name}: {e.state.value}")
+    console.print(
+        f"{name}: stop requested" if not e.state.is_terminal else f"{name}: {e.state.value}"
+    )
 
 
 @app.command()
 def resume(
     name: str,
     store: StoreOpt = DEFAULT,
-    runs_dir: Annotated[str, typer.Option(help="Where trials write logs and outputs.")] = "automl-runs",
+    runs_dir: Annotated[
+        str, typer.Option(help="Where trials write logs and outputs.")
+    ] = "automl-runs",
     max_trials: Annotated[int | None, typer.Option(help="Raise maxTrialCount.")] = None,
     parallel: Annotated[int | None, typer.Option(help="Change parallelTrialCount.")] = None,
     max_failed: Annotated[int | None, typer.Option(help="Change maxFailedTrialCount.")] = None,
@@ -316,8 +371,11 @@ def resume(
         client = _client(store, runs_dir)
         e = client.get(name)
         if any(v is not None for v in (max_trials, parallel, max_failed)):
-            spec = e.spec.with_budget(max_trial_count=max_trials, parallel_trial_count=parallel,
-                                      max_failed_trial_count=max_failed)
+            spec = e.spec.with_budget(
+                max_trial_count=max_trials,
+                parallel_trial_count=parallel,
+                max_failed_trial_count=max_failed,
+            )
             client.store.experiments.update(e.id, spec=spec)
             e = client.get(name)
         try:

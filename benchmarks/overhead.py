@@ -22,9 +22,10 @@ import warnings
 import optuna
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-import automl  # noqa: E402
-import automl._api  # noqa: E402,F401 - import cost is paid once, not per trial
-import pandas  # noqa: E402,F401
+import pandas  # noqa: F401
+
+import automl
+import automl._api
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.simplefilter("ignore")
@@ -49,8 +50,15 @@ def run_optuna(n: int, storage: str | None) -> float:
 
 def run_automl(n: int, url: str) -> float:
     t = time.perf_counter()
-    automl.tune(automl_objective, {"x": automl.double(-10, 10), "y": automl.double(-10, 10)},
-                algorithm="tpe", max_trials=n, seed=0, store=url, name="overhead")
+    automl.tune(
+        automl_objective,
+        {"x": automl.double(-10, 10), "y": automl.double(-10, 10)},
+        algorithm="tpe",
+        max_trials=n,
+        seed=0,
+        store=url,
+        name="overhead",
+    )
     return time.perf_counter() - t
 
 

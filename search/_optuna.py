@@ -16,8 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
-from optuna.trial import FrozenTrial, TrialState as OptunaState, create_trial
+from optuna.trial import FrozenTrial, create_trial
+from optuna.trial import TrialState as OptunaState
 
 from automl.core import Direction, ExperimentSpec, Suggestion, TrialRecord, TrialState
 from search._base import Suggester
@@ -54,7 +56,7 @@ def _make_sampler(
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
-        grid = {n: list(d.choices) for n, d in codec.distributions.items()}  # type: ignore[attr-defined]
+        grid = {n: list(_choices(d)) for n, d in codec.distributions.items()}
         return _GridSampler(grid, seed=seed)
     if name in ("tpe", "multivariate-tpe"):
         gamma_frac = settings.get("gamma")
@@ -91,8 +93,11 @@ def _make_sampler(
         )
     if name == "sobol":
         return optuna.samplers.QMCSampler(
-            qmc_type="sobol", scramble=settings["scramble"], seed=settings.get("random_state"),
-            warn_asynchronous_seeding=False, warn_independent_sampling=False,
+            qmc_type="sobol",
+            scramble=settings["scramble"],
+            seed=settings.get("random_state"),
+            warn_asynchronous_seeding=False,
+            warn_independent_sampling=False,
             independent_sampler=optuna.samplers.RandomSampler(seed=seed),
         )
     if name == "bayesianoptimization":
@@ -125,10 +130,15 @@ class OptunaSuggester(Suggester):
         self._grid = spec.algorithm.name == "grid"
         self._codec = SpaceCodec(spec.parameters, grid=self._grid)
         self._grid_size = (
-            math.prod(len(d.choices) for d in self._codec.distributions.values())  # type: ignore[attr-defined]
-            if self._grid else None
+            math.prod(len(_choices(d)) for d in self._codec.distributions.values())
+            if self._grid
+            else None
         )
-        direction = "maximize" if spec.objective.type is Direction.MAXIMIZE else "minimize"
+        direction = (
+            optuna.study.StudyDirection.MAXIMIZE
+            if spec.objective.type is Direction.MAXIMIZE
+            else optuna.study.StudyDirection.MINIMIZE
+        )
         self._sampler = _make_sampler(spec, settings, self._codec, len(history))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -148,8 +158,10 @@ class OptunaSuggester(Suggester):
         if self._grid:
             names = sorted(self._codec.distributions)
             all_grids = {
-                combo: i for i, combo in enumerate(itertools.product(
-                    *(self._codec.distributions[n].choices for n in names)))  # type: ignore[attr-defined]
+                combo: i
+                for i, combo in enumerate(
+                    itertools.product(*(_choices(self._codec.distributions[n]) for n in names))
+                )
             }
         for trial in history:
             self._replay(trial, all_grids)
@@ -165,17 +177,23 @@ class OptunaSuggester(Suggester):
             combo = tuple(internal[n] for n in sorted(internal))
             if combo in all_grids:
                 attrs["grid_id"] = all_grids[combo]
-                attrs["search_space"] = {n: list(d.choices) for n, d in  # type: ignore[attr-defined]
-                                         sorted(self._codec.distributions.items())}
+                attrs["search_space"] = {
+                    n: list(_choices(d)) for n, d in sorted(self._codec.distributions.items())
+                }
         state, values = _optuna_outcome(trial)
         frozen = create_trial(
-            params=internal, distributions=dists, state=state, values=values,
+            params=internal,
+            distributions=dists,
+            state=state,
+            values=values,
             system_attrs=attrs,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._study.add_trial(frozen)
-        self._ids[trial.id] = self._storage.get_all_trials(self._study_id, deepcopy=False)[-1]._trial_id
+        self._ids[trial.id] = self._storage.get_all_trials(self._study_id, deepcopy=False)[
+            -1
+        ]._trial_id
         self._taken += 1
 
     @property
@@ -193,10 +211,15 @@ class OptunaSuggester(Suggester):
                 warnings.simplefilter("ignore")
                 ot = self._study.ask(fixed_distributions=self._codec.distributions)
             self._ids[trial_id] = ot._trial_id
-            attrs = {
-                k: v for k, v in self._storage.get_trial_system_attrs(ot._trial_id).items()
-                if k not in _SKIP_ATTRS
-            } if self._trial_attrs else {}
+            attrs = (
+                {
+                    k: v
+                    for k, v in self._storage.get_trial_system_attrs(ot._trial_id).items()
+                    if k not in _SKIP_ATTRS
+                }
+                if self._trial_attrs
+                else {}
+            )
             out.append(Suggestion(params=self._codec.to_external(ot.params), attrs=attrs))
             self._taken += 1
         return out
@@ -222,8 +245,17 @@ class OptunaSuggester(Suggester):
         return self._state_seen
 
 
+def _choices(d: BaseDistribution) -> tuple[Any, ...]:
+    assert isinstance(d, CategoricalDistribution)  # grid codecs are categorical by construction
+    return tuple(d.choices)
+
+
 def _optuna_outcome(trial: TrialRecord) -> tuple[OptunaState, list[float] | None]:
-    if trial.state is TrialState.SUCCEEDED and trial.value is not None and math.isfinite(trial.value):
+    if (
+        trial.state is TrialState.SUCCEEDED
+        and trial.value is not None
+        and math.isfinite(trial.value)
+    ):
         return OptunaState.COMPLETE, [trial.value]
     if trial.state.is_active:
         return OptunaState.RUNNING, None

@@ -52,9 +52,13 @@ class Setting:
             else:
                 value = str(raw)
                 if value not in self.choices:
-                    raise SpecError([SpecIssue(path, f"must be one of {list(self.choices)}; got {raw!r}")])
+                    raise SpecError(
+                        [SpecIssue(path, f"must be one of {list(self.choices)}; got {raw!r}")]
+                    )
         except (ValueError, TypeError) as exc:
-            raise SpecError([SpecIssue(path, f"must be {_article(self.kind)}; got {raw!r}")]) from exc
+            raise SpecError(
+                [SpecIssue(path, f"must be {_article(self.kind)}; got {raw!r}")]
+            ) from exc
         if not self.check(value):
             raise SpecError([SpecIssue(path, f"must be {self.rule}; got {raw!r}")])
         return value
@@ -74,15 +78,18 @@ class AlgorithmInfo:
 
 
 _SEED = Setting("int", rule="an integer >= 0", check=lambda v: v >= 0)
-_SEED_ALIAS = Setting("int", rule="an integer >= 0", check=lambda v: v >= 0, alias_of="random_state")
+_SEED_ALIAS = Setting(
+    "int", rule="an integer >= 0", check=lambda v: v >= 0, alias_of="random_state"
+)
 _STARTUP = Setting("int", 10, "an integer >= 0", lambda v: v >= 0)
 _TPE_SETTINGS: dict[str, Setting] = {
     "random_state": _SEED,
     "seed": _SEED_ALIAS,
     "n_startup_trials": _STARTUP,
     "n_ei_candidates": Setting("int", 24, "an integer > 0", lambda v: v > 0),
-    "n_EI_candidates": Setting("int", 24, "an integer > 0", lambda v: v > 0,
-                               alias_of="n_ei_candidates"),
+    "n_EI_candidates": Setting(
+        "int", 24, "an integer > 0", lambda v: v > 0, alias_of="n_ei_candidates"
+    ),
     "gamma": Setting("float", None, "a number in (0, 1)", lambda v: 0 < v < 1),
     "prior_weight": Setting("float", None, "a number > 0", lambda v: v > 0),
     "constant_liar": Setting("bool", True),
@@ -90,15 +97,21 @@ _TPE_SETTINGS: dict[str, Setting] = {
 }
 
 ALGORITHMS: dict[str, AlgorithmInfo] = {
-    "random": AlgorithmInfo("Random search (Optuna RandomSampler).", {"random_state": _SEED,
-                                                                      "seed": _SEED_ALIAS}),
-    "grid": AlgorithmInfo("Katib's grid, every combination once (Optuna GridSampler).",
-                          {"random_state": _SEED, "seed": _SEED_ALIAS}),
-    "tpe": AlgorithmInfo("Tree-structured Parzen estimator with Optuna's defaults (multivariate "
-                         "for one objective; multivariate: false models each parameter alone).",
-                         _TPE_SETTINGS),
-    "multivariate-tpe": AlgorithmInfo("TPE over the joint space (Optuna multivariate TPE).",
-                                      _TPE_SETTINGS),
+    "random": AlgorithmInfo(
+        "Random search (Optuna RandomSampler).", {"random_state": _SEED, "seed": _SEED_ALIAS}
+    ),
+    "grid": AlgorithmInfo(
+        "Katib's grid, every combination once (Optuna GridSampler).",
+        {"random_state": _SEED, "seed": _SEED_ALIAS},
+    ),
+    "tpe": AlgorithmInfo(
+        "Tree-structured Parzen estimator with Optuna's defaults (multivariate "
+        "for one objective; multivariate: false models each parameter alone).",
+        _TPE_SETTINGS,
+    ),
+    "multivariate-tpe": AlgorithmInfo(
+        "TPE over the joint space (Optuna multivariate TPE).", _TPE_SETTINGS
+    ),
     "cmaes": AlgorithmInfo(
         "CMA evolution strategy (Optuna CmaEsSampler).",
         {
@@ -112,17 +125,19 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
         },
         min_numeric_params=2,
     ),
-    "sobol": AlgorithmInfo("Scrambled Sobol quasi-random sequence (Optuna QMCSampler).",
-                           {"random_state": _SEED, "seed": _SEED_ALIAS,
-                            "scramble": Setting("bool", True)}),
+    "sobol": AlgorithmInfo(
+        "Scrambled Sobol quasi-random sequence (Optuna QMCSampler).",
+        {"random_state": _SEED, "seed": _SEED_ALIAS, "scramble": Setting("bool", True)},
+    ),
     "bayesianoptimization": AlgorithmInfo(
         "Gaussian-process Bayesian optimization with log expected improvement (Optuna GPSampler).",
         {
             "random_state": _SEED,
             "seed": _SEED_ALIAS,
             "n_initial_points": Setting("int", 10, "an integer >= 0", lambda v: v >= 0),
-            "n_startup_trials": Setting("int", 10, "an integer >= 0", lambda v: v >= 0,
-                                        alias_of="n_initial_points"),
+            "n_startup_trials": Setting(
+                "int", 10, "an integer >= 0", lambda v: v >= 0, alias_of="n_initial_points"
+            ),
             "base_estimator": Setting("choice", "GP", choices=("GP",)),
             "acq_func": Setting("choice", "gp_hedge", choices=("gp_hedge", "EI")),
             "acq_optimizer": Setting("choice", "auto", choices=("auto", "lbfgs")),
@@ -149,16 +164,20 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
     name = spec.algorithm.name
     info = ALGORITHMS.get(name)
     if info is None:
-        raise SpecError([SpecIssue("algorithm.name", f"must be one of {algorithm_names()}; "
-                                   f"got {name!r}")])
+        raise SpecError(
+            [SpecIssue("algorithm.name", f"must be one of {algorithm_names()}; got {name!r}")]
+        )
     issues: list[SpecIssue] = []
     out: dict[str, Any] = {}
     for key, raw in spec.algorithm.settings.items():
         setting = info.settings.get(key)
         path = f"algorithm.settings.{key}"
         if setting is None:
-            issues.append(SpecIssue(path, f"is not a setting of {name!r}; valid settings: "
-                                    f"{sorted(info.settings)}"))
+            issues.append(
+                SpecIssue(
+                    path, f"is not a setting of {name!r}; valid settings: {sorted(info.settings)}"
+                )
+            )
             continue
         try:
             out[setting.alias_of or key] = setting.parse(raw, path)
@@ -166,13 +185,22 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
             issues.extend(exc.issues)
     numeric = [p for p in spec.parameters if p.type in (ParameterType.INT, ParameterType.DOUBLE)]
     if len(numeric) < info.min_numeric_params:
-        issues.append(SpecIssue("parameters", f"{name} needs at least {info.min_numeric_params} "
-                                 f"int or double parameters; got {len(numeric)}"))
+        issues.append(
+            SpecIssue(
+                "parameters",
+                f"{name} needs at least {info.min_numeric_params} "
+                f"int or double parameters; got {len(numeric)}",
+            )
+        )
     if name == "grid":
         for i, p in enumerate(spec.parameters):
             if p.type is ParameterType.DOUBLE and p.step is None:
-                issues.append(SpecIssue(f"parameters[{i}].step", "must be set for every double "
-                                        "parameter when the algorithm is grid"))
+                issues.append(
+                    SpecIssue(
+                        f"parameters[{i}].step",
+                        "must be set for every double parameter when the algorithm is grid",
+                    )
+                )
     if issues:
         raise SpecError(issues)
     for key, setting in info.settings.items():

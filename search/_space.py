@@ -3,8 +3,9 @@
 Uniform and log-uniform ranges map onto Optuna's own distributions. Optuna has no normal or
 log-normal prior and no stepped log scale, so those parameters are searched over an internal
 ``u`` in ``[0, 1]`` and warped: ``normal`` through the inverse CDF of a normal with mean
-``(min+max)/2`` and standard deviation ``(max-min)/6`` truncated to ``[min, max]`` (Katib's hyperopt
-meaning), ``logNormal`` the same on the log scale, then rounded to ``step``. Every sampler therefore
+``(min+max)/2`` and standard deviation ``(max-min)/6`` truncated to ``[min, max]`` (Katib's
+hyperopt meaning), ``logNormal`` the same on the log scale, then rounded to ``step``. Every sampler
+therefore
 draws from the prior the spec asked for, and model-based samplers model the warped coordinate.
 """
 
@@ -72,7 +73,7 @@ class ParamCodec:
             x = p.min + round((x - p.min) / step) * step
             x = min(max(x, p.min), p.max)
         if p.type is ParameterType.INT:
-            return int(round(x))
+            return round(x)
         return float(f"{x:.12g}")
 
     def to_internal(self, value: ParamValue) -> Any:

@@ -127,14 +127,17 @@ class InProcessExecutor(Executor):
                 try:
                     out[str(k)] = float(v)
                 except (TypeError, ValueError):
-                    raise TypeError(f"objective returned a non-numeric value for metric {k!r}: "
-                                    f"{v!r}") from None
+                    raise TypeError(
+                        f"objective returned a non-numeric value for metric {k!r}: {v!r}"
+                    ) from None
             return out
         try:
             value = float(result)
         except (TypeError, ValueError):
-            raise TypeError("objective must return a number, a dict of metrics or None; got "
-                            f"{type(result).__name__}") from None
+            raise TypeError(
+                "objective must return a number, a dict of metrics or None; got "
+                f"{type(result).__name__}"
+            ) from None
         if math.isnan(value):
             raise ValueError(f"objective returned NaN for {self._metric!r}")
         return {self._metric: value}
@@ -148,13 +151,18 @@ class InProcessExecutor(Executor):
             now = time.monotonic()
             for tid, deadline in list(self._deadline.items()):
                 if now >= deadline:
-                    self._emit_exit(tid, ExitStatus.TIMED_OUT,
-                                    f"trial ran longer than its timeout ({self._timeout:g} s)")
+                    self._emit_exit(
+                        tid,
+                        ExitStatus.TIMED_OUT,
+                        f"trial ran longer than its timeout ({self._timeout:g} s)",
+                    )
             if self._deadline:
                 timeout = min(timeout, max(0.0, min(self._deadline.values()) - now))
         out: list[TrialEvent] = []
         try:
-            out.append(self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait())
+            out.append(
+                self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
+            )
         except queue.Empty:
             return out
         while True:

@@ -120,41 +120,73 @@ class LocalProcessExecutor(Executor):
             argv[0] = sys.executable
         env = dict(os.environ)
         env.update(extra_env)
-        env.update({
-            REPORT_FILE_ENV: str(report_path),
-            TRIAL_ENV: json.dumps({"id": run.trial_id, "experiment": run.experiment,
-                                   "number": run.number, "params": dict(run.params),
-                                   "workdir": str(workdir)}),
-            "AUTOML_TRIAL_DIR": str(workdir),
-            "AUTOML_TRIAL_NAME": run.trial_id,
-            "KATIB_TRIAL_NAME": run.trial_id,
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                REPORT_FILE_ENV: str(report_path),
+                TRIAL_ENV: json.dumps(
+                    {
+                        "id": run.trial_id,
+                        "experiment": run.experiment,
+                        "number": run.number,
+                        "params": dict(run.params),
+                        "workdir": str(workdir),
+                    }
+                ),
+                "AUTOML_TRIAL_DIR": str(workdir),
+                "AUTOML_TRIAL_NAME": run.trial_id,
+                "KATIB_TRIAL_NAME": run.trial_id,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         log = open(workdir / "trial.log", "wb")  # noqa: SIM115 - closed by the reader thread
         log.write(f"$ {' '.join(argv)}\n".encode())
         log.flush()
         try:
             proc = subprocess.Popen(
-                argv, cwd=self._cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                cwd=self._cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as exc:
             log.write(f"cannot start: {exc}\n".encode())
             log.close()
-            self._events.put(TrialEvent(run.trial_id, exit=TrialExit(
-                ExitStatus.FAILED, f"cannot start {argv[0]!r}: {exc.strerror or exc}")))
+            self._events.put(
+                TrialEvent(
+                    run.trial_id,
+                    exit=TrialExit(
+                        ExitStatus.FAILED, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+                    ),
+                )
+            )
             return
         timeout = self._template.timeout
-        p = _Proc(run, proc, workdir, report_path,
-                  time.monotonic() + timeout if timeout is not None else None)
+        p = _Proc(
+            run,
+            proc,
+            workdir,
+            report_path,
+            time.monotonic() + timeout if timeout is not None else None,
+        )
         with self._lock:
             self._procs[run.trial_id] = p
-        self._events.put(TrialEvent(run.trial_id, started={
-            "pid": proc.pid, "host": socket.gethostname(), "start": process_start_time(proc.pid),
-            "workdir": str(workdir),
-        }))
-        threading.Thread(target=self._read, args=(p, log), name=f"trial-{run.number}",
-                         daemon=True).start()
+        self._events.put(
+            TrialEvent(
+                run.trial_id,
+                started={
+                    "pid": proc.pid,
+                    "host": socket.gethostname(),
+                    "start": process_start_time(proc.pid),
+                    "workdir": str(workdir),
+                },
+            )
+        )
+        threading.Thread(
+            target=self._read, args=(p, log), name=f"trial-{run.number}", daemon=True
+        ).start()
 
     # -- watch -------------------------------------------------------------------------------
     def _emit(self, p: _Proc, parsed: MetricLine | None) -> None:
@@ -201,8 +233,10 @@ class LocalProcessExecutor(Executor):
         if p.cancelled:
             result = TrialExit(ExitStatus.CANCELLED, "cancelled")
         elif p.timed_out:
-            result = TrialExit(ExitStatus.TIMED_OUT,
-                               f"killed after the trial timeout ({self._template.timeout:g} s)")
+            result = TrialExit(
+                ExitStatus.TIMED_OUT,
+                f"killed after the trial timeout ({self._template.timeout:g} s)",
+            )
         elif code == 0:
             result = TrialExit(ExitStatus.COMPLETED)
         else:
@@ -212,8 +246,9 @@ class LocalProcessExecutor(Executor):
         self._events.put(TrialEvent(p.run.trial_id, exit=result))
 
     def _read_metrics_file(self, p: _Proc) -> None:
-        raw = render_text(self._collector.path or "", self._template, p.run.params,
-                          self._metadata(p.run))
+        raw = render_text(
+            self._collector.path or "", self._template, p.run.params, self._metadata(p.run)
+        )
         path = Path(raw)
         if not path.is_absolute():
             path = self._cwd / path
@@ -253,7 +288,9 @@ class LocalProcessExecutor(Executor):
         """Events since the last poll."""
         out: list[TrialEvent] = []
         try:
-            out.append(self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait())
+            out.append(
+                self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
+            )
         except queue.Empty:
             return out
         while True:

@@ -2,7 +2,8 @@
 
 The native YAML form, Katib ``Experiment`` documents and :func:`automl.tune` all end up as an
 :class:`ExperimentSpec`. Defaults are filled once, here. The spec round-trips through JSON
-(:meth:`ExperimentSpec.to_json` / :meth:`ExperimentSpec.from_json`), which is how the store keeps it.
+(:meth:`ExperimentSpec.to_json` / :meth:`ExperimentSpec.from_json`), which is how the store
+keeps it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +33,7 @@ __all__ = [
     "TrialTemplate",
 ]
 
-ParamValue = Union[bool, int, float, str]
+ParamValue = bool | int | float | str
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 
@@ -112,63 +113,122 @@ class Parameter(_Frozen):
         """Return every rule this parameter breaks, with field paths under ``path``."""
         out: list[SpecIssue] = []
         if not self.name or "{" in self.name or "}" in self.name:
-            out.append(SpecIssue(f"{path}.name", f"must be non-empty without braces; got {self.name!r}"))
+            out.append(
+                SpecIssue(f"{path}.name", f"must be non-empty without braces; got {self.name!r}")
+            )
         if self.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
             for fld in ("min", "max", "step"):
                 if getattr(self, fld) is not None:
-                    out.append(SpecIssue(f"{path}.{fld}", f"is not allowed for {self.type.value} "
-                                         "parameters (use a list of values)"))
+                    out.append(
+                        SpecIssue(
+                            f"{path}.{fld}",
+                            f"is not allowed for {self.type.value} "
+                            "parameters (use a list of values)",
+                        )
+                    )
             if not self.values:
-                out.append(SpecIssue(f"{path}.values", f"must be a non-empty list for a "
-                                     f"{self.type.value} parameter; got []"))
+                out.append(
+                    SpecIssue(
+                        f"{path}.values",
+                        f"must be a non-empty list for a {self.type.value} parameter; got []",
+                    )
+                )
             if len(set(map(repr, self.values))) != len(self.values):
-                out.append(SpecIssue(f"{path}.values", f"must not repeat a value; got {list(self.values)}"))
+                out.append(
+                    SpecIssue(
+                        f"{path}.values", f"must not repeat a value; got {list(self.values)}"
+                    )
+                )
             if self.type is ParameterType.DISCRETE:
                 for i, v in enumerate(self.values):
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
-                        out.append(SpecIssue(f"{path}.values[{i}]",
-                                             f"must be a number for a discrete parameter; got {v!r}"))
+                        out.append(
+                            SpecIssue(
+                                f"{path}.values[{i}]",
+                                f"must be a number for a discrete parameter; got {v!r}",
+                            )
+                        )
             if self.distribution is not Distribution.UNIFORM:
-                out.append(SpecIssue(f"{path}.distribution", "applies only to int and double "
-                                     f"parameters; got {self.distribution.value!r}"))
+                out.append(
+                    SpecIssue(
+                        f"{path}.distribution",
+                        "applies only to int and double "
+                        f"parameters; got {self.distribution.value!r}",
+                    )
+                )
             return out
         if self.values:
-            out.append(SpecIssue(f"{path}.values", f"is not allowed for {self.type.value} parameters "
-                                 "(use min and max)"))
+            out.append(
+                SpecIssue(
+                    f"{path}.values",
+                    f"is not allowed for {self.type.value} parameters (use min and max)",
+                )
+            )
         if self.min is None or self.max is None:
             for fld in ("min", "max"):
                 if getattr(self, fld) is None:
-                    out.append(SpecIssue(f"{path}.{fld}", f"is required for a {self.type.value} parameter"))
+                    out.append(
+                        SpecIssue(
+                            f"{path}.{fld}", f"is required for a {self.type.value} parameter"
+                        )
+                    )
             return out
         lo, hi = self.min, self.max
-        for fld, v in (("min", lo), ("max", hi), ("step", self.step)):
-            if v is not None and not math.isfinite(v):
-                out.append(SpecIssue(f"{path}.{fld}", f"must be a finite number; got {v}"))
+        bounds: tuple[tuple[str, float | None], ...] = (
+            ("min", lo),
+            ("max", hi),
+            ("step", self.step),
+        )
+        for fld, num in bounds:
+            if num is not None and not math.isfinite(num):
+                out.append(SpecIssue(f"{path}.{fld}", f"must be a finite number; got {num}"))
         if out:
             return out
         if self.type is ParameterType.INT:
-            for fld, v in (("min", lo), ("max", hi), ("step", self.step)):
-                if v is not None and float(v) != int(v):
-                    out.append(SpecIssue(f"{path}.{fld}", f"must be an integer for an int parameter; got {v}"))
+            for fld, num in bounds:
+                if num is not None and float(num) != int(num):
+                    out.append(
+                        SpecIssue(
+                            f"{path}.{fld}", f"must be an integer for an int parameter; got {num}"
+                        )
+                    )
         if hi < lo or (hi == lo and self.type is ParameterType.DOUBLE):
             rule = "greater than or equal to" if self.type is ParameterType.INT else "greater than"
-            out.append(SpecIssue(f"{path}.max", f"must be {rule} min ({_fmt(lo)}); got {_fmt(hi)}"))
+            out.append(
+                SpecIssue(f"{path}.max", f"must be {rule} min ({_fmt(lo)}); got {_fmt(hi)}")
+            )
             return out
         if self.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL) and lo <= 0:
-            out.append(SpecIssue(f"{path}.min", f"must be greater than 0 for the "
-                                 f"{self.distribution.value} distribution; got {_fmt(lo)}"))
+            out.append(
+                SpecIssue(
+                    f"{path}.min",
+                    f"must be greater than 0 for the "
+                    f"{self.distribution.value} distribution; got {_fmt(lo)}",
+                )
+            )
         if self.step is not None:
             span = hi - lo
             if self.step <= 0:
-                out.append(SpecIssue(f"{path}.step", f"must be greater than 0; got {_fmt(self.step)}"))
+                out.append(
+                    SpecIssue(f"{path}.step", f"must be greater than 0; got {_fmt(self.step)}")
+                )
             elif span > 0 and self.step > span:
-                out.append(SpecIssue(f"{path}.step", f"must not exceed max - min ({_fmt(span)}); "
-                                     f"got {_fmt(self.step)}"))
+                out.append(
+                    SpecIssue(
+                        f"{path}.step",
+                        f"must not exceed max - min ({_fmt(span)}); got {_fmt(self.step)}",
+                    )
+                )
             elif span > 0:
                 k = span / self.step
                 if abs(k - round(k)) > 1e-9 * max(1.0, k):
-                    out.append(SpecIssue(f"{path}.step", f"must divide max - min ({_fmt(span)}) into "
-                                         f"whole steps; got {_fmt(self.step)}"))
+                    out.append(
+                        SpecIssue(
+                            f"{path}.step",
+                            f"must divide max - min ({_fmt(span)}) into "
+                            f"whole steps; got {_fmt(self.step)}",
+                        )
+                    )
         return out
 
     @property
@@ -188,8 +248,11 @@ class Parameter(_Frozen):
         if self.type is ParameterType.INT:
             return list(range(int(self.min), int(self.max) + 1, int(self.step or 1)))
         if self.step is None:
-            raise SpecError(f"must be set for every double parameter when algorithm is grid "
-                            f"(parameter {self.name!r})", path="step")
+            raise SpecError(
+                f"must be set for every double parameter when algorithm is grid "
+                f"(parameter {self.name!r})",
+                path="step",
+            )
         n = round((self.max - self.min) / self.step)
         # Computed from the index, not by accumulation, to avoid 0.30000000000000004.
         return [float(f"{self.min + i * self.step:.12g}") for i in range(n + 1)]
@@ -197,7 +260,7 @@ class Parameter(_Frozen):
     def coerce(self, value: Any) -> ParamValue:
         """Cast a value (possibly a string, as Katib passes it) to this parameter's type."""
         if self.type is ParameterType.INT:
-            return int(round(float(value)))
+            return round(float(value))
         if self.type is ParameterType.DOUBLE:
             return float(value)
         for v in self.values:

@@ -1,6 +1,7 @@
 """Rules every :class:`ExperimentSpec` must satisfy, whichever front door made it.
 
-Paths use the spec's own field names (``parameters[2].max``); the YAML front doors translate them to
+Paths use the spec's own field names (``parameters[2].max``); the YAML front doors translate them
+to
 the names the user wrote (``spec.parameters[2].feasibleSpace.max`` for Katib).
 """
 
@@ -24,24 +25,41 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     """Return every rule ``spec`` breaks; an empty list means it is valid."""
     out: list[SpecIssue] = []
     if not NAME_RE.match(spec.name) or len(spec.name) > 63:
-        out.append(SpecIssue("name", "must be 1-63 lower-case letters, digits, '-', '_' or '.', "
-                             f"starting and ending with a letter or digit; got {spec.name!r}"))
+        out.append(
+            SpecIssue(
+                "name",
+                "must be 1-63 lower-case letters, digits, '-', '_' or '.', "
+                f"starting and ending with a letter or digit; got {spec.name!r}",
+            )
+        )
     obj = spec.objective
     if not obj.metric.strip():
         out.append(SpecIssue("objective.metric", "must be a non-empty metric name"))
     if obj.metric in obj.additional_metrics:
-        out.append(SpecIssue("objective.additional_metrics", "must not contain the objective metric "
-                             f"({obj.metric!r}); got {list(obj.additional_metrics)}"))
+        out.append(
+            SpecIssue(
+                "objective.additional_metrics",
+                "must not contain the objective metric "
+                f"({obj.metric!r}); got {list(obj.additional_metrics)}",
+            )
+        )
     for name in obj.strategies:
         if name not in obj.metrics:
-            out.append(SpecIssue(f"objective.strategies.{name}", "names a metric that is neither the "
-                                 f"objective nor an additional metric; known: {list(obj.metrics)}"))
+            out.append(
+                SpecIssue(
+                    f"objective.strategies.{name}",
+                    "names a metric that is neither the "
+                    f"objective nor an additional metric; known: {list(obj.metrics)}",
+                )
+            )
     if not spec.parameters:
         out.append(SpecIssue("parameters", "must define at least one parameter"))
     seen: set[str] = set()
     for i, p in enumerate(spec.parameters):
         if p.name in seen:
-            out.append(SpecIssue(f"parameters[{i}].name", f"must be unique; {p.name!r} appears twice"))
+            out.append(
+                SpecIssue(f"parameters[{i}].name", f"must be unique; {p.name!r} appears twice")
+            )
         seen.add(p.name)
         out.extend(p.problems(f"parameters[{i}]"))
     out.extend(_budget_problems(spec))
@@ -53,25 +71,51 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
 def _budget_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     out: list[SpecIssue] = []
     if spec.parallel_trial_count < 1:
-        out.append(SpecIssue("parallel_trial_count", f"must be at least 1; got {spec.parallel_trial_count}"))
+        out.append(
+            SpecIssue(
+                "parallel_trial_count", f"must be at least 1; got {spec.parallel_trial_count}"
+            )
+        )
     if spec.max_trial_count is not None:
         if spec.max_trial_count < 1:
-            out.append(SpecIssue("max_trial_count", f"must be at least 1; got {spec.max_trial_count}"))
+            out.append(
+                SpecIssue("max_trial_count", f"must be at least 1; got {spec.max_trial_count}")
+            )
         elif spec.parallel_trial_count > spec.max_trial_count:
-            out.append(SpecIssue("parallel_trial_count", "must not exceed max_trial_count "
-                                 f"({spec.max_trial_count}); got {spec.parallel_trial_count}"))
+            out.append(
+                SpecIssue(
+                    "parallel_trial_count",
+                    "must not exceed max_trial_count "
+                    f"({spec.max_trial_count}); got {spec.parallel_trial_count}",
+                )
+            )
     if spec.max_failed_trial_count is not None:
         if spec.max_failed_trial_count < 0:
-            out.append(SpecIssue("max_failed_trial_count", "must be 0 or more; got "
-                                 f"{spec.max_failed_trial_count}"))
-        elif spec.max_trial_count is not None and spec.max_failed_trial_count > spec.max_trial_count:
-            out.append(SpecIssue("max_failed_trial_count", "must not exceed max_trial_count "
-                                 f"({spec.max_trial_count}); got {spec.max_failed_trial_count}"))
+            out.append(
+                SpecIssue(
+                    "max_failed_trial_count",
+                    f"must be 0 or more; got {spec.max_failed_trial_count}",
+                )
+            )
+        elif (
+            spec.max_trial_count is not None and spec.max_failed_trial_count > spec.max_trial_count
+        ):
+            out.append(
+                SpecIssue(
+                    "max_failed_trial_count",
+                    "must not exceed max_trial_count "
+                    f"({spec.max_trial_count}); got {spec.max_failed_trial_count}",
+                )
+            )
     if spec.timeout is not None and spec.timeout <= 0:
         out.append(SpecIssue("timeout", f"must be a positive duration; got {spec.timeout}"))
     if spec.trial_template.timeout is not None and spec.trial_template.timeout <= 0:
-        out.append(SpecIssue("trial_template.timeout", "must be a positive duration; got "
-                             f"{spec.trial_template.timeout}"))
+        out.append(
+            SpecIssue(
+                "trial_template.timeout",
+                f"must be a positive duration; got {spec.trial_template.timeout}",
+            )
+        )
     if spec.seed is not None and spec.seed < 0:
         out.append(SpecIssue("seed", f"must be 0 or more; got {spec.seed}"))
     return out
@@ -81,7 +125,9 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     t = spec.trial_template
     out: list[SpecIssue] = []
     if t.command is not None and t.function is not None:
-        out.append(SpecIssue("trial_template", "must set either a command or a function, not both"))
+        out.append(
+            SpecIssue("trial_template", "must set either a command or a function, not both")
+        )
     if spec.source != "python" and t.command is None and t.function is None:
         out.append(SpecIssue("trial_template.command", "is required: the argv each trial runs"))
     if t.command is not None and not t.command:
@@ -91,13 +137,20 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     for i, tp in enumerate(t.trial_parameters):
         path = f"trial_template.trial_parameters[{i}]"
         if not tp.name or "{" in tp.name or "}" in tp.name:
-            out.append(SpecIssue(f"{path}.name", f"must be non-empty without braces; got {tp.name!r}"))
+            out.append(
+                SpecIssue(f"{path}.name", f"must be non-empty without braces; got {tp.name!r}")
+            )
         if tp.name in names:
             out.append(SpecIssue(f"{path}.name", f"must be unique; {tp.name!r} appears twice"))
         names.add(tp.name)
         if tp.reference not in params and not _METADATA_REFS.match(tp.reference):
-            out.append(SpecIssue(f"{path}.reference", "must name a parameter "
-                                 f"({sorted(params)}) or trial metadata; got {tp.reference!r}"))
+            out.append(
+                SpecIssue(
+                    f"{path}.reference",
+                    "must name a parameter "
+                    f"({sorted(params)}) or trial metadata; got {tp.reference!r}",
+                )
+            )
     texts = list(t.command or ()) + list(t.env.values())
     used: set[str] = set()
     for text in texts:
@@ -105,25 +158,44 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             if ref.startswith("trialParameters."):
                 key = ref.removeprefix("trialParameters.")
                 if key not in names and not (not t.trial_parameters and key in params):
-                    out.append(SpecIssue("trial_template.command", f"uses ${{{ref}}}, which is not a "
-                                         f"trial parameter (known: {sorted(names or params)})"))
+                    out.append(
+                        SpecIssue(
+                            "trial_template.command",
+                            f"uses ${{{ref}}}, which is not a "
+                            f"trial parameter (known: {sorted(names or params)})",
+                        )
+                    )
                 used.add(key)
             elif ref.startswith("trialSpec."):
                 if not _METADATA_REFS.match("${" + ref + "}"):
-                    out.append(SpecIssue("trial_template.command", f"uses ${{{ref}}}, which is not "
-                                         "trial metadata (Name, Namespace, Kind, APIVersion, "
-                                         "Annotations[k], Labels[k])"))
+                    out.append(
+                        SpecIssue(
+                            "trial_template.command",
+                            f"uses ${{{ref}}}, which is not "
+                            "trial metadata (Name, Namespace, Kind, APIVersion, "
+                            "Annotations[k], Labels[k])",
+                        )
+                    )
             elif ref in params and not t.trial_parameters:
                 used.add(ref)
             elif not t.trial_parameters:
-                out.append(SpecIssue("trial_template.command", f"uses ${{{ref}}}, which is not a "
-                                     f"parameter (known: {sorted(params)})"))
+                out.append(
+                    SpecIssue(
+                        "trial_template.command",
+                        f"uses ${{{ref}}}, which is not a parameter (known: {sorted(params)})",
+                    )
+                )
     if t.command is not None and t.trial_parameters:
         manifest_text = repr(t.manifest) if t.manifest is not None else " ".join(texts)
         for i, tp in enumerate(t.trial_parameters):
             if "${trialParameters." + tp.name + "}" not in manifest_text:
-                out.append(SpecIssue(f"trial_template.trial_parameters[{i}]", f"{tp.name!r} is never "
-                                     "used as ${trialParameters." + tp.name + "} in the template"))
+                out.append(
+                    SpecIssue(
+                        f"trial_template.trial_parameters[{i}]",
+                        f"{tp.name!r} is never "
+                        "used as ${trialParameters." + tp.name + "} in the template",
+                    )
+                )
     return out
 
 
@@ -131,7 +203,9 @@ def _collector_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     mc = spec.metrics_collector
     out: list[SpecIssue] = []
     if mc.format not in ("TEXT", "JSON"):
-        out.append(SpecIssue("metrics_collector.format", f"must be TEXT or JSON; got {mc.format!r}"))
+        out.append(
+            SpecIssue("metrics_collector.format", f"must be TEXT or JSON; got {mc.format!r}")
+        )
     if mc.kind is CollectorKind.FILE and not mc.path:
         out.append(SpecIssue("metrics_collector.path", "is required for the File collector"))
     if mc.format == "JSON" and mc.filters:
@@ -140,12 +214,19 @@ def _collector_problems(spec: ExperimentSpec) -> list[SpecIssue]:
         try:
             rx = re.compile(f)
         except re.error as exc:
-            out.append(SpecIssue(f"metrics_collector.filters[{i}]", f"is not a valid regex ({exc}); "
-                                 f"got {f!r}"))
+            out.append(
+                SpecIssue(
+                    f"metrics_collector.filters[{i}]", f"is not a valid regex ({exc}); got {f!r}"
+                )
+            )
             continue
         if rx.groups < 2:
-            out.append(SpecIssue(f"metrics_collector.filters[{i}]", "must have two groups (metric name, "
-                                 f"value); got {f!r}"))
+            out.append(
+                SpecIssue(
+                    f"metrics_collector.filters[{i}]",
+                    f"must have two groups (metric name, value); got {f!r}",
+                )
+            )
     return out
 
 

@@ -17,7 +17,9 @@ from automl.spec._native import parse_native
 __all__ = ["load_spec", "parse_duration", "parse_spec", "validate_spec"]
 
 
-def parse_spec(text: str, *, base_dir: str | Path = ".", filename: str = "<spec>") -> ExperimentSpec:
+def parse_spec(
+    text: str, *, base_dir: str | Path = ".", filename: str = "<spec>"
+) -> ExperimentSpec:
     """Parse and validate an experiment document (native or Katib ``kubeflow.org/v1beta1``).
 
     Args:
@@ -31,10 +33,18 @@ def parse_spec(text: str, *, base_dir: str | Path = ".", filename: str = "<spec>
     data = load_yaml(text, filename)
     api = data.get("apiVersion")
     base = Path(base_dir)
-    if data.get("kind") == "Experiment" or (isinstance(api, str) and api.startswith("kubeflow.org")):
+    if data.get("kind") == "Experiment" or (
+        isinstance(api, str) and api.startswith("kubeflow.org")
+    ):
         if api != KATIB_API_VERSION:
-            raise SpecError([SpecIssue("apiVersion", f"must be {KATIB_API_VERSION} for a Katib "
-                                       f"Experiment; got {api!r}")])
+            raise SpecError(
+                [
+                    SpecIssue(
+                        "apiVersion",
+                        f"must be {KATIB_API_VERSION} for a Katib Experiment; got {api!r}",
+                    )
+                ]
+            )
         return parse_katib(data, base)
     return parse_native(data, base)
 

@@ -12,8 +12,10 @@ from pydantic import ValidationError
 from automl.core import ExperimentSpec, spec_problems
 from automl.errors import SpecError, SpecIssue
 
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*"
-                       r"(?:(\d+(?:\.\d+)?)\s*s?)?\s*$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*"
+    r"(?:(\d+(?:\.\d+)?)\s*s?)?\s*$"
+)
 
 
 def load_yaml(text: str, filename: str = "<spec>") -> Any:
@@ -28,12 +30,21 @@ def load_yaml(text: str, filename: str = "<spec>") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([SpecIssue("", f"{filename}: malformed YAML at {where}: {problem}")]) from exc
+        raise SpecError(
+            [SpecIssue("", f"{filename}: malformed YAML at {where}: {problem}")]
+        ) from exc
     if not docs:
         raise SpecError([SpecIssue("", f"{filename}: the document is empty")])
     if not isinstance(docs[0], dict):
-        raise SpecError([SpecIssue("", f"{filename}: must be a mapping at the top level; got "
-                                   f"{type(docs[0]).__name__}")])
+        raise SpecError(
+            [
+                SpecIssue(
+                    "",
+                    f"{filename}: must be a mapping at the top level; got "
+                    f"{type(docs[0]).__name__}",
+                )
+            ]
+        )
     return docs[0]
 
 
@@ -49,8 +60,13 @@ def parse_duration(value: Any, path: str) -> float | None:
         return float(value)
     m = _DURATION.match(str(value))
     if not m or not any(m.groups()):
-        raise SpecError([SpecIssue(path, "must be a duration like 90, '90s', '15m' or '1h30m'; got "
-                                   f"{value!r}")])
+        raise SpecError(
+            [
+                SpecIssue(
+                    path, f"must be a duration like 90, '90s', '15m' or '1h30m'; got {value!r}"
+                )
+            ]
+        )
     h, mi, s = (float(g) if g else 0.0 for g in m.groups())
     return h * 3600 + mi * 60 + s
 
@@ -79,8 +95,10 @@ def pydantic_issues(exc: ValidationError, prefix: str = "") -> list[SpecIssue]:
 
 
 def check(spec: ExperimentSpec, translate: Any, extra: Sequence[SpecIssue] = ()) -> ExperimentSpec:
-    """Validate a built spec (core rules and algorithm settings) and raise every issue found,
-    with paths translated to the user's document."""
+    """Validate a built spec (core rules and algorithm settings).
+
+    Every issue found is raised at once, with paths translated to the user's document.
+    """
     from search import resolve_settings
 
     issues = list(extra) + spec_problems(spec)

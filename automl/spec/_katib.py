@@ -2,7 +2,8 @@
 
 This front door covers what runs on the tuning loop today: objective, algorithm, budgets,
 parameters, a trial template whose primary container gives the command, and the StdOut, File and
-Push collectors. Fields that need later parts (early stopping, NAS) are rejected by name rather than
+Push collectors. Fields that need later parts (early stopping, NAS) are rejected by name rather
+than
 silently ignored. Katib's defaults are filled here (parallelTrialCount 3, distribution uniform,
 metricStrategies from the objective type, resumePolicy Never).
 """
@@ -51,14 +52,14 @@ class _NameValue(_M):
 class _Objective(_M):
     type: Literal["minimize", "maximize"]
     goal: float | None = None
-    objectiveMetricName: str  # noqa: N815
-    additionalMetricNames: list[str] = Field(default_factory=list)  # noqa: N815
-    metricStrategies: list[_NameValue] = Field(default_factory=list)  # noqa: N815
+    objectiveMetricName: str
+    additionalMetricNames: list[str] = Field(default_factory=list)
+    metricStrategies: list[_NameValue] = Field(default_factory=list)
 
 
 class _Algorithm(_M):
-    algorithmName: str  # noqa: N815
-    algorithmSettings: list[_NameValue] = Field(default_factory=list)  # noqa: N815
+    algorithmName: str
+    algorithmSettings: list[_NameValue] = Field(default_factory=list)
 
 
 class _FeasibleSpace(_M):
@@ -71,8 +72,8 @@ class _FeasibleSpace(_M):
 
 class _Parameter(_M):
     name: str
-    parameterType: Literal["int", "double", "categorical", "discrete"]  # noqa: N815
-    feasibleSpace: _FeasibleSpace  # noqa: N815
+    parameterType: Literal["int", "double", "categorical", "discrete"]
+    feasibleSpace: _FeasibleSpace
 
 
 class _TrialParameter(_M):
@@ -82,20 +83,20 @@ class _TrialParameter(_M):
 
 
 class _ConfigMap(_M):
-    configMapName: str | None = None  # noqa: N815
-    configMapNamespace: str | None = None  # noqa: N815
-    templatePath: str | None = None  # noqa: N815
+    configMapName: str | None = None
+    configMapNamespace: str | None = None
+    templatePath: str | None = None
 
 
 class _TrialTemplate(_M):
     retain: bool = False
-    trialSpec: dict[str, Any] | None = None  # noqa: N815
-    configMap: _ConfigMap | None = None  # noqa: N815
-    trialParameters: list[_TrialParameter] = Field(default_factory=list)  # noqa: N815
-    primaryContainerName: str | None = None  # noqa: N815
-    primaryPodLabels: dict[str, str] | None = None  # noqa: N815
-    successCondition: str | None = None  # noqa: N815
-    failureCondition: str | None = None  # noqa: N815
+    trialSpec: dict[str, Any] | None = None
+    configMap: _ConfigMap | None = None
+    trialParameters: list[_TrialParameter] = Field(default_factory=list)
+    primaryContainerName: str | None = None
+    primaryPodLabels: dict[str, str] | None = None
+    successCondition: str | None = None
+    failureCondition: str | None = None
 
 
 class _FileSystemPath(_M):
@@ -106,13 +107,13 @@ class _FileSystemPath(_M):
 
 class _Source(_M):
     filter: dict[str, list[str]] | None = None
-    fileSystemPath: _FileSystemPath | None = None  # noqa: N815
-    httpGet: dict[str, Any] | None = None  # noqa: N815
+    fileSystemPath: _FileSystemPath | None = None
+    httpGet: dict[str, Any] | None = None
 
 
 class _Collector(_M):
     kind: str = "StdOut"
-    customCollector: dict[str, Any] | None = None  # noqa: N815
+    customCollector: dict[str, Any] | None = None
 
 
 class _MetricsCollectorSpec(_M):
@@ -123,15 +124,15 @@ class _MetricsCollectorSpec(_M):
 class _Spec(_M):
     objective: _Objective
     algorithm: _Algorithm
-    earlyStopping: dict[str, Any] | None = None  # noqa: N815
-    parallelTrialCount: int | None = None  # noqa: N815
-    maxTrialCount: int | None = None  # noqa: N815
-    maxFailedTrialCount: int | None = None  # noqa: N815
+    earlyStopping: dict[str, Any] | None = None
+    parallelTrialCount: int | None = None
+    maxTrialCount: int | None = None
+    maxFailedTrialCount: int | None = None
     parameters: list[_Parameter] | None = None
-    nasConfig: dict[str, Any] | None = None  # noqa: N815
-    trialTemplate: _TrialTemplate  # noqa: N815
-    metricsCollectorSpec: _MetricsCollectorSpec | None = None  # noqa: N815
-    resumePolicy: Literal["Never", "LongRunning", "FromVolume"] = "Never"  # noqa: N815
+    nasConfig: dict[str, Any] | None = None
+    trialTemplate: _TrialTemplate
+    metricsCollectorSpec: _MetricsCollectorSpec | None = None
+    resumePolicy: Literal["Never", "LongRunning", "FromVolume"] = "Never"
 
 
 class _Metadata(BaseModel):
@@ -141,7 +142,7 @@ class _Metadata(BaseModel):
 
 
 class _Doc(_M):
-    apiVersion: Literal["kubeflow.org/v1beta1"]  # noqa: N815
+    apiVersion: Literal["kubeflow.org/v1beta1"]
     kind: Literal["Experiment"]
     metadata: _Metadata
     spec: _Spec
@@ -189,12 +190,20 @@ def _find_container(node: Any, name: str | None) -> dict[str, Any] | None:
 
 
 def _translator(primary: str | None) -> Any:
-    fields = {"min": "feasibleSpace.min", "max": "feasibleSpace.max", "step": "feasibleSpace.step",
-              "values": "feasibleSpace.list", "distribution": "feasibleSpace.distribution",
-              "type": "parameterType", "name": "name"}
+    fields = {
+        "min": "feasibleSpace.min",
+        "max": "feasibleSpace.max",
+        "step": "feasibleSpace.step",
+        "values": "feasibleSpace.list",
+        "distribution": "feasibleSpace.distribution",
+        "type": "parameterType",
+        "name": "name",
+    }
     fixed = {
-        "name": "metadata.name", "objective.metric": "spec.objective.objectiveMetricName",
-        "objective.type": "spec.objective.type", "objective.goal": "spec.objective.goal",
+        "name": "metadata.name",
+        "objective.metric": "spec.objective.objectiveMetricName",
+        "objective.type": "spec.objective.type",
+        "objective.goal": "spec.objective.goal",
         "objective.additional_metrics": "spec.objective.additionalMetricNames",
         "algorithm.name": "spec.algorithm.algorithmName",
         "parallel_trial_count": "spec.parallelTrialCount",
@@ -213,7 +222,9 @@ def _translator(primary: str | None) -> Any:
             return fixed[path]
         m = re.match(r"^parameters\[(\d+)\]\.(\w+)(.*)$", path)
         if m:
-            return f"spec.parameters[{m.group(1)}].{fields.get(m.group(2), m.group(2))}{m.group(3)}"
+            return (
+                f"spec.parameters[{m.group(1)}].{fields.get(m.group(2), m.group(2))}{m.group(3)}"
+            )
         m = re.match(r"^algorithm\.settings\.(.+)$", path)
         if m:
             return f"spec.algorithm.algorithmSettings[name={m.group(1)}]"
@@ -235,7 +246,8 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     """Build an :class:`ExperimentSpec` from a parsed Katib Experiment document.
 
     Raises:
-        SpecError: Every problem found, with Katib field paths (``spec.parameters[2].feasibleSpace.max``).
+        SpecError: Every problem found, with Katib field paths
+            (``spec.parameters[2].feasibleSpace.max``).
     """
     try:
         doc = _Doc.model_validate(data)
@@ -245,28 +257,50 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     issues: list[SpecIssue] = []
     name = doc.metadata.name
     if not KATIB_NAME_RE.match(name) or len(name) > 40:
-        issues.append(SpecIssue("metadata.name", "must match ^[a-z]([-a-z0-9]*[a-z0-9])?$ and be at "
-                                f"most 40 characters (Katib's rule); got {name!r}"))
+        issues.append(
+            SpecIssue(
+                "metadata.name",
+                "must match ^[a-z]([-a-z0-9]*[a-z0-9])?$ and be at "
+                f"most 40 characters (Katib's rule); got {name!r}",
+            )
+        )
     if s.earlyStopping is not None:
-        issues.append(SpecIssue("spec.earlyStopping", "is not supported yet by the local loop "
-                                "(early stopping is its own feature); remove it to run"))
+        issues.append(
+            SpecIssue(
+                "spec.earlyStopping",
+                "is not supported yet by the local loop "
+                "(early stopping is its own feature); remove it to run",
+            )
+        )
     if s.nasConfig is not None and s.parameters is not None:
         issues.append(SpecIssue("spec", "must set exactly one of parameters or nasConfig"))
     elif s.nasConfig is not None:
-        issues.append(SpecIssue("spec.nasConfig", "is not supported yet (neural architecture search "
-                                "is its own feature)"))
+        issues.append(
+            SpecIssue(
+                "spec.nasConfig",
+                "is not supported yet (neural architecture search is its own feature)",
+            )
+        )
     elif not s.parameters:
         issues.append(SpecIssue("spec.parameters", "must define at least one parameter"))
 
     obj = s.objective
     if obj.objectiveMetricName in obj.additionalMetricNames:
-        issues.append(SpecIssue("spec.objective.additionalMetricNames", "must not contain the "
-                                f"objective metric {obj.objectiveMetricName!r}"))
+        issues.append(
+            SpecIssue(
+                "spec.objective.additionalMetricNames",
+                f"must not contain the objective metric {obj.objectiveMetricName!r}",
+            )
+        )
     strategies: dict[str, MetricStrategy] = {}
     for i, ms in enumerate(obj.metricStrategies):
         if str(ms.value) not in ("min", "max", "latest"):
-            issues.append(SpecIssue(f"spec.objective.metricStrategies[{i}].value",
-                                    f"must be min, max or latest; got {ms.value!r}"))
+            issues.append(
+                SpecIssue(
+                    f"spec.objective.metricStrategies[{i}].value",
+                    f"must be min, max or latest; got {ms.value!r}",
+                )
+            )
         else:
             strategies[ms.name] = MetricStrategy(str(ms.value))
 
@@ -276,28 +310,45 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         fs = p.feasibleSpace
         dist = fs.distribution or "uniform"
         if dist not in {d.value for d in Distribution}:
-            issues.append(SpecIssue(f"{path}.distribution", "must be uniform, logUniform, normal or "
-                                    f"logNormal; got {fs.distribution!r}"))
+            issues.append(
+                SpecIssue(
+                    f"{path}.distribution",
+                    f"must be uniform, logUniform, normal or logNormal; got {fs.distribution!r}",
+                )
+            )
             dist = "uniform"
         ptype = ParameterType(p.parameterType)
         values: tuple[Any, ...] = ()
         if fs.values is not None:
-            values = tuple(_discrete(v) if ptype is ParameterType.DISCRETE else v for v in fs.values)
-        params.append(Parameter(
-            name=p.name, type=ptype, min=_number(fs.min, f"{path}.min", issues),
-            max=_number(fs.max, f"{path}.max", issues), step=_number(fs.step, f"{path}.step", issues),
-            values=values,
-            distribution=Distribution(dist) if ptype in (ParameterType.INT, ParameterType.DOUBLE)
-            else Distribution.UNIFORM,
-        ))
+            values = tuple(
+                _discrete(v) if ptype is ParameterType.DISCRETE else v for v in fs.values
+            )
+        params.append(
+            Parameter(
+                name=p.name,
+                type=ptype,
+                min=_number(fs.min, f"{path}.min", issues),
+                max=_number(fs.max, f"{path}.max", issues),
+                step=_number(fs.step, f"{path}.step", issues),
+                values=values,
+                distribution=Distribution(dist)
+                if ptype in (ParameterType.INT, ParameterType.DOUBLE)
+                else Distribution.UNIFORM,
+            )
+        )
 
     tt = s.trialTemplate
     tpath = "spec.trialTemplate"
     if (tt.trialSpec is None) == (tt.configMap is None):
         issues.append(SpecIssue(tpath, "must set exactly one of trialSpec or configMap"))
     elif tt.configMap is not None:
-        issues.append(SpecIssue(f"{tpath}.configMap", "templates from a ConfigMap need a Kubernetes "
-                                "cluster; inline the template as trialSpec to run locally"))
+        issues.append(
+            SpecIssue(
+                f"{tpath}.configMap",
+                "templates from a ConfigMap need a Kubernetes "
+                "cluster; inline the template as trialSpec to run locally",
+            )
+        )
     command: tuple[str, ...] | None = None
     shell_index: int | None = None
     workdir: str | None = None
@@ -308,23 +359,40 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             issues.append(SpecIssue(f"{tpath}.trialSpec", "must set apiVersion and kind"))
         meta = m.get("metadata") or {}
         if isinstance(meta, dict) and ("name" in meta or "namespace" in meta):
-            issues.append(SpecIssue(f"{tpath}.trialSpec.metadata", "must not set name or namespace "
-                                    "(the trial's name is used)"))
+            issues.append(
+                SpecIssue(
+                    f"{tpath}.trialSpec.metadata",
+                    "must not set name or namespace (the trial's name is used)",
+                )
+            )
         if not tt.primaryContainerName:
             issues.append(SpecIssue(f"{tpath}.primaryContainerName", "is required"))
         container = _find_container(m, tt.primaryContainerName)
         if container is None:
-            issues.append(SpecIssue(f"{tpath}.trialSpec", "has no container named "
-                                    f"{tt.primaryContainerName!r} (primaryContainerName)"))
+            issues.append(
+                SpecIssue(
+                    f"{tpath}.trialSpec",
+                    f"has no container named {tt.primaryContainerName!r} (primaryContainerName)",
+                )
+            )
         else:
-            argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
+            argv = [
+                str(a) for a in (container.get("command") or []) + (container.get("args") or [])
+            ]
             if not argv:
-                issues.append(SpecIssue(f"{tpath}.trialSpec", f"container {tt.primaryContainerName!r} "
-                                        "has no command or args to run locally"))
+                issues.append(
+                    SpecIssue(
+                        f"{tpath}.trialSpec",
+                        f"container {tt.primaryContainerName!r} "
+                        "has no command or args to run locally",
+                    )
+                )
             else:
                 command = tuple(argv)
-                if os.path.basename(argv[0]) in ("sh", "bash", "ash", "dash", "zsh") \
-                        and "-c" in argv[1:]:
+                if (
+                    os.path.basename(argv[0]) in ("sh", "bash", "ash", "dash", "zsh")
+                    and "-c" in argv[1:]
+                ):
                     shell_index = argv.index("-c", 1) + 1
                     if shell_index >= len(argv):
                         shell_index = None
@@ -335,11 +403,19 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
 
     mcs = s.metricsCollectorSpec or _MetricsCollectorSpec()
     kind = (mcs.collector.kind if mcs.collector else "StdOut") or "StdOut"
-    kinds = {"StdOut": CollectorKind.STDOUT, "File": CollectorKind.FILE, "Push": CollectorKind.PUSH,
-             "None": CollectorKind.PUSH}
+    kinds = {
+        "StdOut": CollectorKind.STDOUT,
+        "File": CollectorKind.FILE,
+        "Push": CollectorKind.PUSH,
+        "None": CollectorKind.PUSH,
+    }
     if kind not in kinds:
-        issues.append(SpecIssue("spec.metricsCollectorSpec.collector.kind", "must be StdOut, File or "
-                                f"Push to run locally; got {kind!r}"))
+        issues.append(
+            SpecIssue(
+                "spec.metricsCollectorSpec.collector.kind",
+                f"must be StdOut, File or Push to run locally; got {kind!r}",
+            )
+        )
     src = mcs.source or _Source()
     filters: list[str] = []
     if src.filter is not None:
@@ -350,29 +426,39 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     spec = ExperimentSpec(
         name=name,
         objective=Objective(
-            type=Direction(obj.type), metric=obj.objectiveMetricName, goal=obj.goal,
-            additional_metrics=tuple(obj.additionalMetricNames), strategies=strategies,
+            type=Direction(obj.type),
+            metric=obj.objectiveMetricName,
+            goal=obj.goal,
+            additional_metrics=tuple(obj.additionalMetricNames),
+            strategies=strategies,
         ),
-        algorithm=AlgorithmSpec(name=s.algorithm.algorithmName,
-                                settings={x.name: x.value for x in s.algorithm.algorithmSettings}),
+        algorithm=AlgorithmSpec(
+            name=s.algorithm.algorithmName,
+            settings={x.name: x.value for x in s.algorithm.algorithmSettings},
+        ),
         parameters=tuple(params),
         parallel_trial_count=s.parallelTrialCount if s.parallelTrialCount is not None else 3,
         max_trial_count=s.maxTrialCount,
         max_failed_trial_count=s.maxFailedTrialCount,
         trial_template=TrialTemplate(
             command=command,
-            workdir=str((base_dir / workdir).resolve()) if workdir and Path(base_dir / workdir).is_dir()
+            workdir=str((base_dir / workdir).resolve())
+            if workdir and Path(base_dir / workdir).is_dir()
             else str(base_dir.resolve()),
             env=env,
-            trial_parameters=tuple(TrialParameter(name=t.name, reference=t.reference,
-                                                  description=t.description)
-                                   for t in tt.trialParameters),
+            trial_parameters=tuple(
+                TrialParameter(name=t.name, reference=t.reference, description=t.description)
+                for t in tt.trialParameters
+            ),
             shell_script_index=shell_index,
             manifest=tt.trialSpec,
             primary_container_name=tt.primaryContainerName,
         ),
         metrics_collector=MetricsCollectorSpec(
-            kind=kinds[kind], path=fsp.path, format=fsp.format or "TEXT", filters=tuple(filters),
+            kind=kinds[kind],
+            path=fsp.path,
+            format=fsp.format or "TEXT",
+            filters=tuple(filters),
         ),
         resume_policy=s.resumePolicy,
         namespace=doc.metadata.namespace,

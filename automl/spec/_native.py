@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,7 +29,7 @@ from automl.spec._common import check, parse_duration, pydantic_issues
 
 __all__ = ["parse_native"]
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 class _M(BaseModel):
@@ -81,7 +81,7 @@ class _Metrics(_M):
 
 
 class _Doc(_M):
-    apiVersion: Literal["automl/v1"] | None = None  # noqa: N815 - YAML key
+    apiVersion: Literal["automl/v1"] | None = None
     name: str
     description: str = ""
     objective: _Objective
@@ -93,8 +93,11 @@ class _Doc(_M):
     metrics: _Metrics = Field(default_factory=_Metrics)
 
 
-_COLLECTORS = {"stdout": CollectorKind.STDOUT, "file": CollectorKind.FILE,
-               "push": CollectorKind.PUSH}
+_COLLECTORS = {
+    "stdout": CollectorKind.STDOUT,
+    "file": CollectorKind.FILE,
+    "push": CollectorKind.PUSH,
+}
 
 
 def _parameter(name: str, raw: _Parameter | list[Scalar]) -> Parameter:
@@ -103,22 +106,31 @@ def _parameter(name: str, raw: _Parameter | list[Scalar]) -> Parameter:
     dist = raw.distribution
     if raw.log is not None:
         if dist is not None and (dist in ("logUniform", "logNormal")) != raw.log:
-            raise SpecError(f"log: {raw.log} contradicts distribution: {dist}",
-                            path=f"parameters.{name}.log")
+            raise SpecError(
+                f"log: {raw.log} contradicts distribution: {dist}", path=f"parameters.{name}.log"
+            )
         if dist is None:
             dist = "logUniform" if raw.log else "uniform"
     return Parameter(
-        name=name, type=ParameterType(raw.type), min=raw.min, max=raw.max, step=raw.step,
-        values=tuple(raw.values or ()), distribution=Distribution(dist or "uniform"),
+        name=name,
+        type=ParameterType(raw.type),
+        min=raw.min,
+        max=raw.max,
+        step=raw.step,
+        values=tuple(raw.values or ()),
+        distribution=Distribution(dist or "uniform"),
     )
 
 
 def _translator(doc: _Doc) -> Any:
     names = list(doc.parameters)
     fixed = {
-        "name": "name", "objective.type": "objective.direction",
-        "parallel_trial_count": "budget.parallel", "max_trial_count": "budget.max_trials",
-        "max_failed_trial_count": "budget.max_failed", "timeout": "budget.timeout",
+        "name": "name",
+        "objective.type": "objective.direction",
+        "parallel_trial_count": "budget.parallel",
+        "max_trial_count": "budget.max_trials",
+        "max_failed_trial_count": "budget.max_failed",
+        "timeout": "budget.timeout",
         "algorithm.name": "algorithm",
     }
 
@@ -129,10 +141,13 @@ def _translator(doc: _Doc) -> Any:
         if m:
             i = int(m.group(1))
             return f"parameters.{names[i]}{m.group(2)}" if i < len(names) else path
-        for a, b in (("trial_template.", "trial."), ("metrics_collector.kind", "metrics.collector"),
-                     ("metrics_collector.", "metrics.")):
+        for a, b in (
+            ("trial_template.", "trial."),
+            ("metrics_collector.kind", "metrics.collector"),
+            ("metrics_collector.", "metrics."),
+        ):
             if path.startswith(a):
-                return b + path[len(a):]
+                return b + path[len(a) :]
         if path == "trial_template":
             return "trial"
         return path
@@ -157,8 +172,11 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             params.append(_parameter(name, raw))
         except SpecError as exc:
             issues.extend(exc.issues)
-    algo = (AlgorithmSpec(name=doc.algorithm) if isinstance(doc.algorithm, str)
-            else AlgorithmSpec(name=doc.algorithm.name, settings=doc.algorithm.settings))
+    algo = (
+        AlgorithmSpec(name=doc.algorithm)
+        if isinstance(doc.algorithm, str)
+        else AlgorithmSpec(name=doc.algorithm.name, settings=doc.algorithm.settings)
+    )
     timeout = trial_timeout = None
     try:
         timeout = parse_duration(doc.budget.timeout, "budget.timeout")
@@ -169,22 +187,31 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     except SpecError as exc:
         issues.extend(exc.issues)
     if isinstance(doc.trial.command, str):
-        issues.append(SpecIssue("trial.command", "must be a list of arguments (it runs without a "
-                                f"shell); got the string {doc.trial.command!r}"))
+        issues.append(
+            SpecIssue(
+                "trial.command",
+                "must be a list of arguments (it runs without a "
+                f"shell); got the string {doc.trial.command!r}",
+            )
+        )
         command: tuple[str, ...] = ()
     else:
         command = tuple(str(a) for a in doc.trial.command)
     workdir = Path(doc.trial.workdir).expanduser() if doc.trial.workdir else Path(".")
     workdir = (base_dir / workdir).resolve() if not workdir.is_absolute() else workdir
     if not workdir.is_dir():
-        issues.append(SpecIssue("trial.workdir", f"must be an existing directory; got {str(workdir)!r}"))
+        issues.append(
+            SpecIssue("trial.workdir", f"must be an existing directory; got {str(workdir)!r}")
+        )
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
         name=doc.name,
         objective=Objective(
-            type=Direction(doc.objective.direction), metric=doc.objective.metric,
-            goal=doc.objective.goal, additional_metrics=tuple(doc.objective.additional_metrics),
+            type=Direction(doc.objective.direction),
+            metric=doc.objective.metric,
+            goal=doc.objective.goal,
+            additional_metrics=tuple(doc.objective.additional_metrics),
             strategies={k: MetricStrategy(v) for k, v in doc.objective.strategies.items()},
         ),
         algorithm=algo,
@@ -193,12 +220,17 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         max_trial_count=doc.budget.max_trials,
         max_failed_trial_count=doc.budget.max_failed,
         timeout=timeout,
-        trial_template=TrialTemplate(command=command, workdir=str(workdir),
-                                     env={k: str(v) for k, v in doc.trial.env.items()},
-                                     timeout=trial_timeout),
+        trial_template=TrialTemplate(
+            command=command,
+            workdir=str(workdir),
+            env={k: str(v) for k, v in doc.trial.env.items()},
+            timeout=trial_timeout,
+        ),
         metrics_collector=MetricsCollectorSpec(
-            kind=_COLLECTORS[doc.metrics.collector.lower()], path=doc.metrics.path,
-            format=doc.metrics.format.upper(), filters=tuple(doc.metrics.filters),
+            kind=_COLLECTORS[doc.metrics.collector.lower()],
+            path=doc.metrics.path,
+            format=doc.metrics.format.upper(),
+            filters=tuple(doc.metrics.filters),
         ),
         seed=doc.seed,
         source="native",

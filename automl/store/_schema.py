@@ -30,8 +30,9 @@ trials = sa.Table(
     "automl_trials",
     metadata,
     sa.Column("id", sa.String(128), primary_key=True),
-    sa.Column("experiment_id", sa.String(36), sa.ForeignKey("automl_experiments.id"),
-              nullable=False),
+    sa.Column(
+        "experiment_id", sa.String(36), sa.ForeignKey("automl_experiments.id"), nullable=False
+    ),
     sa.Column("number", sa.Integer, nullable=False),
     sa.Column("params", sa.Text, nullable=False),
     sa.Column("state", sa.String(32), nullable=False),

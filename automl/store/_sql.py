@@ -7,6 +7,7 @@ process crash; readers never block the controller) and a busy timeout.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import math
@@ -32,8 +33,14 @@ from automl.core import (
 from automl.errors import AlreadyExistsError, NotFoundError, SpecError, StorageError
 from automl.store import _schema as S
 
-__all__ = ["DEFAULT_STORE", "ExperimentRepository", "ObservationRepository", "Store",
-           "TrialRepository", "normalize_url"]
+__all__ = [
+    "DEFAULT_STORE",
+    "ExperimentRepository",
+    "ObservationRepository",
+    "Store",
+    "TrialRepository",
+    "normalize_url",
+]
 
 DEFAULT_STORE = "sqlite:///automl.db"
 _DRIVERS = {
@@ -66,9 +73,13 @@ def normalize_url(url: str) -> URL:
 _FINISH = (
     S.trials.update()
     .where(S.trials.c.id == sa.bindparam("tid"))
-    .values(state=sa.bindparam("state"), value=sa.bindparam("value"),
-            metrics=sa.bindparam("metrics"), message=sa.bindparam("message"),
-            finished_at=sa.bindparam("finished_at"))
+    .values(
+        state=sa.bindparam("state"),
+        value=sa.bindparam("value"),
+        metrics=sa.bindparam("metrics"),
+        message=sa.bindparam("message"),
+        finished_at=sa.bindparam("finished_at"),
+    )
 )
 _INSERT_TRIALS = S.trials.insert()
 _INSERT_OBS = S.observations.insert()
@@ -108,8 +119,9 @@ class Store:
             if u.database and u.database != ":memory:":
                 parent = Path(u.database).expanduser().resolve().parent
                 if not parent.is_dir():
-                    raise StorageError(f"cannot open store {self.display_url}: directory "
-                                       f"{parent} does not exist")
+                    raise StorageError(
+                        f"cannot open store {self.display_url}: directory {parent} does not exist"
+                    )
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
             kwargs.update(pool_pre_ping=True, pool_recycle=3600)
@@ -118,8 +130,10 @@ class Store:
             engine = sa.create_engine(u, **kwargs)
         except ModuleNotFoundError as exc:
             extra = _DRIVERS.get(u.get_backend_name(), ("", "", u.get_backend_name()))[2]
-            raise StorageError(f"store {self.display_url} needs the database driver "
-                               f"{exc.name!r}: pip install 'automl[{extra}]'") from exc
+            raise StorageError(
+                f"store {self.display_url} needs the database driver "
+                f"{exc.name!r}: pip install 'automl[{extra}]'"
+            ) from exc
         if u.get_backend_name() == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
@@ -186,16 +200,23 @@ class ExperimentRepository:
         """
         now = time.time()
         row = {
-            "id": uuid.uuid4().hex, "name": spec.name, "spec": spec.to_json(),
-            "state": ExperimentState.CREATED.value, "reason": "", "message": "",
-            "created_at": now, "stop_requested": False, "sampler_state": "{}",
+            "id": uuid.uuid4().hex,
+            "name": spec.name,
+            "spec": spec.to_json(),
+            "state": ExperimentState.CREATED.value,
+            "reason": "",
+            "message": "",
+            "created_at": now,
+            "stop_requested": False,
+            "sampler_state": "{}",
         }
         try:
             with self._s.begin() as c:
                 c.execute(S.experiments.insert().values(**row))
         except IntegrityError as exc:
-            raise AlreadyExistsError(f"experiment {spec.name!r} already exists in "
-                                     f"{self._s.display_url}") from exc
+            raise AlreadyExistsError(
+                f"experiment {spec.name!r} already exists in {self._s.display_url}"
+            ) from exc
         return self.get(spec.name)
 
     def get(self, name: str) -> ExperimentRecord:
@@ -217,8 +238,10 @@ class ExperimentRepository:
         return [_experiment(r._mapping) for r in rows]
 
     def update(self, experiment_id: str, **fields: Any) -> None:
-        """Set columns of an experiment (``spec`` may be an ExperimentSpec, enums are stored by
-        value, ``sampler_state`` a mapping)."""
+        """Set columns of an experiment.
+
+        ``spec`` may be an ExperimentSpec, ``state`` an enum, ``sampler_state`` a mapping.
+        """
         values: dict[str, Any] = {}
         for k, v in fields.items():
             if isinstance(v, ExperimentSpec):
@@ -229,8 +252,9 @@ class ExperimentRepository:
                 v = v.value
             values[k] = v
         with self._s.begin() as c:
-            c.execute(S.experiments.update().where(S.experiments.c.id == experiment_id)
-                      .values(**values))
+            c.execute(
+                S.experiments.update().where(S.experiments.c.id == experiment_id).values(**values)
+            )
 
     def claim(self, experiment_id: str, controller: str, stale_before: float) -> bool:
         """Atomically take the controller lease if it is free or stale; True on success."""
@@ -240,8 +264,14 @@ class ExperimentRepository:
             res = c.execute(
                 S.experiments.update()
                 .where(e.id == experiment_id)
-                .where(sa.or_(e.controller.is_(None), e.heartbeat_at.is_(None),
-                              e.heartbeat_at < stale_before, e.controller == controller))
+                .where(
+                    sa.or_(
+                        e.controller.is_(None),
+                        e.heartbeat_at.is_(None),
+                        e.heartbeat_at < stale_before,
+                        e.controller == controller,
+                    )
+                )
                 .values(controller=controller, heartbeat_at=now)
             )
         return bool(res.rowcount)
@@ -250,8 +280,9 @@ class ExperimentRepository:
         """Whether a stop was asked for (a cheap check the controller makes twice a second)."""
         e = S.experiments.c
         with self._s.begin() as c:
-            return bool(c.execute(sa.select(e.stop_requested).where(e.id == experiment_id))
-                        .scalar())
+            return bool(
+                c.execute(sa.select(e.stop_requested).where(e.id == experiment_id)).scalar()
+            )
 
     def delete(self, name: str) -> None:
         """Delete an experiment with its trials and observations.
@@ -268,13 +299,21 @@ class ExperimentRepository:
             c.execute(S.experiments.delete().where(S.experiments.c.id == exp.id))
 
 
-def _experiment(m: Mapping[str, Any]) -> ExperimentRecord:
+def _experiment(m: Any) -> ExperimentRecord:
     return ExperimentRecord(
-        id=m["id"], name=m["name"], spec=ExperimentSpec.from_json(m["spec"]),
-        state=ExperimentState(m["state"]), reason=m["reason"] or "", message=m["message"] or "",
-        created_at=m["created_at"], started_at=m["started_at"], finished_at=m["finished_at"],
-        stop_requested=bool(m["stop_requested"]), controller=m["controller"],
-        heartbeat_at=m["heartbeat_at"], sampler_state=json.loads(m["sampler_state"] or "{}"),
+        id=m["id"],
+        name=m["name"],
+        spec=ExperimentSpec.from_json(m["spec"]),
+        state=ExperimentState(m["state"]),
+        reason=m["reason"] or "",
+        message=m["message"] or "",
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        stop_requested=bool(m["stop_requested"]),
+        controller=m["controller"],
+        heartbeat_at=m["heartbeat_at"],
+        sampler_state=json.loads(m["sampler_state"] or "{}"),
     )
 
 
@@ -284,23 +323,40 @@ class TrialRepository:
     def __init__(self, store: Store) -> None:
         self._s = store
 
-    def add(self, trials: Sequence[TrialRecord], sampler_state: Mapping[str, Any] | None = None,
-            ) -> None:
+    def add(
+        self,
+        trials: Sequence[TrialRecord],
+        sampler_state: Mapping[str, Any] | None = None,
+    ) -> None:
         """Insert new trials (and the algorithm state that produced them) in one transaction."""
-        rows = [{
-            "id": t.id, "experiment_id": t.experiment_id, "number": t.number,
-            "params": _dumps(dict(t.params)), "state": t.state.value, "value": None,
-            "metrics": "{}", "created_at": t.created_at, "started_at": t.started_at,
-            "message": "", "attempt": t.attempt, "attrs": _dumps(dict(t.attrs)), "runner": "{}",
-        } for t in trials]
+        rows = [
+            {
+                "id": t.id,
+                "experiment_id": t.experiment_id,
+                "number": t.number,
+                "params": _dumps(dict(t.params)),
+                "state": t.state.value,
+                "value": None,
+                "metrics": "{}",
+                "created_at": t.created_at,
+                "started_at": t.started_at,
+                "message": "",
+                "attempt": t.attempt,
+                "attrs": _dumps(dict(t.attrs)),
+                "runner": "{}",
+            }
+            for t in trials
+        ]
         if not rows:
             return
         with self._s.begin() as c:
             c.execute(_INSERT_TRIALS, rows)
             if sampler_state is not None:
-                c.execute(S.experiments.update()
-                          .where(S.experiments.c.id == trials[0].experiment_id)
-                          .values(sampler_state=_dumps(dict(sampler_state))))
+                c.execute(
+                    S.experiments.update()
+                    .where(S.experiments.c.id == trials[0].experiment_id)
+                    .values(sampler_state=_dumps(dict(sampler_state)))
+                )
 
     def update(self, trial_id: str, **fields: Any) -> None:
         """Set columns of a trial (``state`` as TrialState, ``runner``/``attrs`` as mappings)."""
@@ -329,54 +385,91 @@ class TrialRepository:
         with self._s.begin() as c:
             if observations:
                 c.execute(_INSERT_OBS, _obs_rows(observations))
-            c.execute(_FINISH, {
-                "tid": trial_id, "state": state.value, "value": _finite(value),
-                "metrics": _dumps(summary), "message": message[:20000],
-                "finished_at": finished_at or time.time(),
-            })
+            c.execute(
+                _FINISH,
+                {
+                    "tid": trial_id,
+                    "state": state.value,
+                    "value": _finite(value),
+                    "metrics": _dumps(summary),
+                    "message": message[:20000],
+                    "finished_at": finished_at or time.time(),
+                },
+            )
 
     def restart(self, trial_id: str, attempt: int) -> None:
-        """Put an interrupted trial back to Created for another attempt, dropping the partial
-        observations of the lost one."""
+        """Put an interrupted trial back to Created for another attempt.
+
+        The partial observations of the lost attempt are dropped.
+        """
         with self._s.begin() as c:
             c.execute(S.observations.delete().where(S.observations.c.trial_id == trial_id))
-            c.execute(S.trials.update().where(S.trials.c.id == trial_id).values(
-                state=TrialState.CREATED.value, attempt=attempt, started_at=None,
-                metrics="{}", value=None, runner="{}",
-            ))
+            c.execute(
+                S.trials.update()
+                .where(S.trials.c.id == trial_id)
+                .values(
+                    state=TrialState.CREATED.value,
+                    attempt=attempt,
+                    started_at=None,
+                    metrics="{}",
+                    value=None,
+                    runner="{}",
+                )
+            )
 
     def list(self, experiment_id: str) -> list[TrialRecord]:
         """The experiment's trials in creation order."""
         with self._s.begin() as c:
-            rows = c.execute(sa.select(S.trials).where(S.trials.c.experiment_id == experiment_id)
-                             .order_by(S.trials.c.number)).all()
+            rows = c.execute(
+                sa.select(S.trials)
+                .where(S.trials.c.experiment_id == experiment_id)
+                .order_by(S.trials.c.number)
+            ).all()
         return [_trial(r._mapping) for r in rows]
 
     def runners(self, experiment_id: str) -> dict[str, dict[str, Any]]:
         """Runner details (pid, host...) of the experiment's active trials."""
         t = S.trials.c
         with self._s.begin() as c:
-            rows = c.execute(sa.select(t.id, t.runner).where(t.experiment_id == experiment_id)
-                             .where(t.state.in_([TrialState.CREATED.value,
-                                                 TrialState.RUNNING.value]))).all()
+            rows = c.execute(
+                sa.select(t.id, t.runner)
+                .where(t.experiment_id == experiment_id)
+                .where(t.state.in_([TrialState.CREATED.value, TrialState.RUNNING.value]))
+            ).all()
         return {r.id: json.loads(r.runner or "{}") for r in rows}
 
 
-def _trial(m: Mapping[str, Any]) -> TrialRecord:
+def _trial(m: Any) -> TrialRecord:
     metrics = {k: MetricSummary(*v) for k, v in json.loads(m["metrics"] or "{}").items()}
     return TrialRecord(
-        id=m["id"], experiment_id=m["experiment_id"], number=m["number"],
-        params=json.loads(m["params"]), state=TrialState(m["state"]), value=m["value"],
-        metrics=metrics, created_at=m["created_at"], started_at=m["started_at"],
-        finished_at=m["finished_at"], message=m["message"] or "", attempt=m["attempt"],
+        id=m["id"],
+        experiment_id=m["experiment_id"],
+        number=m["number"],
+        params=json.loads(m["params"]),
+        state=TrialState(m["state"]),
+        value=m["value"],
+        metrics=metrics,
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        message=m["message"] or "",
+        attempt=m["attempt"],
         attrs=json.loads(m["attrs"] or "{}"),
         workdir=json.loads(m["runner"] or "{}").get("workdir"),
     )
 
 
 def _obs_rows(observations: Sequence[Observation]) -> list[dict[str, Any]]:
-    return [{"trial_id": o.trial_id, "metric": o.metric, "step": o.step,
-             "value": _finite(o.value), "time": o.time} for o in observations]
+    return [
+        {
+            "trial_id": o.trial_id,
+            "metric": o.metric,
+            "step": o.step,
+            "value": _finite(o.value),
+            "time": o.time,
+        }
+        for o in observations
+    ]
 
 
 class ObservationRepository:
@@ -396,16 +489,26 @@ class ObservationRepository:
         o = S.observations
         with self._s.begin() as c:
             rows = c.execute(sa.select(o).where(o.c.trial_id == trial_id).order_by(o.c.id)).all()
-        return [Observation(r.trial_id, r.metric, r.value if r.value is not None else math.nan,
-                            r.step, r.time) for r in rows]
+        return [
+            Observation(
+                r.trial_id, r.metric, r.value if r.value is not None else math.nan, r.step, r.time
+            )
+            for r in rows
+        ]
 
-    def for_experiment(self, experiment_id: str) -> list[Observation]:
+    def for_experiment(self, experiment_id: str) -> builtins.list[Observation]:
         """Every observation of an experiment's trials."""
         o, t = S.observations, S.trials
         with self._s.begin() as c:
             rows = c.execute(
-                sa.select(o).join(t, t.c.id == o.c.trial_id)
-                .where(t.c.experiment_id == experiment_id).order_by(o.c.id)
+                sa.select(o)
+                .join(t, t.c.id == o.c.trial_id)
+                .where(t.c.experiment_id == experiment_id)
+                .order_by(o.c.id)
             ).all()
-        return [Observation(r.trial_id, r.metric, r.value if r.value is not None else math.nan,
-                            r.step, r.time) for r in rows]
+        return [
+            Observation(
+                r.trial_id, r.metric, r.value if r.value is not None else math.nan, r.step, r.time
+            )
+            for r in rows
+        ]

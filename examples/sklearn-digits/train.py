@@ -24,8 +24,9 @@ def main() -> None:
     args = parser.parse_args()
 
     X, y = load_digits(return_X_y=True)
-    model = make_pipeline(StandardScaler(), SVC(C=args.C, gamma=args.gamma, kernel=args.kernel,
-                                                degree=args.degree))
+    model = make_pipeline(
+        StandardScaler(), SVC(C=args.C, gamma=args.gamma, kernel=args.kernel, degree=args.degree)
+    )
     start = time.perf_counter()
     scores = cross_val_score(model, X, y, cv=args.folds)
     for fold, score in enumerate(scores):

@@ -33,8 +33,9 @@ def upgrade() -> None:
     op.create_table(
         "automl_trials",
         sa.Column("id", sa.String(128), primary_key=True),
-        sa.Column("experiment_id", sa.String(36), sa.ForeignKey("automl_experiments.id"),
-                  nullable=False),
+        sa.Column(
+            "experiment_id", sa.String(36), sa.ForeignKey("automl_experiments.id"), nullable=False
+        ),
         sa.Column("number", sa.Integer, nullable=False),
         sa.Column("params", sa.Text, nullable=False),
         sa.Column("state", sa.String(32), nullable=False),

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create .venv (once) and install automl into it; re-installs only when pyproject.toml changes.
+# Usage: scripts/setup.sh [extra]   e.g. scripts/setup.sh dev
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra="${1:-}"
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+stamp=".venv/.automl-installed${extra:+-$extra}"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "installing automl${extra:+[$extra]} into .venv ..." >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
+  echo "$want" > "$stamp"
+fi
