@@ -373,18 +373,13 @@ class Client:
 
     def stop(self, name: str) -> ExperimentRecord:
         """Ask the experiment's controller to stop; with no live controller, stop it here."""
-        from automl._controller import STALE_S, _holder_dead
+        from automl._controller import controller_live
 
         exp = self.get(name)
         if exp.state.is_terminal:
             return exp
         self._store.experiments.update(exp.id, stop_requested=True)
-        live = (
-            exp.controller
-            and not _holder_dead(exp.controller)
-            and exp.heartbeat_at is not None
-            and time.time() - exp.heartbeat_at < STALE_S
-        )
+        live = controller_live(exp)
         if not live:
             self._store.experiments.update(
                 exp.id,
@@ -443,15 +438,10 @@ class Client:
         Raises:
             AutoMLError: A live controller still runs it (stop it first).
         """
-        from automl._controller import STALE_S, _holder_dead
+        from automl._controller import controller_live
 
         exp = self.get(name)
-        if (
-            exp.controller
-            and not _holder_dead(exp.controller)
-            and exp.heartbeat_at
-            and time.time() - exp.heartbeat_at < STALE_S
-        ):
+        if controller_live(exp):
             raise AutoMLError(f"experiment {name!r} is running; stop it first: automl stop {name}")
         self._store.experiments.delete(name)
 

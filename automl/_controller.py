@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import string
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from automl.core import (
     TrialRecord,
     TrialState,
 )
-from automl.errors import ExperimentBusyError
+from automl.errors import AutoMLError, ExperimentBusyError
 from automl.store import Store
 from search import Suggester, create_suggester
 from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, summarize
@@ -37,8 +38,8 @@ from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, 
 __all__ = ["Controller", "Progress"]
 
 HEARTBEAT_S = 5.0
+WATCH_S = 0.5
 STALE_S = 30.0
-STOP_CHECK_S = 0.5
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -96,16 +97,25 @@ class Controller:
         self._best: tuple[float, str] | None = None
         self._next_number = 0
         self._sampler_state: Mapping[str, Any] = experiment.sampler_state
+        self._stop_requested = threading.Event()
+        self._done = threading.Event()
 
     # -- set-up -----------------------------------------------------------------------------
     def _claim(self) -> None:
         exp = self._exp
-        if not self._store.experiments.claim(exp.id, self.controller_id, time.time() - STALE_S):
+        holder = self._store.experiments.get(exp.name)
+        if holder.controller and holder.controller != self.controller_id:
+            alive = _holder_alive(holder.controller)
+            if alive is True:
+                stale_before = 0.0  # a live process on this host keeps its lease
+            elif alive is False:
+                stale_before = time.time() + 1  # its process is gone: take over now
+            else:
+                stale_before = time.time() - STALE_S  # another host: trust the heartbeat
+        else:
+            stale_before = time.time() + 1
+        if not self._store.experiments.claim(exp.id, self.controller_id, stale_before):
             fresh = self._store.experiments.get(exp.name)
-            if _holder_dead(fresh.controller) and self._store.experiments.claim(
-                exp.id, self.controller_id, time.time() + 1
-            ):
-                return
             age = time.time() - (fresh.heartbeat_at or 0)
             raise ExperimentBusyError(
                 f"experiment {exp.name!r} is being run by controller {fresh.controller} "
@@ -153,6 +163,8 @@ class Controller:
             ExperimentBusyError: Another live controller runs this experiment.
         """
         self._claim()
+        watcher = threading.Thread(target=self._watch, name="automl-heartbeat", daemon=True)
+        watcher.start()
         try:
             suggester = self._load()
             now = time.time()
@@ -166,43 +178,57 @@ class Controller:
                 finished_at=None,
                 stop_requested=False,
             )
+            self._stop_requested.clear()
             for live in list(self._live.values()):  # interrupted trials run again
                 self._start(live.record)
             state, reason, message = self._loop(suggester, started)
         except KeyboardInterrupt:
+            self._done.set()
             self._interrupt()
             raise
         except BaseException:
+            self._done.set()
             self._release()
             raise
+        self._done.set()
         return self._finish(state, reason, message)
+
+    def _watch(self) -> None:
+        """Keep the lease alive and notice stop requests.
+
+        A thread of its own, because an in-process trial may hold the loop for a long time.
+        """
+        next_beat = 0.0
+        while not self._done.wait(WATCH_S):
+            try:
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + HEARTBEAT_S
+                    self._store.experiments.update(self._exp.id, heartbeat_at=time.time())
+                if self._store.experiments.stop_requested(self._exp.id):
+                    self._stop_requested.set()
+            except Exception:  # a transient database error must not kill the lease thread
+                continue
 
     def _loop(
         self, suggester: Suggester, started: float
     ) -> tuple[ExperimentState, EndReason, str]:
         spec = self._spec
         deadline = started + spec.timeout if spec.timeout is not None else None
-        next_beat = next_stop_check = 0.0
         while True:
             end = self._should_end(suggester, deadline)
             if end is not None:
                 return end
-            self._fill(suggester)
-            now = time.monotonic()
-            if now >= next_stop_check:
-                next_stop_check = now + STOP_CHECK_S
-                if now >= next_beat:
-                    next_beat = now + HEARTBEAT_S
-                    self._store.experiments.update(
-                        self._exp.id, heartbeat_at=time.time(), controller=self.controller_id
-                    )
-                if self._store.experiments.stop_requested(self._exp.id):
-                    return (
-                        ExperimentState.STOPPED,
-                        EndReason.STOPPED,
-                        "stopped on request; running trials were killed",
-                    )
-            wait = max(0.0, next_stop_check - time.monotonic())
+            try:
+                self._fill(suggester)
+            except AutoMLError:
+                raise
+            except Exception as exc:  # a crashing algorithm ends the experiment, not the process
+                return (
+                    ExperimentState.FAILED,
+                    EndReason.SUGGESTION_FAILED,
+                    f"the {spec.algorithm.name} algorithm failed: {type(exc).__name__}: {exc}",
+                )
+            wait = WATCH_S
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - time.time()))
             if not self._live:
@@ -245,6 +271,12 @@ class Controller:
                 ExperimentState.SUCCEEDED,
                 EndReason.TIMEOUT,
                 f"the time budget ({spec.timeout:g} s) ran out",
+            )
+        if self._stop_requested.is_set():
+            return (
+                ExperimentState.STOPPED,
+                EndReason.STOPPED,
+                "stopped on request; running trials were killed",
             )
         if suggester.exhausted and not self._live:
             return (
@@ -443,18 +475,34 @@ class _NullSuggester(Suggester):
         return None
 
 
-def _holder_dead(controller: str | None) -> bool:
-    """Whether a controller id on this host names a process that no longer exists."""
+def _holder_alive(controller: str | None) -> bool | None:
+    """Whether the process behind a controller id lives.
+
+    True or False on this host; None on another host, where only its heartbeat tells.
+    """
     if not controller:
-        return True
+        return False
     host, _, rest = controller.partition(":")
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
-        return False
+        return None
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder_dead(controller: str | None) -> bool:
+    """Whether a controller id names a process on this host that no longer exists."""
+    return _holder_alive(controller) is False
+
+
+def controller_live(exp: ExperimentRecord) -> bool:
+    """Whether a live controller holds the experiment (by pid on this host, else heartbeat)."""
+    alive = _holder_alive(exp.controller) if exp.controller else False
+    if alive is None:
+        return exp.heartbeat_at is not None and time.time() - exp.heartbeat_at < STALE_S
+    return alive

@@ -68,6 +68,7 @@ class EndReason(str, Enum):
     SEARCH_SPACE_EXHAUSTED = "SearchSpaceExhausted"
     TIMEOUT = "ExperimentTimeoutReached"
     STOPPED = "ExperimentStopped"
+    SUGGESTION_FAILED = "SuggestionFailed"
 
 
 @dataclass(frozen=True, slots=True)
