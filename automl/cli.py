@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -170,9 +170,6 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment to its end; Ctrl-C stops it (resume it later)."""
-    from automl._api import _best
-    from automl._progress import ProgressBar
-    from automl._runner import run_experiment
     from automl.spec import load_spec
 
     with _errors():
@@ -189,22 +186,29 @@ def run(
                 f"{spec.parallel_trial_count} in parallel, store {client.store.display_url}",
                 highlight=False,
             )
-        try:
-            if progress and not as_json:
-                with ProgressBar(spec, console) as bar:
-                    run_experiment(client.store, exp, runs_dir=runs_dir, on_progress=bar.update)
-            else:
-                run_experiment(client.store, exp, runs_dir=runs_dir)
-        except KeyboardInterrupt:
-            err.print(f"interrupted; continue with: automl resume {spec.name}")
-            raise typer.Exit(130) from None
-        _report_end(client, spec.name, as_json, _best)
+        _run_and_report(client, exp, runs_dir, progress, as_json)
 
 
-def _report_end(client: Any, name: str, as_json: bool, best_of: Callable[..., Any]) -> None:
-    e = client.get(name)
-    trials = client.trials(name)
-    best = best_of(e.spec, trials)
+def _run_and_report(
+    client: Any, exp: ExperimentRecord, runs_dir: str, progress: bool, as_json: bool
+) -> None:
+    """Run an experiment here (with a progress bar), then print how it ended."""
+    from automl._api import _best
+    from automl._progress import ProgressBar
+    from automl._runner import run_experiment
+
+    try:
+        if progress and not as_json:
+            with ProgressBar(exp.spec, console) as bar:
+                run_experiment(client.store, exp, runs_dir=runs_dir, on_progress=bar.update)
+        else:
+            run_experiment(client.store, exp, runs_dir=runs_dir)
+    except KeyboardInterrupt:
+        err.print(f"interrupted; continue with: automl resume {exp.name}")
+        raise typer.Exit(130) from None
+    e = client.get(exp.name)
+    trials = client.trials(exp.name)
+    best = _best(e.spec, trials)
     if as_json:
         print(json.dumps(_exp_json(e, trials, best), indent=2))
     else:
@@ -363,10 +367,6 @@ def resume(
     as_json: JsonOpt = False,
 ) -> None:
     """Continue an interrupted, stopped or finished experiment (budgets may be raised)."""
-    from automl._api import _best
-    from automl._progress import ProgressBar
-    from automl._runner import run_experiment
-
     with _errors():
         client = _client(store, runs_dir)
         e = client.get(name)
@@ -378,16 +378,7 @@ def resume(
             )
             client.store.experiments.update(e.id, spec=spec)
             e = client.get(name)
-        try:
-            if progress and not as_json:
-                with ProgressBar(e.spec, console) as bar:
-                    run_experiment(client.store, e, runs_dir=runs_dir, on_progress=bar.update)
-            else:
-                run_experiment(client.store, e, runs_dir=runs_dir)
-        except KeyboardInterrupt:
-            err.print(f"interrupted; continue with: automl resume {name}")
-            raise typer.Exit(130) from None
-        _report_end(client, name, as_json, _best)
+        _run_and_report(client, e, runs_dir, progress, as_json)
 
 
 @app.command()

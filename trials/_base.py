@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 from automl.core import ParamValue
 
-__all__ = ["Executor", "ExitStatus", "TrialEvent", "TrialExit", "TrialRun"]
+__all__ = ["Executor", "ExitStatus", "TrialEvent", "TrialExit", "TrialRun", "drain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +89,17 @@ class Executor(ABC):
 
     def reap(self, runner: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Stop a run left behind by a dead controller, given what ``started`` reported."""
+
+
+def drain(events: queue.SimpleQueue[TrialEvent], timeout: float) -> list[TrialEvent]:
+    """Every event in ``events``, waiting up to ``timeout`` seconds for the first."""
+    out: list[TrialEvent] = []
+    try:
+        out.append(events.get(timeout=timeout) if timeout > 0 else events.get_nowait())
+    except queue.Empty:
+        return out
+    while True:
+        try:
+            out.append(events.get_nowait())
+        except queue.Empty:
+            return out

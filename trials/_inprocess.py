@@ -15,7 +15,7 @@ from typing import Any
 
 from automl import _report
 from automl.core import ParamValue
-from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
+from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 
 __all__ = ["InProcessExecutor", "call_objective"]
 
@@ -158,18 +158,7 @@ class InProcessExecutor(Executor):
                     )
             if self._deadline:
                 timeout = min(timeout, max(0.0, min(self._deadline.values()) - now))
-        out: list[TrialEvent] = []
-        try:
-            out.append(
-                self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
-            )
-        except queue.Empty:
-            return out
-        while True:
-            try:
-                out.append(self._events.get_nowait())
-            except queue.Empty:
-                return out
+        return drain(self._events, timeout)
 
     def cancel(self, trial_id: str) -> None:
         """Ask the call to stop; it is reported CANCELLED at once and its late reports dropped."""

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from automl._report import REPORT_FILE_ENV, TRIAL_ENV
 from automl.core import CollectorKind, ExperimentSpec
-from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
+from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 from trials._metrics import (
     MetricLine,
     TextMetricParser,
@@ -286,18 +286,7 @@ class LocalProcessExecutor(Executor):
     # -- interface ---------------------------------------------------------------------------
     def poll(self, timeout: float) -> list[TrialEvent]:
         """Events since the last poll."""
-        out: list[TrialEvent] = []
-        try:
-            out.append(
-                self._events.get(timeout=timeout) if timeout > 0 else self._events.get_nowait()
-            )
-        except queue.Empty:
-            return out
-        while True:
-            try:
-                out.append(self._events.get_nowait())
-            except queue.Empty:
-                return out
+        return drain(self._events, timeout)
 
     def cancel(self, trial_id: str) -> None:
         """SIGTERM the trial's process group, then SIGKILL after a grace period."""
