@@ -215,7 +215,8 @@ class ExperimentRepository:
                 c.execute(S.experiments.insert().values(**row))
         except IntegrityError as exc:
             raise AlreadyExistsError(
-                f"experiment {spec.name!r} already exists in {self._s.display_url}"
+                f"experiment {spec.name!r} already exists in {self._s.display_url}; resume it "
+                f"(automl resume {spec.name}), delete it, or choose another name"
             ) from exc
         return self.get(spec.name)
 
