@@ -275,22 +275,22 @@ def tune(
         return paths.get(path, path)
 
     check(spec, translate)
-    client = Client(store)
-    if resume and name is not None:
-        try:
-            client.get(name)
-        except NotFoundError:
-            pass
-        else:
-            return client.resume(
-                name,
-                objective=objective,
-                max_trials=max_trials,
-                parallel_trials=parallel_trials,
-                progress=progress,
-            )
-    exp = client._store.experiments.create(spec)
-    return client._run(exp, objective=objective, progress=progress)
+    with Client(store) as client:
+        if resume and name is not None:
+            try:
+                client.get(name)
+            except NotFoundError:
+                pass
+            else:
+                return client.resume(
+                    name,
+                    objective=objective,
+                    max_trials=max_trials,
+                    parallel_trials=parallel_trials,
+                    progress=progress,
+                )
+        exp = client._store.experiments.create(spec)
+        return client._run(exp, objective=objective, progress=progress)
 
 
 class Client:
@@ -302,8 +302,20 @@ class Client:
     """
 
     def __init__(self, store: str | Store = DEFAULT_STORE, runs_dir: str | Path = "automl-runs"):
+        self._owns_store = not isinstance(store, Store)
         self._store = store if isinstance(store, Store) else Store(store)
         self.runs_dir = Path(runs_dir)
+
+    def close(self) -> None:
+        """Release the store's connections (when this client opened it)."""
+        if self._owns_store:
+            self._store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def store(self) -> Store:
@@ -459,20 +471,17 @@ class Client:
 
             bar = ProgressBar(exp.spec)
             on_progress = bar.update
-        try:
-            if bar is not None:
-                with bar:
-                    run_experiment(
-                        self._store,
-                        exp,
-                        objective=objective,
-                        runs_dir=self.runs_dir,
-                        on_progress=on_progress,
-                    )
-            else:
-                run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir)
-        finally:
-            pass
+        if bar is not None:
+            with bar:
+                run_experiment(
+                    self._store,
+                    exp,
+                    objective=objective,
+                    runs_dir=self.runs_dir,
+                    on_progress=on_progress,
+                )
+        else:
+            run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir)
         return self.result(exp.name)
 
 

@@ -13,6 +13,8 @@ stamp=".venv/.automl-installed${extra:+-$extra}"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing automl${extra:+[$extra]} into .venv ..." >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extra:+[$extra]}"
+  # torch is pinned in the same pip call so that the CPU build is taken, not a multi-GB CUDA one.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==${TORCH_VERSION:-2.13.0}" \
+    -e ".${extra:+[$extra]}"
   echo "$want" > "$stamp"
 fi

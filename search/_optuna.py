@@ -9,7 +9,6 @@ again (constant liar for TPE, running-point handling for GP, grid bookkeeping).
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -34,10 +33,27 @@ _SKIP_ATTRS = frozenset({"search_space"})
 
 
 class _GridSampler(optuna.samplers.GridSampler):
-    """GridSampler that leaves stopping to the controller (Study.stop only works in optimize)."""
+    """Optuna's GridSampler, made deterministic and resumable.
+
+    Each new trial takes the first unvisited point of the (seed-shuffled) grid, counting running
+    trials as visited, so replayed history and parallel trials never repeat a point. Stopping is
+    left to the controller (``Study.stop`` only works inside ``optimize``).
+    """
+
+    def before_trial(self, study: Any, trial: FrozenTrial) -> None:
+        if "grid_id" in trial.system_attrs or "fixed_params" in trial.system_attrs:
+            return
+        unvisited = self._get_unvisited_grid_ids(study)
+        grid_id = min(unvisited) if unvisited else 0
+        study._storage.set_trial_system_attr(trial._trial_id, "search_space", self._search_space)
+        study._storage.set_trial_system_attr(trial._trial_id, "grid_id", grid_id)
 
     def after_trial(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    def grid_ids(self) -> dict[tuple[Any, ...], int]:
+        """Grid id of each combination (values in sorted parameter-name order)."""
+        return {tuple(g): i for i, g in enumerate(self._all_grids)}
 
 
 def _reseed(seed: int | None, n_history: int) -> int | None:
@@ -56,8 +72,9 @@ def _make_sampler(
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
+        # Not reseeded: the grid's shuffled order must be the same in every controller.
         grid = {n: list(_choices(d)) for n, d in codec.distributions.items()}
-        return _GridSampler(grid, seed=seed)
+        return _GridSampler(grid, seed=settings.get("random_state"))
     if name in ("tpe", "multivariate-tpe"):
         gamma_frac = settings.get("gamma")
         gamma = None
@@ -154,15 +171,7 @@ class OptunaSuggester(Suggester):
         for key, value in (state or {}).items():
             self._storage.set_study_system_attr(self._study_id, key, value)
         self._state_seen = dict(state or {})
-        all_grids = None
-        if self._grid:
-            names = sorted(self._codec.distributions)
-            all_grids = {
-                combo: i
-                for i, combo in enumerate(
-                    itertools.product(*(_choices(self._codec.distributions[n]) for n in names))
-                )
-            }
+        all_grids = self._sampler.grid_ids() if isinstance(self._sampler, _GridSampler) else None
         for trial in history:
             self._replay(trial, all_grids)
 

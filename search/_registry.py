@@ -7,6 +7,7 @@ Settings may arrive as strings (Katib writes every value as a string).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -190,6 +191,13 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
                 "parameters",
                 f"{name} needs at least {info.min_numeric_params} "
                 f"int or double parameters; got {len(numeric)}",
+            )
+        )
+    if name == "bayesianoptimization" and importlib.util.find_spec("torch") is None:
+        issues.append(
+            SpecIssue(
+                "algorithm.name",
+                "bayesianoptimization needs torch (Optuna's GPSampler): pip install torch",
             )
         )
     if name == "grid":

@@ -40,10 +40,13 @@ class ParamCodec:
     param: Parameter
     distribution: BaseDistribution
     warped: bool
+    choices: tuple[ParamValue, ...] = ()  # categorical codecs: Optuna sees indices into these
 
     def to_external(self, internal: Any) -> ParamValue:
         """Typed parameter value for an internal Optuna value."""
         p = self.param
+        if self.choices:
+            return self.choices[int(internal)]
         if not self.warped:
             if p.type is ParameterType.INT:
                 return int(internal)
@@ -79,9 +82,9 @@ class ParamCodec:
     def to_internal(self, value: ParamValue) -> Any:
         """Internal Optuna value for a typed parameter value (used to rebuild from the store)."""
         p = self.param
+        if self.choices:
+            return _index_of(self.choices, value)
         if not self.warped:
-            if isinstance(self.distribution, CategoricalDistribution):
-                return p.coerce(value)
             return value
         assert p.min is not None and p.max is not None
         x = float(value)
@@ -98,10 +101,36 @@ class ParamCodec:
         return min(max(u, 0.0), 1.0)
 
 
+def _index_of(choices: tuple[ParamValue, ...], value: ParamValue) -> int:
+    """Index of ``value`` among ``choices``.
+
+    Same type and value first (so True is not 1), then the text form (Katib passes strings),
+    then the nearest number (float noise).
+    """
+    for i, c in enumerate(choices):
+        if type(c) is type(value) and c == value:
+            return i
+    for i, c in enumerate(choices):
+        if str(c) == str(value):
+            return i
+    numeric = [
+        (abs(float(c) - float(value)), i)
+        for i, c in enumerate(choices)
+        if isinstance(c, (int, float))
+        and not isinstance(c, bool)
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ]
+    if numeric and min(numeric)[0] <= 1e-9 * max(1.0, abs(float(value))):
+        return min(numeric)[1]
+    raise ValueError(f"{value!r} is not one of {list(choices)}")
+
+
 def _codec(p: Parameter, grid: bool) -> ParamCodec:
     if grid or p.type in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
-        values = p.grid() if grid else list(p.values)
-        return ParamCodec(p, CategoricalDistribution(values), warped=False)
+        # Optuna compares choices with ==, so 1 and True would collide; it gets indices instead.
+        values = tuple(p.grid() if grid else p.values)
+        return ParamCodec(p, CategoricalDistribution(range(len(values))), False, values)
     assert p.min is not None and p.max is not None
     d = p.distribution
     if p.type is ParameterType.INT:

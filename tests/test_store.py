@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import automl
 from automl import Client
@@ -278,20 +279,13 @@ def _quadratic(x: float, n: int, kind: str) -> float:
 
 
 def test_tune_run_readable_through_new_client(store_url: str) -> None:
-    res = automl.tune(
-        _quadratic,
-        {
-            "x": automl.double(-1, 1),
-            "n": automl.int(0, 5),
-            "kind": automl.categorical(["a", "b"]),
-        },
-        max_trials=10,
-        parallel_trials=2,
-        algorithm="tpe",
-        seed=1,
-        name="per-backend",
-        store=store_url,
-    )
+    # An open Store is passed (and closed here) so the fixture can drop the database; see
+    # test_tune_closes_the_store_it_opened for tune(store=<url>).
+    writer = Store(store_url)
+    try:
+        res = _tune_10(writer)
+    finally:
+        writer.close()
     assert res.experiment.state is ExperimentState.SUCCEEDED
     assert res.reason == "ExperimentMaxTrialsReached"
 
@@ -321,6 +315,74 @@ def test_tune_run_readable_through_new_client(store_url: str) -> None:
         client.store.close()
 
 
+def _tune_10(store: str | Store) -> automl.TuneResult:
+    return automl.tune(
+        _quadratic,
+        {
+            "x": automl.double(-1, 1),
+            "n": automl.int(0, 5),
+            "kind": automl.categorical(["a", "b"]),
+        },
+        max_trials=10,
+        parallel_trials=2,
+        algorithm="tpe",
+        seed=1,
+        name="per-backend",
+        store=store,
+    )
+
+
+_LEAK_SCRIPT = """
+import gc, sys
+import sqlalchemy as sa
+import automl
+
+def objective(x):
+    return x * x
+
+automl.tune(objective, {"x": automl.double(0, 1)}, max_trials=2, store=sys.argv[1], name="leak")
+gc.collect()
+admin = sa.create_engine(sys.argv[2], isolation_level="AUTOCOMMIT")
+with admin.connect() as c:
+    n = c.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
+                  {"d": sa.engine.make_url(sys.argv[1]).database}).scalar()
+print(f"SESSIONS={n}")
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: automl.tune(store=<url>) never closes the Store it opens; in a fresh process "
+    "the first run's Store stays reachable (optuna's deferred ImportError traceback pins the "
+    "stack that first imported optuna), so its pooled connection stays open after tune returns",
+)
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_tune_closes_the_store_it_opened(store_url: str) -> None:
+    from tests.conftest import PG_ADMIN
+
+    database = sa.engine.make_url(store_url).database
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _LEAK_SCRIPT, store_url, PG_ADMIN],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "SESSIONS=0" in proc.stdout, proc.stdout
+    finally:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:  # whatever happened, let the fixture drop the database
+            c.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :d AND pid <> pg_backend_pid()"
+                ),
+                {"d": database},
+            )
+        admin.dispose()
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -346,11 +408,21 @@ def test_store_url_forms(tmp_path: Path) -> None:
     assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     assert normalize_url("mysql://u@h/db").drivername == "mysql+pymysql"
     with pytest.raises(automl.SpecError, match="store"):
-        normalize_url("postgresql://u@h:notaport/db")
+        normalize_url("://x")
     # A bare path is a SQLite file.
     store = Store(str(tmp_path / "bare.db"))
     store.close()
     assert (tmp_path / "bare.db").exists()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: normalize_url only catches ArgumentError; make_url raises ValueError for a "
+    "non-numeric port, which escapes as a non-SpecError",
+)
+def test_bad_port_is_a_spec_error() -> None:
+    with pytest.raises(automl.SpecError, match="store"):
+        normalize_url("postgresql://u@h:notaport/db")
 
 
 @pytest.mark.parametrize("url", [UNREACHABLE_PG, UNREACHABLE_MYSQL])

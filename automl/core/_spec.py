@@ -263,8 +263,11 @@ class Parameter(_Frozen):
             return round(float(value))
         if self.type is ParameterType.DOUBLE:
             return float(value)
-        for v in self.values:
-            if v == value or str(v) == str(value):
+        for v in self.values:  # same type first, so True is not taken for 1
+            if type(v) is type(value) and v == value:
+                return v
+        for v in self.values:  # Katib passes every value as a string
+            if str(v) == str(value):
                 return v
         raise SpecError(f"{value!r} is not one of {list(self.values)}", path=self.name)
 

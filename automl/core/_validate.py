@@ -85,7 +85,7 @@ def _budget_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             out.append(
                 SpecIssue(
                     "parallel_trial_count",
-                    "must not exceed max_trial_count "
+                    "must not exceed the maximum number of trials "
                     f"({spec.max_trial_count}); got {spec.parallel_trial_count}",
                 )
             )
@@ -103,7 +103,7 @@ def _budget_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             out.append(
                 SpecIssue(
                     "max_failed_trial_count",
-                    "must not exceed max_trial_count "
+                    "must not exceed the maximum number of trials "
                     f"({spec.max_trial_count}); got {spec.max_failed_trial_count}",
                 )
             )

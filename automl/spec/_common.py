@@ -30,18 +30,15 @@ def load_yaml(text: str, filename: str = "<spec>") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(
-            [SpecIssue("", f"{filename}: malformed YAML at {where}: {problem}")]
-        ) from exc
+        raise SpecError([SpecIssue("", f"malformed YAML at {where}: {problem}")]) from exc
     if not docs:
-        raise SpecError([SpecIssue("", f"{filename}: the document is empty")])
+        raise SpecError([SpecIssue("", "the document is empty")])
     if not isinstance(docs[0], dict):
         raise SpecError(
             [
                 SpecIssue(
                     "",
-                    f"{filename}: must be a mapping at the top level; got "
-                    f"{type(docs[0]).__name__}",
+                    f"must be a mapping at the top level; got {type(docs[0]).__name__}",
                 )
             ]
         )

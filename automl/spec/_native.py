@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from automl.core import (
     AlgorithmSpec,
@@ -59,6 +59,9 @@ class _Parameter(_M):
     log: bool | None = None
 
 
+_SCALARS: TypeAdapter[list[Scalar]] = TypeAdapter(list[Scalar])
+
+
 class _Budget(_M):
     max_trials: int | None = None
     parallel: int = 1
@@ -87,7 +90,7 @@ class _Doc(_M):
     objective: _Objective
     algorithm: str | _Algorithm = "tpe"
     seed: int | None = None
-    parameters: dict[str, _Parameter | list[Scalar]]
+    parameters: dict[str, Any]  # each entry is validated on its own, for clean error paths
     budget: _Budget = Field(default_factory=_Budget)
     trial: _Trial
     metrics: _Metrics = Field(default_factory=_Metrics)
@@ -169,7 +172,14 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     params: list[Parameter] = []
     for name, raw in doc.parameters.items():
         try:
-            params.append(_parameter(name, raw))
+            entry: _Parameter | list[Scalar] = (
+                _SCALARS.validate_python(raw)
+                if isinstance(raw, list)
+                else _Parameter.model_validate(raw)
+            )
+            params.append(_parameter(name, entry))
+        except ValidationError as exc:
+            issues.extend(pydantic_issues(exc, prefix=f"parameters.{name}"))
         except SpecError as exc:
             issues.extend(exc.issues)
     algo = (

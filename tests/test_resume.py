@@ -1,0 +1,295 @@
+"""Durability: a controller killed with SIGKILL mid-run is replaced by ``automl resume``, which
+keeps every finished trial, runs interrupted trials again with their parameters and continues
+the seeded search without replaying its draws."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from automl.core import ExperimentState, TrialState
+from automl.store import Store
+
+pytestmark = pytest.mark.integration
+
+AUTOML = [sys.executable, "-m", "automl"]
+
+TRIAL = """
+import os, sys, time
+x = float(sys.argv[1].split("=", 1)[1])
+y = int(sys.argv[2].split("=", 1)[1])
+time.sleep(float(os.environ.get("TRIAL_SLEEP", "0.4")))
+print(f"epoch=1 loss={(x - 0.2) ** 2 + y / 100}", flush=True)
+"""
+
+
+def write_exp(tmp_path: Path, name: str, *, max_trials: int, parallel: int, sleep: float,
+              algorithm: str = "random") -> Path:
+    (tmp_path / "trial.py").write_text(TRIAL)
+    doc = {
+        "name": name,
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "algorithm": algorithm,
+        "seed": 7,
+        "parameters": {
+            "x": {"type": "double", "min": -1, "max": 1},
+            "y": {"type": "int", "min": 0, "max": 1000},
+        },
+        "budget": {"max_trials": max_trials, "parallel": parallel},
+        "trial": {
+            "command": ["python", "trial.py", "--x=${x}", "--y=${y}"],
+            "env": {"TRIAL_SLEEP": str(sleep)},
+        },
+    }
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return f
+
+
+def start_run(tmp_path: Path, f: Path, url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*AUTOML, "run", str(f), "--store", url, "--no-progress",
+         "--runs-dir", str(tmp_path / "runs")],
+        cwd=tmp_path,
+        stdout=open(tmp_path / "run.out", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_for(cond: Any, proc: subprocess.Popen[bytes], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        if proc.poll() is not None:
+            raise AssertionError(f"controller exited ({proc.returncode}) before {what}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    name = "durable"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    f = write_exp(tmp_path, name, max_trials=12, parallel=2, sleep=0.4)
+    proc = start_run(tmp_path, f, url)
+    store = Store(url)
+    try:
+        exp = wait_for(
+            lambda: next((e for e in store.experiments.list() if e.name == name), None),
+            proc, 30, "the experiment",
+        )
+
+        def ready() -> bool:
+            ts = store.trials.list(exp.id)
+            return (
+                sum(t.state is TrialState.SUCCEEDED for t in ts) >= 4
+                and any(t.state.is_active for t in ts)
+            )
+
+        wait_for(ready, proc, 60, "4 succeeded trials")
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+
+        before = {t.id: t for t in store.trials.list(exp.id)}
+        runners = store.trials.runners(exp.id)
+        e = store.experiments.get(name)
+        assert e.state is ExperimentState.RUNNING  # nobody recorded an end
+        assert e.controller is not None  # the dead controller's lease is still there
+        succeeded = {i: t for i, t in before.items() if t.state is TrialState.SUCCEEDED}
+        interrupted = {i: t for i, t in before.items() if t.state.is_active}
+        assert len(succeeded) >= 4
+        assert interrupted, "the kill landed between trials; nothing was interrupted"
+        orphan_pids = [r["pid"] for r in runners.values() if r.get("pid")]
+        had_dir = {i for i in interrupted if (tmp_path / "runs" / name / i).exists()}
+
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [*AUTOML, "resume", name, "--store", url, "--no-progress",
+             "--runs-dir", str(tmp_path / "runs")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=90,
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "Traceback" not in res.stderr
+        assert time.monotonic() - t0 < 60
+
+        e = store.experiments.get(name)
+        assert e.state is ExperimentState.SUCCEEDED
+        assert e.reason == "ExperimentMaxTrialsReached"
+        assert e.controller is None
+        after = store.trials.list(exp.id)
+        ids = [t.id for t in after]
+        assert len(ids) == len(set(ids)), "a trial id appears twice"
+        assert len(after) == 12
+        assert all(not t.state.is_active for t in after)
+        assert sorted(t.number for t in after) == list(range(12))
+        by_id = {t.id: t for t in after}
+
+        # Finished trials are kept as they were.
+        for i, old in succeeded.items():
+            new = by_id[i]
+            assert new.state is TrialState.SUCCEEDED
+            assert (new.params, new.value, new.finished_at, new.number, new.attempt) == (
+                old.params, old.value, old.finished_at, old.number, old.attempt
+            )
+        # Interrupted trials ran again, same id, same parameters, second attempt.
+        for i, old in interrupted.items():
+            new = by_id[i]
+            assert new.state is TrialState.SUCCEEDED, new.message
+            assert new.params == old.params
+            assert new.attempt == 2
+            assert new.number == old.number
+            assert new.value == pytest.approx((new.params["x"] - 0.2) ** 2 + new.params["y"] / 100)
+            if i in had_dir:  # the lost attempt's files are kept aside
+                assert (tmp_path / "runs" / name / f"{i}.attempt1").is_dir()
+            assert Path(new.workdir or "", "trial.log").exists()
+        # New trials are first attempts.
+        for t in after:
+            if t.id not in before:
+                assert t.attempt == 1
+        # The seeded sampler continued instead of replaying its draws.
+        params = [json.dumps(t.params, sort_keys=True) for t in after]
+        assert len(set(params)) == len(params), "two trials share parameters"
+        # One observation per finished attempt: the lost attempts' partial data is gone.
+        for t in after:
+            obs = store.observations.list(t.id)
+            assert [(o.metric, o.step) for o in obs] == [("loss", 1)]
+        # Nothing the dead controller started still runs.
+        time.sleep(0.2)
+        assert [p for p in orphan_pids if alive(p)] == []
+    finally:
+        kill_group(proc)
+        store.close()
+
+
+@pytest.mark.timeout(90)
+def test_resume_while_controller_alive_is_refused_then_stop(tmp_path: Path) -> None:
+    name = "alive"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    f = write_exp(tmp_path, name, max_trials=6, parallel=1, sleep=30)
+    proc = start_run(tmp_path, f, url)
+    store = Store(url)
+    try:
+        def running() -> bool:
+            es = [e for e in store.experiments.list() if e.name == name]
+            return bool(es) and any(r.get("pid") for r in store.trials.runners(es[0].id).values())
+
+        wait_for(running, proc, 30, "a running trial")
+        exp = store.experiments.get(name)
+        before = store.trials.list(exp.id)
+
+        res = subprocess.run(
+            [*AUTOML, "resume", name, "--store", url, "--no-progress",
+             "--runs-dir", str(tmp_path / "runs2")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "Traceback" not in res.stderr
+        assert "is being run by controller" in res.stderr
+        assert f"automl stop {name}" in res.stderr
+        assert proc.poll() is None  # the live controller was not disturbed
+        assert store.trials.list(exp.id) == before
+        assert store.experiments.get(name).controller == exp.controller
+
+        # `delete` is refused too while it runs.
+        res = subprocess.run(
+            [*AUTOML, "delete", name, "--yes", "--store", url],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert res.returncode == 2 and "stop it first" in res.stderr
+
+        res = subprocess.run(
+            [*AUTOML, "stop", name, "--store", url],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        assert "stop requested" in res.stdout
+        assert proc.wait(30) == 0
+        e = store.experiments.get(name)
+        assert e.state is ExperimentState.STOPPED and e.reason == "ExperimentStopped"
+        assert [t.state for t in store.trials.list(exp.id)] == [TrialState.KILLED]
+    finally:
+        kill_group(proc)
+        store.close()
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_then_resume(tmp_path: Path) -> None:
+    name = "ctrlc"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    f = write_exp(tmp_path, name, max_trials=4, parallel=2, sleep=0.3)
+    # Trials of the first run sleep long; the resumed ones are quick.
+    doc = yaml.safe_load(f.read_text())
+    proc = subprocess.Popen(
+        [*AUTOML, "run", str(f), "--store", url, "--no-progress",
+         "--runs-dir", str(tmp_path / "runs")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, env={**os.environ, "TRIAL_SLEEP": "30"},
+    )
+    assert doc["trial"]["env"]["TRIAL_SLEEP"] == "0.3"
+    store = Store(url)
+    try:
+        def two_running() -> bool:
+            es = [e for e in store.experiments.list() if e.name == name]
+            if not es:
+                return False
+            ts = store.trials.list(es[0].id)
+            runners = store.trials.runners(es[0].id)
+            return sum(bool(r.get("pid")) for r in runners.values()) == 2 and len(ts) == 2
+
+        wait_for(two_running, proc, 30, "two running trials")
+        exp = store.experiments.get(name)
+        before = {t.id: t for t in store.trials.list(exp.id)}
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert b"automl resume ctrlc" in err
+        assert b"Traceback" not in err
+        e = store.experiments.get(name)
+        assert e.state is ExperimentState.STOPPED and e.reason == "Interrupted"
+        assert e.controller is None
+        mid = store.trials.list(exp.id)
+        assert {t.id for t in mid} == set(before)
+        assert all(t.state is TrialState.CREATED for t in mid)  # queued to run again
+
+        res = subprocess.run(
+            [*AUTOML, "resume", name, "--store", url, "--no-progress", "--json",
+             "--runs-dir", str(tmp_path / "runs")],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        assert out["state"] == "Succeeded" and out["reason"] == "ExperimentMaxTrialsReached"
+        assert out["trials"] == {"Succeeded": 4}
+        after = {t.id: t for t in store.trials.list(exp.id)}
+        for i, old in before.items():
+            assert after[i].params == old.params
+            assert after[i].state is TrialState.SUCCEEDED
+    finally:
+        kill_group(proc)
+        store.close()
