@@ -34,6 +34,7 @@ from automl.errors import AutoMLError, NotFoundError, SpecError, SpecIssue
 from automl.spec import load_spec
 from automl.spec._common import check
 from automl.store import DEFAULT_STORE, Store
+from trials import reap_runner
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -388,11 +389,21 @@ class Client:
         from automl._controller import controller_live
 
         exp = self.get(name)
-        if exp.state.is_terminal:
+        if exp.state.is_terminal and not controller_live(exp):
             return exp
         self._store.experiments.update(exp.id, stop_requested=True)
-        live = controller_live(exp)
-        if not live:
+        if not controller_live(exp):
+            # Nobody will act on the request: end the trials the dead controller left behind.
+            runners = self._store.trials.runners(exp.id)
+            for trial_id, runner in runners.items():
+                reap_runner(runner)
+                self._store.trials.finish(
+                    trial_id,
+                    TrialState.KILLED,
+                    None,
+                    {},
+                    "killed by stop: its controller was no longer running",
+                )
             self._store.experiments.update(
                 exp.id,
                 state=ExperimentState.STOPPED,

@@ -9,6 +9,7 @@ restarts interrupted trials with their parameters and rebuilds the search from t
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import socket
@@ -103,18 +104,15 @@ class Controller:
     # -- set-up -----------------------------------------------------------------------------
     def _claim(self) -> None:
         exp = self._exp
-        holder = self._store.experiments.get(exp.name)
-        if holder.controller and holder.controller != self.controller_id:
-            alive = _holder_alive(holder.controller)
+        observed = self._store.experiments.get(exp.name).controller
+        stale_before = time.time() + 1
+        if observed is not None:
+            alive = _holder_alive(observed)
             if alive is True:
                 stale_before = 0.0  # a live process on this host keeps its lease
-            elif alive is False:
-                stale_before = time.time() + 1  # its process is gone: take over now
-            else:
+            elif alive is None:
                 stale_before = time.time() - STALE_S  # another host: trust the heartbeat
-        else:
-            stale_before = time.time() + 1
-        if not self._store.experiments.claim(exp.id, self.controller_id, stale_before):
+        if not self._store.experiments.claim(exp.id, self.controller_id, observed, stale_before):
             fresh = self._store.experiments.get(exp.name)
             age = time.time() - (fresh.heartbeat_at or 0)
             raise ExperimentBusyError(
@@ -176,9 +174,7 @@ class Controller:
                 message="",
                 started_at=started,
                 finished_at=None,
-                stop_requested=False,
             )
-            self._stop_requested.clear()
             for live in list(self._live.values()):  # interrupted trials run again
                 self._start(live.record)
             state, reason, message = self._loop(suggester, started)
@@ -204,8 +200,13 @@ class Controller:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + HEARTBEAT_S
                     self._store.experiments.update(self._exp.id, heartbeat_at=time.time())
-                if self._store.experiments.stop_requested(self._exp.id):
+                if not self._stop_requested.is_set() and self._store.experiments.stop_requested(
+                    self._exp.id
+                ):
                     self._stop_requested.set()
+                    # Reach trials now: an in-process trial may hold the loop's thread.
+                    for trial_id in list(self._live):
+                        self._executor.cancel(trial_id)
             except Exception:  # a transient database error must not kill the lease thread
                 continue
 
@@ -368,7 +369,11 @@ class Controller:
         value = objective_value(obj, live.metrics)
         status, message = ev.exit.status, ev.exit.message
         if status is ExitStatus.COMPLETED:
-            if value is None:
+            if value is not None and not math.isfinite(value):
+                state = TrialState.FAILED
+                message = f"the objective metric {obj.metric!r} is not a finite number ({value})"
+                value = None
+            elif value is None:
                 state = TrialState.METRICS_UNAVAILABLE
                 message = (
                     f"the objective metric {obj.metric!r} was never reported "

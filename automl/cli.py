@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from automl.core import ExperimentRecord, ExperimentState, TrialRecord, TrialState
@@ -51,10 +53,10 @@ def _errors() -> Iterator[None]:
         yield
     except SpecError as exc:
         for issue in exc.issues:
-            err.print(f"[red]error:[/red] {issue}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(issue))}", highlight=False)
         raise typer.Exit(2) from None
     except AutoMLError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -69,7 +71,7 @@ def _fmt(v: Any) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:.6g}"
-    return str(v)
+    return escape(str(v))
 
 
 def _trial_json(t: TrialRecord) -> dict[str, Any]:
@@ -141,7 +143,12 @@ _STATE_STYLE = {
 }
 
 
-def _summary(e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialRecord | None) -> None:
+def _summary(
+    e: ExperimentRecord,
+    trials: Sequence[TrialRecord],
+    best: TrialRecord | None,
+    table: bool = True,
+) -> None:
     style = {"Succeeded": "green", "Failed": "red"}.get(e.state.value, "yellow")
     n = {s: sum(1 for t in trials if t.state is s) for s in TrialState}
     parts = ", ".join(f"{v} {s.value.lower()}" for s, v in n.items() if v)
@@ -151,11 +158,11 @@ def _summary(e: ExperimentRecord, trials: Sequence[TrialRecord], best: TrialReco
         highlight=False,
     )
     if e.message:
-        console.print(f"  {e.message}", highlight=False)
-    if best is not None:
-        console.print(_best_table(e, best))
-    else:
+        console.print(f"  {escape(e.message)}", highlight=False)
+    if best is None:
         console.print("no trial succeeded")
+    elif table:
+        console.print(_best_table(e, best))
 
 
 @app.command()
@@ -241,7 +248,9 @@ def validate(
             )
             if not as_json:
                 for issue in exc.issues:
-                    err.print(f"[red]{f}[/red]: {issue}", highlight=False)
+                    err.print(
+                        f"[red]{escape(str(f))}[/red]: {escape(str(issue))}", highlight=False
+                    )
             continue
         report.append({"file": str(f), "valid": True, "name": spec.name, "source": spec.source})
         if not as_json:
@@ -302,7 +311,7 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
         data["trial_list"] = [_trial_json(t) for t in trials]
         print(json.dumps(data, indent=2))
         return
-    _summary(e, trials, None)
+    _summary(e, trials, best, table=False)
     obj = e.spec.objective
     table = Table(show_header=True, header_style="bold")
     table.add_column("#", justify="right")
@@ -397,8 +406,13 @@ def delete(
     console.print(f"deleted {name}")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: trials killed, experiment resumable
+
+
 def main() -> None:
     """Entry point of the ``automl`` command."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except KeyboardInterrupt:

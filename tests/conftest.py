@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-PG_ADMIN = os.environ.get("AUTOML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get(
+    "AUTOML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 MYSQL_ADMIN = os.environ.get("AUTOML_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
 REPO = Path(__file__).resolve().parent.parent

@@ -168,7 +168,11 @@ def test_validate_katib_paths(cli: Any, tmp_path: Path) -> None:
             "objective": {"type": "maximize", "objectiveMetricName": "acc"},
             "algorithm": {"algorithmName": "random"},
             "parameters": [
-                {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.01"}}
+                {
+                    "name": "lr",
+                    "parameterType": "double",
+                    "feasibleSpace": {"min": "0.1", "max": "0.01"},
+                }
             ],
             "trialTemplate": {
                 "primaryContainerName": "main",
@@ -176,9 +180,22 @@ def test_validate_katib_paths(cli: Any, tmp_path: Path) -> None:
                 "trialSpec": {
                     "apiVersion": "batch/v1",
                     "kind": "Job",
-                    "spec": {"template": {"spec": {"containers": [
-                        {"name": "main", "command": ["python", "t.py", "--lr=${trialParameters.lr}"]}
-                    ]}}},
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {
+                                        "name": "main",
+                                        "command": [
+                                            "python",
+                                            "t.py",
+                                            "--lr=${trialParameters.lr}",
+                                        ],
+                                    }
+                                ]
+                            }
+                        }
+                    },
                 },
             },
         },
@@ -240,8 +257,14 @@ def test_best_without_succeeded_trial_exits_1(cli: Any, tmp_path: Path) -> None:
 
 def test_unknown_experiment_exits_2(cli: Any, tmp_path: Path) -> None:
     run_tiny(cli, tmp_path)  # the store exists and has another experiment
-    for cmd in (["show", "nope"], ["best", "nope"], ["stop", "nope"], ["resume", "nope"],
-                ["delete", "nope", "--yes"], ["show", "nope", "--json"]):
+    for cmd in (
+        ["show", "nope"],
+        ["best", "nope"],
+        ["stop", "nope"],
+        ["resume", "nope"],
+        ["delete", "nope", "--yes"],
+        ["show", "nope", "--json"],
+    ):
         r = cli(*cmd)
         assert r.exit_code == 2, cmd
         assert "no experiment named 'nope'" in r.stderr, cmd
@@ -276,8 +299,16 @@ def test_resume_finished_with_more_trials(cli: Any, tmp_path: Path) -> None:
     run_tiny(cli, tmp_path)
     client = Client(cli.url)
     first = {t.id: t for t in client.trials("tiny")}
-    r = cli("resume", "tiny", "--max-trials", "7", "--no-progress", "--json",
-            "--runs-dir", str(tmp_path / "runs"))
+    r = cli(
+        "resume",
+        "tiny",
+        "--max-trials",
+        "7",
+        "--no-progress",
+        "--json",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["state"] == "Succeeded" and data["reason"] == "ExperimentMaxTrialsReached"
@@ -311,8 +342,11 @@ def test_store_from_environment(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'env.db'}"
     f = write_exp(tmp_path)
     runner = CliRunner()
-    r = runner.invoke(app, ["run", str(f), "--no-progress", "--runs-dir", str(tmp_path / "runs")],
-                      env={"AUTOML_STORE": url})
+    r = runner.invoke(
+        app,
+        ["run", str(f), "--no-progress", "--runs-dir", str(tmp_path / "runs")],
+        env={"AUTOML_STORE": url},
+    )
     assert r.exit_code == 0, r.stderr
     assert [e.name for e in Client(url).list()] == ["tiny"]
 
@@ -328,23 +362,24 @@ def test_real_process_bad_input_has_no_traceback(tmp_path: Path) -> None:
         (["list", "--store", str(tmp_path / "no" / "dir" / "x.db")], "does not exist"),
     ]
     for args, needle in cases:
-        p = subprocess.run([sys.executable, "-m", "automl", *args], capture_output=True,
-                           text=True, timeout=60, cwd=tmp_path)
+        p = subprocess.run(
+            [sys.executable, "-m", "automl", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
         assert p.returncode == 2, (args, p.stderr)
         assert needle in p.stderr, (args, p.stderr)
         assert "Traceback" not in p.stderr + p.stdout, args
-    p = subprocess.run([sys.executable, "-m", "automl", "--help"], capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "automl", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0
     for cmd in ("run", "validate", "list", "show", "best", "stop", "resume", "delete"):
         assert cmd in p.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli.show calls _summary(e, trials, None), which prints 'no trial succeeded' "
-    "for every experiment, even one whose trials all succeeded",
-)
 def test_show_does_not_claim_no_trial_succeeded(cli: Any, tmp_path: Path) -> None:
     run_tiny(cli, tmp_path)
     r = cli("show", "tiny")
@@ -353,15 +388,13 @@ def test_show_does_not_claim_no_trial_succeeded(cli: Any, tmp_path: Path) -> Non
     assert "no trial succeeded" not in r.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: store.normalize_url only catches sqlalchemy ArgumentError; make_url raises a "
-    "plain ValueError for a non-numeric port, so the CLI prints a traceback and exits 1",
-)
 def test_store_url_with_bad_port_exits_2(tmp_path: Path) -> None:
     p = subprocess.run(
         [sys.executable, "-m", "automl", "list", "--store", "postgresql://u@h:notaport/db"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert "Traceback" not in p.stderr
     assert p.returncode == 2
@@ -385,7 +418,11 @@ spec:
     trialSpec:
       apiVersion: batch/v1
       kind: Job
-      spec: {template: {spec: {containers: [{name: main, command: [python, t.py, "--lr=${trialParameters.lr}"]}]}}}
+      spec:
+        template:
+          spec:
+            containers:
+            - {name: main, command: [python, t.py, "--lr=${trialParameters.lr}"]}
 """
 
 
@@ -403,11 +440,6 @@ def test_validate_json_names_the_katib_setting(cli: Any, tmp_path: Path) -> None
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli prints messages with rich markup enabled and does not escape them, so "
-    "bracketed text such as '[name=n_startup_trials]' or 'automl[mysql]' is swallowed as a tag",
-)
 @pytest.mark.parametrize("case", ["validate", "run", "driver"])
 def test_error_text_in_brackets_is_printed(cli: Any, tmp_path: Path, case: str) -> None:
     f = tmp_path / "k.yaml"
@@ -426,15 +458,40 @@ def test_error_text_in_brackets_is_printed(cli: Any, tmp_path: Path, case: str) 
     assert needle in r.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Store._connect catches only ModuleNotFoundError around create_engine; an "
-    "unknown dialect raises sqlalchemy NoSuchModuleError, which escapes as a traceback",
-)
 def test_unknown_dialect_exits_2(tmp_path: Path) -> None:
     p = subprocess.run(
         [sys.executable, "-m", "automl", "list", "--store", "foo://x"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert "Traceback" not in p.stderr
     assert p.returncode == 2
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sklearn-digits"
+
+
+def test_validate_the_example(cli: Any) -> None:
+    r = cli("validate", str(EXAMPLE / "experiment.yaml"), store=False)
+    assert r.exit_code == 0, r.stderr
+    assert "'sklearn-digits'" in r.stdout and "4 parameters" in r.stdout
+
+
+def test_run_the_example_with_a_small_budget(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text((EXAMPLE / "train.py").read_text())
+    doc = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())
+    doc["budget"].update(max_trials=2, parallel=2, max_failed=1)
+    f = tmp_path / "experiment.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    r = cli("run", str(f), "--json", "--runs-dir", str(tmp_path / "runs"))
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["name"] == "sklearn-digits"
+    assert data["state"] == "Succeeded"
+    assert data["reason"] in ("ExperimentMaxTrialsReached", "ExperimentGoalReached")
+    best = data["best_trial"]
+    assert 0 < best["value"] <= 1
+    assert best["metrics"]["accuracy"]["latest"] == best["value"]  # strategy: latest
+    assert best["metrics"]["fit_seconds"]["latest"] > 0

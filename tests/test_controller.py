@@ -73,8 +73,13 @@ NUMBERED = """
 import os, sys, time
 import automl
 n = automl.current_trial().number
-open(os.path.join(os.environ["AUTOML_TRIAL_DIR"], "pid"), "w").write(str(os.getpid()))
+with open(os.path.join(os.environ["AUTOML_TRIAL_DIR"], "pid"), "w") as fh:
+    fh.write(str(os.getpid()))
+open(f"started-{n}", "w").close()  # in the spec's directory, shared by the trials
 if n == 1:
+    end = time.time() + 20
+    while not os.path.exists("started-0") and time.time() < end:  # trial 0 is running
+        time.sleep(0.01)
     print("loss=0.01")
 else:
     time.sleep(60)
@@ -86,8 +91,12 @@ else:
 
 
 def test_max_trials_reached(tmp_path: Path) -> None:
-    f = write_exp(tmp_path, 'import sys\nprint(f"loss={sys.argv[1]}")\n', name="maxt",
-                  budget={"max_trials": 5, "parallel": 2})
+    f = write_exp(
+        tmp_path,
+        'import sys\nprint(f"loss={sys.argv[1]}")\n',
+        name="maxt",
+        budget={"max_trials": 5, "parallel": 2},
+    )
     client = client_for(tmp_path)
     res = client.run(f)
     assert res.experiment.state is ExperimentState.SUCCEEDED
@@ -126,8 +135,12 @@ def test_goal_reached_kills_running_trials(tmp_path: Path) -> None:
 
 
 def test_max_failed_trials_fails_the_experiment(tmp_path: Path) -> None:
-    f = write_exp(tmp_path, "import sys\nprint('boom')\nsys.exit(2)\n", name="fails",
-                  budget={"max_trials": 6, "parallel": 1, "max_failed": 2})
+    f = write_exp(
+        tmp_path,
+        "import sys\nprint('boom')\nsys.exit(2)\n",
+        name="fails",
+        budget={"max_trials": 6, "parallel": 1, "max_failed": 2},
+    )
     client = client_for(tmp_path)
     res = client.run(f)
     assert res.experiment.state is ExperimentState.FAILED
@@ -139,8 +152,12 @@ def test_max_failed_trials_fails_the_experiment(tmp_path: Path) -> None:
 
 
 def test_metrics_unavailable_counts_as_failure(tmp_path: Path) -> None:
-    f = write_exp(tmp_path, "print('no metric here')\n", name="unavail",
-                  budget={"max_trials": 4, "max_failed": 1})
+    f = write_exp(
+        tmp_path,
+        "print('no metric here')\n",
+        name="unavail",
+        budget={"max_trials": 4, "max_failed": 1},
+    )
     res = client_for(tmp_path).run(f)
     assert res.experiment.state is ExperimentState.FAILED
     assert res.reason == "ExperimentFailed"
@@ -148,8 +165,12 @@ def test_metrics_unavailable_counts_as_failure(tmp_path: Path) -> None:
 
 
 def test_experiment_timeout(tmp_path: Path) -> None:
-    f = write_exp(tmp_path, "import time\ntime.sleep(60)\nprint('loss=1')\n", name="exptmo",
-                  budget={"max_trials": 4, "parallel": 1, "timeout": 1})
+    f = write_exp(
+        tmp_path,
+        "import time\ntime.sleep(60)\nprint('loss=1')\n",
+        name="exptmo",
+        budget={"max_trials": 4, "parallel": 1, "timeout": 1},
+    )
     t0 = time.monotonic()
     res = client_for(tmp_path).run(f)
     assert time.monotonic() - t0 < 15
@@ -201,8 +222,10 @@ print("loss=1")
     th.start()
     other = Client(url)  # another client, its own connection
     wait_for(
-        lambda: sum(t.state is TrialState.RUNNING for t in other.trials("stopme")) == 2
-        and all(t.workdir and Path(t.workdir, "pid").exists() for t in other.trials("stopme")),
+        lambda: (
+            sum(t.state is TrialState.RUNNING for t in other.trials("stopme")) == 2
+            and all(t.workdir and Path(t.workdir, "pid").exists() for t in other.trials("stopme"))
+        ),
         what="two running trials",
     )
     pids = [int(Path(t.workdir or "", "pid").read_text()) for t in other.trials("stopme")]
@@ -234,8 +257,12 @@ def test_stop_without_controller(tmp_path: Path) -> None:
 
 
 def test_busy_experiment_is_refused(tmp_path: Path) -> None:
-    f = write_exp(tmp_path, "import time\ntime.sleep(60)\n", name="busy",
-                  budget={"max_trials": 2, "parallel": 1})
+    f = write_exp(
+        tmp_path,
+        "import time\ntime.sleep(60)\n",
+        name="busy",
+        budget={"max_trials": 2, "parallel": 1},
+    )
     url = f"sqlite:///{tmp_path / 'store.db'}"
     first = Client(url, runs_dir=tmp_path / "runs")
     first.create(f)
@@ -264,8 +291,15 @@ def test_in_process_objective_that_raises(sqlite_url: str) -> None:
             raise ValueError(f"x too large: {x}")
         return x
 
-    res = automl.tune(objective, {"x": automl.double(0, 1)}, max_trials=8, seed=3,
-                      algorithm="random", store=sqlite_url, name="raises")
+    res = automl.tune(
+        objective,
+        {"x": automl.double(0, 1)},
+        max_trials=8,
+        seed=3,
+        algorithm="random",
+        store=sqlite_url,
+        name="raises",
+    )
     assert res.experiment.state is ExperimentState.SUCCEEDED
     assert res.reason == "ExperimentMaxTrialsReached"
     trials = Client(sqlite_url).trials("raises")
@@ -325,8 +359,15 @@ def test_in_process_report_with_steps(sqlite_url: str) -> None:
         with pytest.raises(TypeError):
             automl.report(loss="high")  # type: ignore[arg-type]
 
-    res = automl.tune(objective, {"lr": automl.double(0.1, 1)}, objective_metric="loss",
-                      max_trials=2, seed=0, store=sqlite_url, name="reports")
+    res = automl.tune(
+        objective,
+        {"lr": automl.double(0.1, 1)},
+        objective_metric="loss",
+        max_trials=2,
+        seed=0,
+        store=sqlite_url,
+        name="reports",
+    )
     client = Client(sqlite_url)
     trials = client.trials("reports")
     assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 2
@@ -386,8 +427,16 @@ def test_in_process_trial_timeout(sqlite_url: str) -> None:
         return x
 
     t0 = time.monotonic()
-    automl.tune(objective, {"x": automl.double(0, 1)}, max_trials=6, trial_timeout=0.5,
-                seed=3, algorithm="random", store=sqlite_url, name="tmo")
+    automl.tune(
+        objective,
+        {"x": automl.double(0, 1)},
+        max_trials=6,
+        trial_timeout=0.5,
+        seed=3,
+        algorithm="random",
+        store=sqlite_url,
+        name="tmo",
+    )
     assert time.monotonic() - t0 < 15
     trials = Client(sqlite_url).trials("tmo")
     slow = [t for t in trials if t.params["x"] > 0.5]
@@ -405,8 +454,113 @@ def test_controller_pid_in_lease(tmp_path: Path) -> None:
     th = threading.Thread(target=lambda: c.resume("lease"), daemon=True)
     th.start()
     other = Client(url)
-    holder = wait_for(lambda: other.get("lease").controller, what="a lease")
-    assert holder.split(":")[1] == str(os.getpid())
+    wait_for(lambda: other.trials("lease"), what="a running trial")
+    holder = other.get("lease").controller
+    assert holder is not None and holder.split(":")[1] == str(os.getpid())
     other.stop("lease")
     th.join(30)
     assert other.get("lease").controller is None
+
+
+def test_only_one_controller_wins_a_free_lease(tmp_path: Path) -> None:
+    from automl._controller import Controller
+    from automl.store import Store
+    from trials import InProcessExecutor
+
+    f = write_exp(tmp_path, "print('loss=1')\n", name="race")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    admin = Store(url)
+    exp = admin.experiments.create(load_spec_file(f))
+    stores = [Store(url) for _ in range(4)]
+    try:
+        for _ in range(10):
+            admin.experiments.update(exp.id, controller=None, heartbeat_at=None)
+            barrier = threading.Barrier(len(stores))
+            winners: list[str] = []
+
+            def claim(
+                store: Store, barrier: threading.Barrier = barrier, winners: list[str] = winners
+            ) -> None:
+                c = Controller(
+                    store, store.experiments.get("race"), InProcessExecutor(lambda x: x, "loss")
+                )
+                barrier.wait()
+                try:
+                    c._claim()
+                except ExperimentBusyError:
+                    return
+                winners.append(c.controller_id)
+
+            threads = [threading.Thread(target=claim, args=(s,)) for s in stores]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            assert len(winners) == 1, f"{len(winners)} controllers hold the lease"
+            assert admin.experiments.get("race").controller == winners[0]
+    finally:
+        for s in [admin, *stores]:
+            s.close()
+
+
+def load_spec_file(f: Path) -> Any:
+    from automl.spec import load_spec
+
+    return load_spec(f)
+
+
+def test_non_finite_objective_is_not_a_silent_success(sqlite_url: str) -> None:
+    def objective(x: float) -> float:
+        return float("-inf") if x > 0.5 else x
+
+    res = automl.tune(
+        objective,
+        {"x": automl.double(0, 1)},
+        max_trials=6,
+        seed=3,
+        algorithm="random",
+        goal=-100,
+        store=sqlite_url,
+        name="inf",
+    )
+    for t in Client(sqlite_url).trials("inf"):
+        assert t.state is not TrialState.SUCCEEDED or t.value is not None, t
+    if res.reason == "ExperimentGoalReached":
+        assert res.best_trial is not None and res.best_trial.value is not None
+
+
+def test_stop_right_after_the_claim_is_not_lost(sqlite_url: str) -> None:
+    def quick(x: float) -> float:
+        return x
+
+    def slow(x: float) -> float:
+        time.sleep(0.2)
+        return x
+
+    # A long history makes the controller's load (between claim and start) take a while.
+    automl.tune(
+        quick,
+        {"x": automl.double(0, 1)},
+        max_trials=800,
+        algorithm="random",
+        store=sqlite_url,
+        name="late-stop",
+    )
+    runner, other = Client(sqlite_url), Client(sqlite_url)
+    box: dict[str, Any] = {}
+    th = threading.Thread(
+        target=lambda: box.setdefault(
+            "res", runner.resume("late-stop", objective=slow, max_trials=805)
+        ),
+        daemon=True,
+    )
+    th.start()
+    end = time.monotonic() + 20
+    while not other.get("late-stop").controller and time.monotonic() < end:
+        time.sleep(0.001)
+    assert other.stop("late-stop").state is not ExperimentState.STOPPED  # a live controller
+    th.join(30)
+    assert not th.is_alive()
+    res = box["res"]
+    assert res.experiment.state is ExperimentState.STOPPED
+    assert len(res.trials) < 805

@@ -4,6 +4,7 @@ the seeded search without replaying its draws."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,18 +24,28 @@ pytestmark = pytest.mark.integration
 
 AUTOML = [sys.executable, "-m", "automl"]
 
+# Trials sleep for as long as sleep.txt (next to the spec, their working directory) says, so a
+# test can make the first run's trials long and the resumed ones short.
 TRIAL = """
 import os, sys, time
 x = float(sys.argv[1].split("=", 1)[1])
 y = int(sys.argv[2].split("=", 1)[1])
-time.sleep(float(os.environ.get("TRIAL_SLEEP", "0.4")))
+time.sleep(float(open("sleep.txt").read()))
 print(f"epoch=1 loss={(x - 0.2) ** 2 + y / 100}", flush=True)
 """
 
 
-def write_exp(tmp_path: Path, name: str, *, max_trials: int, parallel: int, sleep: float,
-              algorithm: str = "random") -> Path:
+def write_exp(
+    tmp_path: Path,
+    name: str,
+    *,
+    max_trials: int,
+    parallel: int,
+    sleep: float,
+    algorithm: str = "random",
+) -> Path:
     (tmp_path / "trial.py").write_text(TRIAL)
+    (tmp_path / "sleep.txt").write_text(str(sleep))
     doc = {
         "name": name,
         "objective": {"metric": "loss", "direction": "minimize"},
@@ -45,10 +56,7 @@ def write_exp(tmp_path: Path, name: str, *, max_trials: int, parallel: int, slee
             "y": {"type": "int", "min": 0, "max": 1000},
         },
         "budget": {"max_trials": max_trials, "parallel": parallel},
-        "trial": {
-            "command": ["python", "trial.py", "--x=${x}", "--y=${y}"],
-            "env": {"TRIAL_SLEEP": str(sleep)},
-        },
+        "trial": {"command": ["python", "trial.py", "--x=${x}", "--y=${y}"]},
     }
     f = tmp_path / "exp.yaml"
     f.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -56,14 +64,24 @@ def write_exp(tmp_path: Path, name: str, *, max_trials: int, parallel: int, slee
 
 
 def start_run(tmp_path: Path, f: Path, url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*AUTOML, "run", str(f), "--store", url, "--no-progress",
-         "--runs-dir", str(tmp_path / "runs")],
-        cwd=tmp_path,
-        stdout=open(tmp_path / "run.out", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    """Start ``automl run`` as its own process (output in run.out)."""
+    with open(tmp_path / "run.out", "wb") as out:  # the child keeps its own copy of the fd
+        return subprocess.Popen(
+            [
+                *AUTOML,
+                "run",
+                str(f),
+                "--store",
+                url,
+                "--no-progress",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_for(cond: Any, proc: subprocess.Popen[bytes], timeout: float, what: str) -> Any:
@@ -102,14 +120,15 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     try:
         exp = wait_for(
             lambda: next((e for e in store.experiments.list() if e.name == name), None),
-            proc, 30, "the experiment",
+            proc,
+            30,
+            "the experiment",
         )
 
         def ready() -> bool:
             ts = store.trials.list(exp.id)
-            return (
-                sum(t.state is TrialState.SUCCEEDED for t in ts) >= 4
-                and any(t.state.is_active for t in ts)
+            return sum(t.state is TrialState.SUCCEEDED for t in ts) >= 4 and any(
+                t.state.is_active for t in ts
             )
 
         wait_for(ready, proc, 60, "4 succeeded trials")
@@ -130,9 +149,20 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
 
         t0 = time.monotonic()
         res = subprocess.run(
-            [*AUTOML, "resume", name, "--store", url, "--no-progress",
-             "--runs-dir", str(tmp_path / "runs")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=90,
+            [
+                *AUTOML,
+                "resume",
+                name,
+                "--store",
+                url,
+                "--no-progress",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=90,
         )
         assert res.returncode == 0, res.stdout + res.stderr
         assert "Traceback" not in res.stderr
@@ -155,7 +185,11 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
             new = by_id[i]
             assert new.state is TrialState.SUCCEEDED
             assert (new.params, new.value, new.finished_at, new.number, new.attempt) == (
-                old.params, old.value, old.finished_at, old.number, old.attempt
+                old.params,
+                old.value,
+                old.finished_at,
+                old.number,
+                old.attempt,
             )
         # Interrupted trials ran again, same id, same parameters, second attempt.
         for i, old in interrupted.items():
@@ -195,6 +229,7 @@ def test_resume_while_controller_alive_is_refused_then_stop(tmp_path: Path) -> N
     proc = start_run(tmp_path, f, url)
     store = Store(url)
     try:
+
         def running() -> bool:
             es = [e for e in store.experiments.list() if e.name == name]
             return bool(es) and any(r.get("pid") for r in store.trials.runners(es[0].id).values())
@@ -204,9 +239,20 @@ def test_resume_while_controller_alive_is_refused_then_stop(tmp_path: Path) -> N
         before = store.trials.list(exp.id)
 
         res = subprocess.run(
-            [*AUTOML, "resume", name, "--store", url, "--no-progress",
-             "--runs-dir", str(tmp_path / "runs2")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            [
+                *AUTOML,
+                "resume",
+                name,
+                "--store",
+                url,
+                "--no-progress",
+                "--runs-dir",
+                str(tmp_path / "runs2"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert res.returncode == 2, res.stdout + res.stderr
         assert "Traceback" not in res.stderr
@@ -219,13 +265,19 @@ def test_resume_while_controller_alive_is_refused_then_stop(tmp_path: Path) -> N
         # `delete` is refused too while it runs.
         res = subprocess.run(
             [*AUTOML, "delete", name, "--yes", "--store", url],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert res.returncode == 2 and "stop it first" in res.stderr
 
         res = subprocess.run(
             [*AUTOML, "stop", name, "--store", url],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert res.returncode == 0, res.stderr
         assert "stop requested" in res.stdout
@@ -242,18 +294,27 @@ def test_resume_while_controller_alive_is_refused_then_stop(tmp_path: Path) -> N
 def test_ctrl_c_then_resume(tmp_path: Path) -> None:
     name = "ctrlc"
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    f = write_exp(tmp_path, name, max_trials=4, parallel=2, sleep=0.3)
     # Trials of the first run sleep long; the resumed ones are quick.
-    doc = yaml.safe_load(f.read_text())
+    f = write_exp(tmp_path, name, max_trials=4, parallel=2, sleep=30)
     proc = subprocess.Popen(
-        [*AUTOML, "run", str(f), "--store", url, "--no-progress",
-         "--runs-dir", str(tmp_path / "runs")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, env={**os.environ, "TRIAL_SLEEP": "30"},
+        [
+            *AUTOML,
+            "run",
+            str(f),
+            "--store",
+            url,
+            "--no-progress",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
-    assert doc["trial"]["env"]["TRIAL_SLEEP"] == "0.3"
     store = Store(url)
     try:
+
         def two_running() -> bool:
             es = [e for e in store.experiments.list() if e.name == name]
             if not es:
@@ -265,6 +326,7 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
         wait_for(two_running, proc, 30, "two running trials")
         exp = store.experiments.get(name)
         before = {t.id: t for t in store.trials.list(exp.id)}
+        pids = [r["pid"] for r in store.trials.runners(exp.id).values()]
         os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
@@ -276,11 +338,25 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
         mid = store.trials.list(exp.id)
         assert {t.id for t in mid} == set(before)
         assert all(t.state is TrialState.CREATED for t in mid)  # queued to run again
+        assert not any(alive(p) for p in pids), "Ctrl-C left trial processes running"
 
+        (tmp_path / "sleep.txt").write_text("0.2")
         res = subprocess.run(
-            [*AUTOML, "resume", name, "--store", url, "--no-progress", "--json",
-             "--runs-dir", str(tmp_path / "runs")],
-            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+            [
+                *AUTOML,
+                "resume",
+                name,
+                "--store",
+                url,
+                "--no-progress",
+                "--json",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert res.returncode == 0, res.stderr
         out = json.loads(res.stdout)
@@ -292,4 +368,97 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
             assert after[i].state is TrialState.SUCCEEDED
     finally:
         kill_group(proc)
+        store.close()
+
+
+def _orphaned_run(tmp_path: Path, name: str, url: str, store: Store) -> tuple[Any, list[int]]:
+    """Start a run whose trials sleep a minute, SIGKILL its controller once two trials run,
+    and return the experiment and the pids of the trial processes it left behind."""
+    f = write_exp(tmp_path, name, max_trials=4, parallel=2, sleep=60)
+    proc = start_run(tmp_path, f, url)
+    try:
+
+        def two_started() -> bool:
+            es = [e for e in store.experiments.list() if e.name == name]
+            return (
+                bool(es)
+                and sum(bool(r.get("pid")) for r in store.trials.runners(es[0].id).values()) == 2
+            )
+
+        wait_for(two_started, proc, 30, "two started trials")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        kill_group(proc)
+    exp = store.experiments.get(name)
+    pids = [r["pid"] for r in store.trials.runners(exp.id).values()]
+    assert len(pids) == 2 and all(alive(p) for p in pids)  # orphans, in their own sessions
+    return exp, pids
+
+
+def _kill_pids(pids: list[int]) -> None:
+    for p in pids:
+        if alive(p):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p, signal.SIGKILL)
+
+
+@pytest.mark.timeout(90)
+def test_resume_reaps_trials_of_the_dead_controller(tmp_path: Path) -> None:
+    name = "orphans"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    pids: list[int] = []
+    try:
+        exp, pids = _orphaned_run(tmp_path, name, url, store)
+        (tmp_path / "sleep.txt").write_text("0.2")
+        res = subprocess.run(
+            [
+                *AUTOML,
+                "resume",
+                name,
+                "--store",
+                url,
+                "--no-progress",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        # The orphans would sleep for a minute; resume killed them before running again.
+        assert [p for p in pids if alive(p)] == []
+        trials = store.trials.list(exp.id)
+        assert len(trials) == 4 and all(t.state is TrialState.SUCCEEDED for t in trials)
+        assert sorted(t.attempt for t in trials) == [1, 1, 2, 2]
+    finally:
+        _kill_pids(pids)
+        store.close()
+
+
+@pytest.mark.timeout(90)
+def test_stop_after_controller_died_ends_its_trials(tmp_path: Path) -> None:
+    name = "stopdead"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    pids: list[int] = []
+    try:
+        exp, pids = _orphaned_run(tmp_path, name, url, store)
+        res = subprocess.run(
+            [*AUTOML, "stop", name, "--store", url],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        assert store.experiments.get(name).state is ExperimentState.STOPPED
+        assert [t.state for t in store.trials.list(exp.id) if t.state.is_active] == []
+        time.sleep(1)
+        assert [p for p in pids if alive(p)] == []
+    finally:
+        _kill_pids(pids)
         store.close()

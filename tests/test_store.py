@@ -258,12 +258,15 @@ def test_claim_lease(store_url: str, tmp_path: Path) -> None:
     try:
         exp = store.experiments.create(_spec(tmp_path))
         now = time.time()
-        assert store.experiments.claim(exp.id, "host:1:a", now - 30)
-        assert store.experiments.claim(exp.id, "host:1:a", now - 30)  # re-entrant
-        assert not store.experiments.claim(exp.id, "host:2:b", time.time() - 30)  # fresh lease
+        assert store.experiments.claim(exp.id, "host:1:a", None, now - 30)  # free lease
+        assert store.experiments.claim(exp.id, "host:1:a", "host:1:a", now - 30)  # re-entrant
+        # Taken while it looked free: the compare-and-swap fails.
+        assert not store.experiments.claim(exp.id, "host:3:c", None, time.time() + 1)
+        fresh = time.time() - 30
+        assert not store.experiments.claim(exp.id, "host:2:b", "host:1:a", fresh)  # fresh lease
         assert store.experiments.get(exp.name).controller == "host:1:a"
         # Once the heartbeat is older than the stale mark, another controller may take over.
-        assert store.experiments.claim(exp.id, "host:2:b", time.time() + 1)
+        assert store.experiments.claim(exp.id, "host:2:b", "host:1:a", time.time() + 1)
         assert store.experiments.get(exp.name).controller == "host:2:b"
         store.experiments.update(exp.id, stop_requested=True)
         assert store.experiments.stop_requested(exp.id)
@@ -279,8 +282,8 @@ def _quadratic(x: float, n: int, kind: str) -> float:
 
 
 def test_tune_run_readable_through_new_client(store_url: str) -> None:
-    # An open Store is passed (and closed here) so the fixture can drop the database; see
-    # test_tune_closes_the_store_it_opened for tune(store=<url>).
+    # An open Store is passed (and closed here); tune(store=<url>) is covered by
+    # test_tune_closes_the_store_it_opened.
     writer = Store(store_url)
     try:
         res = _tune_10(writer)
@@ -350,14 +353,11 @@ print(f"SESSIONS={n}")
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: automl.tune(store=<url>) never closes the Store it opens; in a fresh process "
-    "the first run's Store stays reachable (optuna's deferred ImportError traceback pins the "
-    "stack that first imported optuna), so its pooled connection stays open after tune returns",
-)
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_tune_closes_the_store_it_opened(store_url: str) -> None:
+    # Run in a fresh interpreter: the first run in a process is the one that imports optuna,
+    # whose deferred ImportError traceback pins that stack (and so the Store) for good; only
+    # closing the store releases its connection.
     from tests.conftest import PG_ADMIN
 
     database = sa.engine.make_url(store_url).database
@@ -415,11 +415,6 @@ def test_store_url_forms(tmp_path: Path) -> None:
     assert (tmp_path / "bare.db").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: normalize_url only catches ArgumentError; make_url raises ValueError for a "
-    "non-numeric port, which escapes as a non-SpecError",
-)
 def test_bad_port_is_a_spec_error() -> None:
     with pytest.raises(automl.SpecError, match="store"):
         normalize_url("postgresql://u@h:notaport/db")

@@ -2,7 +2,7 @@
 
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
 from trials._inprocess import InProcessExecutor, call_objective
-from trials._local import LocalProcessExecutor
+from trials._local import LocalProcessExecutor, reap_runner
 from trials._metrics import (
     DEFAULT_FILTER,
     MetricLine,
@@ -30,6 +30,7 @@ __all__ = [
     "objective_value",
     "parse_json_line",
     "parse_report_line",
+    "reap_runner",
     "render_command",
     "render_text",
     "summarize",

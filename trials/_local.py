@@ -35,7 +35,7 @@ from trials._metrics import (
 )
 from trials._template import render_command, render_text
 
-__all__ = ["LocalProcessExecutor", "process_start_time"]
+__all__ = ["LocalProcessExecutor", "process_start_time", "reap_runner"]
 
 _GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 _TICK = 0.1
@@ -313,12 +313,20 @@ class LocalProcessExecutor(Executor):
 
     def reap(self, runner: Mapping[str, Any]) -> None:
         """Kill the process group of a trial left running by a dead controller on this host."""
-        pid = runner.get("pid")
-        if not isinstance(pid, int) or runner.get("host") != socket.gethostname():
-            return
-        start = process_start_time(pid)
-        if start is not None and start == runner.get("start"):
-            _signal_group(pid, signal.SIGKILL)
+        reap_runner(runner)
+
+
+def reap_runner(runner: Mapping[str, Any]) -> None:
+    """Kill the process group a trial's runner details name, if it still runs on this host.
+
+    The pid's kernel start time must match the stored one, so a reused pid is never hit.
+    """
+    pid = runner.get("pid")
+    if not isinstance(pid, int) or runner.get("host") != socket.gethostname():
+        return
+    start = process_start_time(pid)
+    if start is not None and start == runner.get("start"):
+        _signal_group(pid, signal.SIGKILL)
 
 
 def _signal_group(pid: int, sig: int) -> None:

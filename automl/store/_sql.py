@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 
 from automl.core import (
     ExperimentRecord,
@@ -62,7 +62,7 @@ def normalize_url(url: str) -> URL:
         text = f"sqlite:///{text}"
     try:
         u = make_url(text)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise SpecError(f"is not a valid SQLAlchemy URL; got {url!r}", path="store") from exc
     if u.drivername in _DRIVERS:
         u = u.set(drivername=_DRIVERS[u.drivername][0])
@@ -128,6 +128,11 @@ class Store:
             kwargs["connect_args"] = {"connect_timeout": 10}
         try:
             engine = sa.create_engine(u, **kwargs)
+        except NoSuchModuleError as exc:
+            raise StorageError(
+                f"store {self.display_url}: unknown database dialect {u.drivername!r} "
+                "(use sqlite, postgresql or mysql)"
+            ) from exc
         except ModuleNotFoundError as exc:
             extra = _DRIVERS.get(u.get_backend_name(), ("", "", u.get_backend_name()))[2]
             raise StorageError(
@@ -257,23 +262,37 @@ class ExperimentRepository:
                 S.experiments.update().where(S.experiments.c.id == experiment_id).values(**values)
             )
 
-    def claim(self, experiment_id: str, controller: str, stale_before: float) -> bool:
-        """Atomically take the controller lease if it is free or stale; True on success."""
+    def claim(
+        self, experiment_id: str, controller: str, observed: str | None, stale_before: float
+    ) -> bool:
+        """Take the controller lease by compare-and-swap; True if this call won it.
+
+        It succeeds only if the lease is still held by ``observed`` (None: free) and, when held,
+        its heartbeat is older than ``stale_before``. Taking the lease marks the experiment Running
+        and clears any earlier stop request in the same statement, so a stop asked for after this
+        point is never lost.
+        """
         now = time.time()
         e = S.experiments.c
+        held = (
+            e.controller.is_(None)
+            if observed is None
+            else sa.and_(
+                e.controller == observed,
+                sa.or_(e.heartbeat_at.is_(None), e.heartbeat_at < stale_before),
+            )
+        )
         with self._s.begin() as c:
             res = c.execute(
                 S.experiments.update()
                 .where(e.id == experiment_id)
-                .where(
-                    sa.or_(
-                        e.controller.is_(None),
-                        e.heartbeat_at.is_(None),
-                        e.heartbeat_at < stale_before,
-                        e.controller == controller,
-                    )
+                .where(sa.or_(held, e.controller == controller))
+                .values(
+                    controller=controller,
+                    heartbeat_at=now,
+                    stop_requested=False,
+                    state=ExperimentState.RUNNING.value,
                 )
-                .values(controller=controller, heartbeat_at=now)
             )
         return bool(res.rowcount)
 

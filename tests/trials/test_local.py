@@ -113,7 +113,10 @@ json.dump({"argv": sys.argv, "exe": sys.executable, "cwd": os.getcwd(),
         tmp_path,
         script,
         name="exec",
-        parameters={"x": {"type": "double", "min": 0, "max": 1}, "n": {"type": "int", "min": 1, "max": 5}},
+        parameters={
+            "x": {"type": "double", "min": 0, "max": 1},
+            "n": {"type": "int", "min": 1, "max": 5},
+        },
         command=["python", "script.py", "--x", "${x}", "--n=${n}", "${trialSpec.Name}"],
         trial={"env": {"MY_VAR": "n is ${n}"}},
     )
@@ -226,7 +229,11 @@ automl.report(accuracy=0.65)
         metric="accuracy",
         direction="maximize",
         metrics={"collector": "push"},
-        objective={"metric": "accuracy", "direction": "maximize", "strategies": {"accuracy": "latest"}},
+        objective={
+            "metric": "accuracy",
+            "direction": "maximize",
+            "strategies": {"accuracy": "latest"},
+        },
     )
     client = run_exp(tmp_path, f)
     (t,) = client.trials("push")
@@ -266,7 +273,10 @@ print("loss=0.0001")  # stdout is not parsed with the File collector
 def test_custom_stdout_filter(tmp_path: Path) -> None:
     script = 'print("loss=0.0001")\nprint("LOSS: 0.42")\n'
     f = write_exp(
-        tmp_path, script, name="filt", metrics={"filters": [r"(loss)\s*:\s*([\d.]+)", r"(LOSS)\s*:\s*([\d.]+)"]}
+        tmp_path,
+        script,
+        name="filt",
+        metrics={"filters": [r"(loss)\s*:\s*([\d.]+)", r"(LOSS)\s*:\s*([\d.]+)"]},
     )
     # The metric is named LOSS in the output; ask for it under that name.
     doc = yaml.safe_load(f.read_text())
@@ -279,7 +289,9 @@ def test_custom_stdout_filter(tmp_path: Path) -> None:
 
 
 def test_metrics_unavailable_names_the_metric(tmp_path: Path) -> None:
-    f = write_exp(tmp_path, 'print("training done, accuracy=0.9")\n', name="nometric", metric="val_loss")
+    f = write_exp(
+        tmp_path, 'print("training done, accuracy=0.9")\n', name="nometric", metric="val_loss"
+    )
     client = run_exp(tmp_path, f)
     (t,) = client.trials("nometric")
     assert t.state is TrialState.METRICS_UNAVAILABLE
@@ -308,7 +320,9 @@ sys.exit(3)
 
 
 def test_killed_by_signal_is_reported(tmp_path: Path) -> None:
-    f = write_exp(tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", name="sig")
+    f = write_exp(
+        tmp_path, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", name="sig"
+    )
     client = run_exp(tmp_path, f)
     (t,) = client.trials("sig")
     assert t.state is TrialState.FAILED
@@ -324,7 +338,7 @@ with open(os.path.join(os.environ["AUTOML_TRIAL_DIR"], "pids"), "w") as fh:
 print("loss=0.5", flush=True)
 time.sleep(120)
 """
-    f = write_exp(tmp_path, script, name="tmo", trial={"timeout": 1})
+    f = write_exp(tmp_path, script, name="tmo", trial={"timeout": 2})
     t0 = time.monotonic()
     client = run_exp(tmp_path, f)
     assert time.monotonic() - t0 < 20

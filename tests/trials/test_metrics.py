@@ -170,9 +170,7 @@ def test_objective_value_strategy(direction: str, strategy: str | None, expected
 # -- strategies on stored trials (in-process and subprocess) ---------------------------------
 
 
-@pytest.mark.parametrize(
-    ("strategy", "expected"), [("min", 0.1), ("max", 0.9), ("latest", 0.5)]
-)
+@pytest.mark.parametrize(("strategy", "expected"), [("min", 0.1), ("max", 0.9), ("latest", 0.5)])
 def test_strategy_applies_to_stored_value_in_process(
     sqlite_url: str, strategy: str, expected: float
 ) -> None:
