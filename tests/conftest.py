@@ -22,7 +22,8 @@ PG_ADMIN = os.environ.get(
 MYSQL_ADMIN = os.environ.get("AUTOML_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 BACKENDS = ["sqlite", "postgresql", "mariadb"]
 REPO = Path(__file__).resolve().parent.parent
-KATIB_EXAMPLES = REPO.parent / "shared" / "katib-examples"
+# Real Katib Experiment files (Apache-2.0, unchanged copies of kubeflow/katib examples/v1beta1).
+KATIB_EXAMPLES = REPO / "tests" / "data" / "katib-examples"
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
 

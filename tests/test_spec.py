@@ -38,6 +38,16 @@ ACCEPTED = sorted(
         KATIB_EXAMPLES / "trial-template" / "trial-metadata-substitution.yaml",
     ]
 )
+
+
+def test_every_katib_example_is_covered() -> None:
+    # Guards the parametrizations above against an empty or moved examples folder.
+    every = sorted(KATIB_EXAMPLES.glob("*/*.yaml"))
+    assert len(every) == 20
+    assert len(ACCEPTED) == 13 and all(p.exists() for p in ACCEPTED)
+    assert len(ACCEPTED) + len(REJECTED) == len(every)
+
+
 # File -> a path that the rejection must name (the unsupported feature).
 REJECTED = {
     "early-stopping/median-stop.yaml": "spec.earlyStopping",
