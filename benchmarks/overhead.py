@@ -5,7 +5,7 @@
   (b) Optuna, its SQLite RDB storage
   (c) automl.tune with the durable SQLite store (every trial and observation committed)
 
-Run: python benchmarks/overhead.py [--trials 1000] [--skip-rdb]
+Run: python benchmarks/overhead.py [--trials 1000] [--repeat 3] [--skip-rdb]
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import argparse
 import gc
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
+import tracemalloc
 import warnings
+from collections.abc import Callable
 
 import optuna
 
@@ -49,6 +52,7 @@ def run_optuna(n: int, storage: str | None) -> float:
 
 
 def run_automl(n: int, url: str) -> float:
+    gc.collect()
     t = time.perf_counter()
     automl.tune(
         automl_objective,
@@ -62,28 +66,54 @@ def run_automl(n: int, url: str) -> float:
     return time.perf_counter() - t
 
 
+def _peak_kib(fn: Callable[[], object]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 1024
+    finally:
+        tracemalloc.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=1000)
-    ap.add_argument("--skip-rdb", action="store_true", help="skip (b), which takes ~40 s")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of (a), (c); medians reported")
+    ap.add_argument("--skip-rdb", action="store_true", help="skip (b), which takes ~35 s")
     args = ap.parse_args()
     n = args.trials
-    results: dict[str, float] = {}
+    runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     with tempfile.TemporaryDirectory() as tmp:
-        gc.collect()
-        results["a"] = run_optuna(n, None)
+        for i in range(args.repeat):  # interleaved, so load on the machine hits both alike
+            gc.collect()
+            runs["a"].append(run_optuna(n, None))
+            gc.collect()
+            runs["c"].append(run_automl(n, f"sqlite:///{tmp}/automl-{i}.db"))
         if not args.skip_rdb:
-            results["b"] = run_optuna(n, f"sqlite:///{tmp}/optuna.db")
-        results["c"] = run_automl(n, f"sqlite:///{tmp}/automl.db")
+            runs["b"].append(run_optuna(n, f"sqlite:///{tmp}/optuna.db"))
+        # Memory: peak Python allocations of one run each (tracemalloc is slow: a smaller run).
+        m = min(n, 300)
+        mem = {
+            "a": _peak_kib(lambda: run_optuna(m, None)),
+            "c": _peak_kib(lambda: run_automl(m, f"sqlite:///{tmp}/automl-mem.db")),
+        }
+    results = {k: statistics.median(v) for k, v in runs.items() if v}
     names = {"a": "optuna in-memory", "b": "optuna SQLite RDB", "c": "automl.tune, SQLite store"}
-    print(f"{n} trials, TPE, no-op objective (2 floats)")
-    print(f"{'run':<28}{'total s':>10}{'ms/trial':>10}")
+    print(f"{n} trials, TPE, no-op objective (2 floats); median of {args.repeat} rounds for a, c")
+    print(f"{'run':<32}{'total s':>10}{'ms/trial':>10}   rounds")
     for k, v in results.items():
-        print(f"({k}) {names[k]:<24}{v:>10.2f}{1000 * v / n:>10.2f}")
+        rounds = ", ".join(f"{x:.2f}" for x in runs[k])
+        print(f"({k}) {names[k]:<28}{v:>10.2f}{1000 * v / n:>10.2f}   {rounds}")
     print(f"ratio c/a: {results['c'] / results['a']:.2f}x  (target <= 1.5x)")
     if "b" in results:
         print(f"ratio b/c: {results['b'] / results['c']:.2f}x  (target >= 3x)")
-    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"peak Python memory of a {m}-trial run: (a) {mem['a']:.0f} KiB, (c) {mem['c']:.0f} KiB "
+        f"({mem['c'] / m:.1f} KiB per trial; ratio {mem['c'] / mem['a']:.2f}x)"
+    )
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {rss_mb:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -28,6 +28,11 @@ from search._space import SpaceCodec
 __all__ = ["OptunaSuggester"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+_tell_fast: Callable[..., Any] | None
+try:  # Optuna's internal tell, used by its own optimize loop; the public one is the fallback
+    from optuna.study._tell import _tell_with_warning as _tell_fast
+except ImportError:  # pragma: no cover - a future Optuna may move it
+    _tell_fast = None
 # Keys of Optuna's per-trial system attributes that are derived, not state worth storing.
 _SKIP_ATTRS = frozenset({"search_space"})
 
@@ -242,7 +247,18 @@ class OptunaSuggester(Suggester):
         number = self._storage.get_trial_number_from_id(internal_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._study.tell(number, values, state=state, skip_if_finished=True)
+            if _tell_fast is not None:
+                # What Study.optimize calls: Study.tell adds a deep copy of the trial per call.
+                _tell_fast(
+                    self._study,
+                    number,
+                    values,
+                    state,
+                    skip_if_finished=True,
+                    suppress_warning=True,
+                )
+            else:
+                self._study.tell(number, values, state=state, skip_if_finished=True)
 
     def state(self) -> Mapping[str, Any]:
         """Study-level system attributes that changed (Sobol's sequence index)."""

@@ -9,7 +9,7 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,8 +20,8 @@ from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, 
 __all__ = ["InProcessExecutor", "call_objective"]
 
 
-def call_objective(fn: Callable[..., Any], params: Mapping[str, ParamValue]) -> Any:
-    """Call ``fn`` with typed parameters.
+def takes_dict(fn: Callable[..., Any], names: Iterable[str]) -> bool:
+    """Whether ``fn`` wants all parameters as one dict rather than as keyword arguments.
 
     A function of one positional argument that is not itself a parameter name gets the whole
     ``dict`` (``def objective(params)``); any other function gets keyword arguments
@@ -30,15 +30,18 @@ def call_objective(fn: Callable[..., Any], params: Mapping[str, ParamValue]) -> 
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
-        return fn(dict(params))
+        return True
     ps = [p for p in sig.parameters.values() if p.kind is not p.VAR_POSITIONAL]
-    if (
+    return (
         len(ps) == 1
         and ps[0].kind in (ps[0].POSITIONAL_ONLY, ps[0].POSITIONAL_OR_KEYWORD)
-        and ps[0].name not in params
-    ):
-        return fn(dict(params))
-    return fn(**params)
+        and ps[0].name not in set(names)
+    )
+
+
+def call_objective(fn: Callable[..., Any], params: Mapping[str, ParamValue]) -> Any:
+    """Call ``fn`` with typed parameters, as a dict or as keyword arguments (see takes_dict)."""
+    return fn(dict(params)) if takes_dict(fn, params) else fn(**params)
 
 
 class InProcessExecutor(Executor):
@@ -65,6 +68,7 @@ class InProcessExecutor(Executor):
         timeout: float | None = None,
     ) -> None:
         self._fn = fn
+        self._takes_dict: bool | None = None
         self._metric = objective_metric
         self._timeout = timeout
         # One trial at a time with no timeout runs on the controller's thread: no hand-off,
@@ -105,7 +109,9 @@ class InProcessExecutor(Executor):
         info = _report.TrialInfo(tid, run.experiment, run.number, dict(run.params))
         token = _report.bind(info, reporter, lambda: tid in self._stop or tid in self._ended)
         try:
-            result = call_objective(self._fn, run.params)
+            if self._takes_dict is None:  # decided once: inspect.signature is slow per trial
+                self._takes_dict = takes_dict(self._fn, run.params)
+            result = self._fn(dict(run.params)) if self._takes_dict else self._fn(**run.params)
             metrics = self._metrics_of(result)
         except Exception as exc:
             tb = traceback.format_exc(limit=8)
