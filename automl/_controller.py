@@ -331,7 +331,9 @@ class Controller:
             self._store.trials.update(r.id, state=TrialState.RUNNING, started_at=time.time())
             self._live[r.id].record = replace(r, state=TrialState.RUNNING)
         self._executor.submit(
-            TrialRun(r.id, self._spec.name, r.number, r.params, r.attempt, self._spec.namespace)
+            TrialRun(
+                r.id, self._spec.name, r.number, r.params, r.attempt, self._spec.namespace, r.attrs
+            )
         )
 
     def _handle(self, events: list[TrialEvent], suggester: Suggester) -> None:

@@ -36,6 +36,8 @@ class TrialInfo:
         number: 0-based trial number within the experiment.
         params: Typed parameter values.
         workdir: The trial's own output directory, if it has one.
+        checkpoint_dir: Where the trial writes its checkpoint (population-based training).
+        parent_checkpoint_dir: The checkpoint it starts from, copied from its parent (PBT).
     """
 
     id: str
@@ -43,6 +45,8 @@ class TrialInfo:
     number: int
     params: Mapping[str, Any] = field(default_factory=dict)
     workdir: str | None = None
+    checkpoint_dir: str | None = None
+    parent_checkpoint_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,8 @@ def current_trial() -> TrialInfo | None:
         int(data["number"]),
         data.get("params", {}),
         data.get("workdir"),
+        data.get("checkpoint_dir"),
+        data.get("parent_checkpoint_dir"),
     )
 
 

@@ -39,6 +39,15 @@ def create_suggester(
     Raises:
         SpecError: Unknown algorithm or bad settings.
     """
+    name = spec.algorithm.name
+    if name == "hyperband":
+        from search._hyperband import HyperbandSuggester
+
+        return HyperbandSuggester(spec, history, state)
+    if name == "pbt":
+        from search._pbt import PbtSuggester
+
+        return PbtSuggester(spec, history, state)
     from search._optuna import OptunaSuggester  # Optuna loads only when a search runs
 
     return OptunaSuggester(spec, history, state)

@@ -23,12 +23,13 @@ __all__ = ["ALGORITHMS", "AlgorithmInfo", "Setting", "algorithm_names", "resolve
 class Setting:
     """One algorithm setting: its type, rule and default."""
 
-    kind: str  # "int", "float", "bool" or "choice"
+    kind: str  # "int", "float", "bool", "str" or "choice"
     default: Any = None
     rule: str = ""
     check: Callable[[Any], bool] = field(default=lambda v: True)
     choices: tuple[str, ...] = ()
     alias_of: str | None = None
+    required: bool = False
 
     def parse(self, raw: Any, path: str) -> Any:
         """Coerce ``raw`` (possibly a string) to this setting's type and check the rule."""
@@ -43,6 +44,10 @@ class Setting:
                 value = float(raw)
                 if not math.isfinite(value):
                     raise ValueError
+            elif self.kind == "str":
+                if raw is None or str(raw) == "":
+                    raise ValueError
+                value = str(raw)
             elif self.kind == "bool":
                 if isinstance(raw, bool):
                     value = raw
@@ -66,7 +71,12 @@ class Setting:
 
 
 def _article(kind: str) -> str:
-    return {"int": "an integer", "float": "a number", "bool": "true or false"}.get(kind, kind)
+    return {
+        "int": "an integer",
+        "float": "a number",
+        "bool": "true or false",
+        "str": "a non-empty string",
+    }.get(kind, kind)
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,32 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
             "deterministic_objective": Setting("bool", False),
         },
     ),
+    "hyperband": AlgorithmInfo(
+        "Katib's Hyperband: brackets of successive halving over a resource parameter (epochs...).",
+        {
+            "resource_name": Setting("str", required=True, rule="the name of a parameter"),
+            "r_l": Setting("float", required=True, rule="a number > 0", check=lambda v: v > 0),
+            "eta": Setting("float", 3.0, "a number > 1", lambda v: v > 1),
+            "random_state": _SEED,
+            "seed": _SEED_ALIAS,
+        },
+    ),
+    "pbt": AlgorithmInfo(
+        "Population-based training: the worst trials of a generation take over a better trial's "
+        "checkpoint and perturbed hyperparameters.",
+        {
+            "n_population": Setting("int", 40, "an integer >= 5", lambda v: v >= 5),
+            "truncation_threshold": Setting(
+                "float", 0.2, "a number in [0, 1]", lambda v: 0 <= v <= 1
+            ),
+            "resample_probability": Setting(
+                "float", None, "a number in [0, 1]", lambda v: 0 <= v <= 1
+            ),
+            "suggestion_trial_dir": Setting("str"),
+            "random_state": _SEED,
+            "seed": _SEED_ALIAS,
+        },
+    ),
 }
 
 
@@ -193,6 +229,13 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
                 f"int or double parameters; got {len(numeric)}",
             )
         )
+    for key, setting in info.settings.items():
+        if setting.required and key not in out:
+            issues.append(
+                SpecIssue(f"algorithm.settings.{key}", f"is required by {name} ({setting.rule})")
+            )
+    if name == "hyperband" and not issues:
+        issues.extend(_hyperband_problems(spec, out))
     if name == "bayesianoptimization" and importlib.util.find_spec("torch") is None:
         issues.append(
             SpecIssue(
@@ -216,4 +259,41 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
             out[key] = setting.default
     if out.get("random_state") is None and spec.seed is not None:
         out["random_state"] = spec.seed
+    return out
+
+
+def _hyperband_problems(spec: ExperimentSpec, settings: Mapping[str, Any]) -> list[SpecIssue]:
+    """Katib's hyperband rules.
+
+    The resource is an int or double parameter, and enough trials run in parallel for the largest
+    bracket's first rung.
+    """
+    out: list[SpecIssue] = []
+    res = settings["resource_name"]
+    names = {p.name: p for p in spec.parameters}
+    if res not in names:
+        out.append(
+            SpecIssue(
+                "algorithm.settings.resource_name",
+                f"must name a parameter ({sorted(names)}); got {res!r}",
+            )
+        )
+    elif names[res].type not in (ParameterType.INT, ParameterType.DOUBLE):
+        out.append(
+            SpecIssue(
+                "algorithm.settings.resource_name",
+                f"must name an int or double parameter; {res!r} is {names[res].type.value}",
+            )
+        )
+    eta, r_l = settings["eta"], settings["r_l"]
+    s_max = math.floor(math.log(r_l) / math.log(eta) + 1e-9) if r_l >= 1 else 0
+    need = math.floor(eta**s_max)
+    if spec.parallel_trial_count < need:
+        out.append(
+            SpecIssue(
+                "parallel_trial_count",
+                f"must be at least eta^floor(log(r_l)/log(eta)) = {need} for hyperband "
+                f"(eta={eta:g}, r_l={r_l:g}); got {spec.parallel_trial_count}",
+            )
+        )
     return out

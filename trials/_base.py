@@ -24,6 +24,7 @@ class TrialRun:
     params: Mapping[str, ParamValue]
     attempt: int = 1
     namespace: str | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)  # algorithm state kept with the trial
 
 
 class ExitStatus(str, Enum):

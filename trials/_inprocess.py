@@ -106,7 +106,14 @@ class InProcessExecutor(Executor):
             if tid not in self._ended:
                 self._events.put(TrialEvent(tid, metrics=metrics, step=step))
 
-        info = _report.TrialInfo(tid, run.experiment, run.number, dict(run.params))
+        info = _report.TrialInfo(
+            tid,
+            run.experiment,
+            run.number,
+            dict(run.params),
+            checkpoint_dir=run.attrs.get("checkpoint_dir"),
+            parent_checkpoint_dir=run.attrs.get("parent_checkpoint_dir"),
+        )
         token = _report.bind(info, reporter, lambda: tid in self._stop or tid in self._ended)
         try:
             if self._takes_dict is None:  # decided once: inspect.signature is slow per trial

@@ -37,6 +37,11 @@ from trials._template import render_command, render_text
 
 __all__ = ["LocalProcessExecutor", "process_start_time", "reap_runner"]
 
+#: Trial attributes (set by population-based training) exported to the trial's environment.
+CHECKPOINT_ENV = {
+    "checkpoint_dir": "AUTOML_CHECKPOINT_DIR",
+    "parent_checkpoint_dir": "AUTOML_PARENT_CHECKPOINT_DIR",
+}
 _GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 _TICK = 0.1
 
@@ -120,6 +125,8 @@ class LocalProcessExecutor(Executor):
             argv[0] = sys.executable
         env = dict(os.environ)
         env.update(extra_env)
+        checkpoints = {k: str(run.attrs[k]) for k in CHECKPOINT_ENV if run.attrs.get(k)}
+        env.update({CHECKPOINT_ENV[k]: v for k, v in checkpoints.items()})
         env.update(
             {
                 REPORT_FILE_ENV: str(report_path),
@@ -130,6 +137,7 @@ class LocalProcessExecutor(Executor):
                         "number": run.number,
                         "params": dict(run.params),
                         "workdir": str(workdir),
+                        **checkpoints,
                     }
                 ),
                 "AUTOML_TRIAL_DIR": str(workdir),

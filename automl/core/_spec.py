@@ -22,6 +22,7 @@ __all__ = [
     "CollectorKind",
     "Direction",
     "Distribution",
+    "EarlyStoppingSpec",
     "ExperimentSpec",
     "MetricStrategy",
     "MetricsCollectorSpec",
@@ -322,6 +323,13 @@ class AlgorithmSpec(_Frozen):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class EarlyStoppingSpec(_Frozen):
+    """An early-stopping rule (Katib's ``earlyStopping``) and its settings."""
+
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrialParameter(_Frozen):
     """Katib's ``trialParameters`` entry: a placeholder name bound to a spec parameter."""
 
@@ -390,6 +398,7 @@ class ExperimentSpec(_Frozen):
         metrics_collector: Where metrics come from.
         resume_policy: Katib's ``resumePolicy`` (kept for export; any experiment can be resumed).
         seed: Seed of the search algorithm; a seeded experiment is reproducible.
+        early_stopping: Rule that stops unpromising trials from their intermediate values.
         namespace: Katib namespace (kept for export).
         source: ``native``, ``katib`` or ``python``: which front door made the spec.
     """
@@ -406,6 +415,7 @@ class ExperimentSpec(_Frozen):
     metrics_collector: MetricsCollectorSpec = Field(default_factory=MetricsCollectorSpec)
     resume_policy: str = "Never"
     seed: int | None = None
+    early_stopping: EarlyStoppingSpec | None = None
     namespace: str | None = None
     source: str = "native"
 
