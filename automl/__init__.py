@@ -22,6 +22,7 @@ _EXPORTS = {
     "current_trial": "automl._report",
     "should_stop": "automl._report",
     "TrialInfo": "automl._report",
+    "TrialStopped": "automl._report",
     "tune": "automl._api",
     "Client": "automl._api",
     "TuneResult": "automl._api",
@@ -67,6 +68,9 @@ if TYPE_CHECKING:
     )
     from automl._report import (
         TrialInfo as TrialInfo,
+    )
+    from automl._report import (
+        TrialStopped as TrialStopped,
     )
     from automl._report import (
         current_trial as current_trial,

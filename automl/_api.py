@@ -17,6 +17,7 @@ from automl.core import (
     AlgorithmSpec,
     Direction,
     Distribution,
+    EarlyStoppingSpec,
     ExperimentRecord,
     ExperimentSpec,
     ExperimentState,
@@ -172,6 +173,7 @@ def tune(
     additional_metrics: Sequence[str] = (),
     metric_strategies: Mapping[str, str] | None = None,
     seed: _int | None = None,
+    early_stopping: str | Mapping[str, Any] | None = None,
     name: str | None = None,
     store: str | Store = DEFAULT_STORE,
     resume: bool = False,
@@ -199,6 +201,10 @@ def tune(
         additional_metrics: Other metrics to keep.
         metric_strategies: ``{"metric": "min"|"max"|"latest"}``.
         seed: Seed for a reproducible search.
+        early_stopping: A rule name (``"medianstop"``, ``"median"``, ``"asha"``...) or
+            ``{"name": ..., "settings": {...}}``. The objective reports intermediate values with
+            ``automl.report(step=..., metric=...)`` and checks :func:`automl.should_stop` (or
+            lets :class:`automl.TrialStopped` propagate).
         name: Experiment name (generated if None).
         store: Store URL or an open :class:`~automl.store.Store`.
         resume: Continue the experiment called ``name`` if it exists (its budgets may be raised).
@@ -237,6 +243,28 @@ def tune(
                     f"metric_strategies.{metric}", f"must be min, max or latest; got {strat!r}"
                 )
             )
+    stopping: EarlyStoppingSpec | None = None
+    if isinstance(early_stopping, str):
+        stopping = EarlyStoppingSpec(name=early_stopping)
+    elif isinstance(early_stopping, Mapping):
+        extra = set(early_stopping) - {"name", "settings"}
+        if "name" not in early_stopping or extra:
+            issues.append(
+                SpecIssue(
+                    "early_stopping",
+                    "must be a rule name or {'name': ..., 'settings': "
+                    f"{{...}}}}; got {dict(early_stopping)!r}",
+                )
+            )
+        else:
+            stopping = EarlyStoppingSpec(
+                name=str(early_stopping["name"]),
+                settings=dict(early_stopping.get("settings") or {}),
+            )
+    elif early_stopping is not None:
+        issues.append(
+            SpecIssue("early_stopping", f"must be a rule name or a dict; got {early_stopping!r}")
+        )
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
@@ -256,6 +284,7 @@ def tune(
         timeout=timeout,
         trial_template=TrialTemplate(function=function_path(objective), timeout=trial_timeout),
         seed=seed,
+        early_stopping=stopping,
         source="python",
     )
     paths = {

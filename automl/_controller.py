@@ -33,7 +33,7 @@ from automl.core import (
 )
 from automl.errors import AutoMLError, ExperimentBusyError
 from automl.store import Store
-from search import Suggester, create_suggester
+from search import EarlyStopper, Suggester, create_stopper, create_suggester
 from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, summarize
 
 __all__ = ["Controller", "Progress"]
@@ -64,6 +64,7 @@ class _Live:
     record: TrialRecord
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     pending: list[Observation] = field(default_factory=list)
+    reports: int = 0  # intermediate objective values seen (implicit steps)
 
 
 class Controller:
@@ -98,6 +99,8 @@ class Controller:
         self._best: tuple[float, str] | None = None
         self._next_number = 0
         self._sampler_state: Mapping[str, Any] = experiment.sampler_state
+        self._stopper: EarlyStopper | None = None
+        self._early: dict[str, int] = {}  # trials the early stopper stopped -> step
         self._stop_requested = threading.Event()
         self._done = threading.Event()
 
@@ -137,9 +140,21 @@ class Controller:
             else:
                 self._count(t)
             history.append(t)
+        if self._spec.early_stopping is not None:
+            self._stopper = create_stopper(self._spec, history, self._curves())
         if self._suggester_override is not None:
             return self._suggester_override
         return create_suggester(self._spec, history, self._sampler_state)
+
+    def _curves(self) -> dict[str, list[tuple[int, float]]]:
+        """Stored intermediate objective values per trial (implicit steps count 1, 2, ...)."""
+        metric = self._spec.objective.metric
+        curves: dict[str, list[tuple[int, float]]] = {}
+        for o in self._store.observations.for_experiment(self._exp.id):
+            if o.metric == metric:
+                curve = curves.setdefault(o.trial_id, [])
+                curve.append((o.step if o.step is not None else len(curve) + 1, o.value))
+        return curves
 
     def _count(self, t: TrialRecord) -> None:
         self._counts[t.state] += 1
@@ -350,6 +365,8 @@ class Controller:
                 live.pending.extend(
                     Observation(ev.trial_id, k, v, ev.step, t) for k, v in ev.metrics.items()
                 )
+                if self._stopper is not None and ev.exit is None:
+                    self._consider_stopping(live, ev)
             if ev.started is not None:
                 self._store.trials.update(ev.trial_id, runner=ev.started)
             if ev.exit is not None:
@@ -365,8 +382,22 @@ class Controller:
         for live, ev in finished:
             self._end_trial(live, ev, suggester)
 
+    def _consider_stopping(self, live: _Live, ev: TrialEvent) -> None:
+        """Ask the early stopper about a new intermediate objective value."""
+        assert self._stopper is not None
+        value = ev.metrics.get(self._spec.objective.metric)
+        tid = live.record.id
+        if value is None or tid in self._early:
+            return
+        live.reports += 1
+        step = ev.step if ev.step is not None else live.reports
+        if self._stopper.report(tid, step, value):
+            self._early[tid] = step
+            self._executor.cancel(tid)
+
     def _end_trial(self, live: _Live, ev: TrialEvent, suggester: Suggester) -> None:
         assert ev.exit is not None
+        record_id = live.record.id
         obj = self._spec.objective
         value = objective_value(obj, live.metrics)
         status, message = ev.exit.status, ev.exit.message
@@ -383,6 +414,12 @@ class Controller:
                 )
             else:
                 state = TrialState.SUCCEEDED
+        elif status is ExitStatus.CANCELLED and record_id in self._early:
+            state = TrialState.EARLY_STOPPED
+            message = (
+                f"stopped early at step {self._early.pop(record_id)} by "
+                f"{self._stopper.name if self._stopper else 'the early stopper'}"
+            )
         elif status is ExitStatus.CANCELLED:
             state = TrialState.KILLED
         else:
@@ -400,8 +437,11 @@ class Controller:
             finished_at=now,
         )
         del self._live[record.id]
+        self._early.pop(record_id, None)  # a trial may end on its own right after the decision
         self._count(record)
         suggester.tell(record)
+        if self._stopper is not None:
+            self._stopper.finish(record)
         if self._on_progress is not None:
             self._on_progress(self.progress(record))
 

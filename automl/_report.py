@@ -18,7 +18,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrialInfo", "current_trial", "report"]
+__all__ = ["TrialInfo", "TrialStopped", "current_trial", "report", "should_stop"]
+
+
+class TrialStopped(Exception):
+    """Raise it from an in-process objective once :func:`should_stop` is true.
+
+    The trial then ends as EarlyStopped (or Killed, after a user stop), not Failed.
+    """
+
 
 REPORT_FILE_ENV = "AUTOML_REPORT_FILE"
 TRIAL_ENV = "AUTOML_TRIAL"  # JSON: id, experiment, number, params, workdir

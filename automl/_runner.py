@@ -64,7 +64,11 @@ def make_executor(
             )
         objective = _import(t.function)
     return InProcessExecutor(
-        objective, spec.objective.metric, spec.parallel_trial_count, t.timeout
+        objective,
+        spec.objective.metric,
+        spec.parallel_trial_count,
+        t.timeout,
+        inline=False if spec.early_stopping is not None else None,
     )
 
 

@@ -12,9 +12,21 @@ from typing import Any
 from automl.core import ExperimentSpec, TrialRecord
 from search._base import Suggester
 from search._registry import ALGORITHMS, AlgorithmInfo, Setting, algorithm_names, resolve_settings
+from search._stopping import (
+    STOPPERS,
+    EarlyStopper,
+    create_stopper,
+    resolve_stopper_settings,
+    stopper_names,
+)
 
 __all__ = [
     "ALGORITHMS",
+    "STOPPERS",
+    "EarlyStopper",
+    "create_stopper",
+    "resolve_stopper_settings",
+    "stopper_names",
     "AlgorithmInfo",
     "Setting",
     "Suggester",

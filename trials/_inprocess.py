@@ -58,6 +58,9 @@ class InProcessExecutor(Executor):
         objective_metric: Metric name a plain number is stored under.
         parallel: Worker threads.
         timeout: Per-trial limit in seconds.
+        inline: Run calls on the controller's thread (default: when parallel is 1 and there is
+            no timeout). Early stopping needs threads: the controller must see reports as they
+            come.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class InProcessExecutor(Executor):
         objective_metric: str,
         parallel: int = 1,
         timeout: float | None = None,
+        inline: bool | None = None,
     ) -> None:
         self._fn = fn
         self._takes_dict: bool | None = None
@@ -73,7 +77,7 @@ class InProcessExecutor(Executor):
         self._timeout = timeout
         # One trial at a time with no timeout runs on the controller's thread: no hand-off,
         # and Ctrl-C reaches the controller directly.
-        self._inline = parallel <= 1 and timeout is None
+        self._inline = parallel <= 1 and timeout is None if inline is None else inline
         self._queued: collections.deque[TrialRun] = collections.deque()
         self._pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="trial")
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
@@ -116,10 +120,15 @@ class InProcessExecutor(Executor):
         )
         token = _report.bind(info, reporter, lambda: tid in self._stop or tid in self._ended)
         try:
+            if tid in self._stop:
+                raise _report.TrialStopped
             if self._takes_dict is None:  # decided once: inspect.signature is slow per trial
                 self._takes_dict = takes_dict(self._fn, run.params)
             result = self._fn(dict(run.params)) if self._takes_dict else self._fn(**run.params)
             metrics = self._metrics_of(result)
+        except _report.TrialStopped:
+            self._emit_exit(tid, ExitStatus.CANCELLED, "stopped")
+            return
         except Exception as exc:
             tb = traceback.format_exc(limit=8)
             self._emit_exit(tid, ExitStatus.FAILED, f"{type(exc).__name__}: {exc}\n{tb}")

@@ -42,7 +42,7 @@ CHECKPOINT_ENV = {
     "checkpoint_dir": "AUTOML_CHECKPOINT_DIR",
     "parent_checkpoint_dir": "AUTOML_PARENT_CHECKPOINT_DIR",
 }
-_GRACE = 3.0  # seconds between SIGTERM and SIGKILL
+_GRACE = 1.0  # seconds between SIGTERM and SIGKILL: a stopped trial is gone within a second
 _TICK = 0.1
 
 

@@ -96,13 +96,18 @@ def check(spec: ExperimentSpec, translate: Any, extra: Sequence[SpecIssue] = ())
 
     Every issue found is raised at once, with paths translated to the user's document.
     """
-    from search import resolve_settings
+    from search import resolve_settings, resolve_stopper_settings
 
     issues = list(extra) + spec_problems(spec)
     try:
         resolve_settings(spec)
     except SpecError as exc:
         issues.extend(exc.issues)
+    if spec.early_stopping is not None:
+        try:
+            resolve_stopper_settings(spec)
+        except SpecError as exc:
+            issues.extend(exc.issues)
     seen: set[tuple[str, str]] = set()
     unique = []
     for i in issues:

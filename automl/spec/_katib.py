@@ -22,6 +22,7 @@ from automl.core import (
     CollectorKind,
     Direction,
     Distribution,
+    EarlyStoppingSpec,
     ExperimentSpec,
     MetricsCollectorSpec,
     MetricStrategy,
@@ -124,7 +125,7 @@ class _MetricsCollectorSpec(_M):
 class _Spec(_M):
     objective: _Objective
     algorithm: _Algorithm
-    earlyStopping: dict[str, Any] | None = None
+    earlyStopping: _Algorithm | None = None
     parallelTrialCount: int | None = None
     maxTrialCount: int | None = None
     maxFailedTrialCount: int | None = None
@@ -228,6 +229,11 @@ def _translator(primary: str | None) -> Any:
         m = re.match(r"^algorithm\.settings\.(.+)$", path)
         if m:
             return f"spec.algorithm.algorithmSettings[name={m.group(1)}]"
+        m = re.match(r"^early_stopping\.settings\.(.+)$", path)
+        if m:
+            return f"spec.earlyStopping.algorithmSettings[name={m.group(1)}]"
+        if path == "early_stopping.name":
+            return "spec.earlyStopping.algorithmName"
         m = re.match(r"^objective\.strategies\.(.+)$", path)
         if m:
             return f"spec.objective.metricStrategies[name={m.group(1)}]"
@@ -262,14 +268,6 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
                 "metadata.name",
                 "must match ^[a-z]([-a-z0-9]*[a-z0-9])?$ and be at "
                 f"most 40 characters (Katib's rule); got {name!r}",
-            )
-        )
-    if s.earlyStopping is not None:
-        issues.append(
-            SpecIssue(
-                "spec.earlyStopping",
-                "is not supported yet by the local loop "
-                "(early stopping is its own feature); remove it to run",
             )
         )
     if s.nasConfig is not None and s.parameters is not None:
@@ -459,6 +457,14 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             path=fsp.path,
             format=fsp.format or "TEXT",
             filters=tuple(filters),
+        ),
+        early_stopping=(
+            EarlyStoppingSpec(
+                name=s.earlyStopping.algorithmName,
+                settings={x.name: x.value for x in s.earlyStopping.algorithmSettings},
+            )
+            if s.earlyStopping is not None
+            else None
         ),
         resume_policy=s.resumePolicy,
         namespace=doc.metadata.namespace,

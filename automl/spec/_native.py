@@ -16,6 +16,7 @@ from automl.core import (
     CollectorKind,
     Direction,
     Distribution,
+    EarlyStoppingSpec,
     ExperimentSpec,
     MetricsCollectorSpec,
     MetricStrategy,
@@ -45,6 +46,11 @@ class _Objective(_M):
 
 
 class _Algorithm(_M):
+    name: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class _EarlyStopping(_M):
     name: str
     settings: dict[str, Any] = Field(default_factory=dict)
 
@@ -90,6 +96,7 @@ class _Doc(_M):
     objective: _Objective
     algorithm: str | _Algorithm = "tpe"
     seed: int | None = None
+    early_stopping: str | _EarlyStopping | None = None
     parameters: dict[str, Any]  # each entry is validated on its own, for clean error paths
     budget: _Budget = Field(default_factory=_Budget)
     trial: _Trial
@@ -243,6 +250,15 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             filters=tuple(doc.metrics.filters),
         ),
         seed=doc.seed,
+        early_stopping=(
+            None
+            if doc.early_stopping is None
+            else EarlyStoppingSpec(name=doc.early_stopping)
+            if isinstance(doc.early_stopping, str)
+            else EarlyStoppingSpec(
+                name=doc.early_stopping.name, settings=doc.early_stopping.settings
+            )
+        ),
         source="native",
     )
     return check(spec, _translator(doc))
