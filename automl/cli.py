@@ -30,7 +30,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)
+# Piped output is not squeezed into 80 columns: tables stay one row per trial.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
@@ -88,7 +89,33 @@ def _trial_json(t: TrialRecord) -> dict[str, Any]:
         "finished_at": t.finished_at,
         "attempt": t.attempt,
         "message": t.message,
+        "lineage": _lineage(t),
     }
+
+
+def _lineage(t: TrialRecord) -> dict[str, Any] | None:
+    """Where a trial comes from: PBT generation and parent, or Hyperband bracket and rung."""
+    for key in ("pbt", "hyperband"):
+        info = t.attrs.get(key)
+        if isinstance(info, dict):
+            return {"algorithm": key, **info}
+    return None
+
+
+def _note(t: TrialRecord) -> str:
+    """A short note for the trial table: lineage, or why it ended."""
+    lin = _lineage(t)
+    if lin is not None and lin["algorithm"] == "pbt":
+        parent = lin.get("parent")
+        return f"gen {lin.get('generation')}" + (f" <- {parent}" if parent else "")
+    if lin is not None:
+        return f"bracket {lin.get('bracket')} rung {lin.get('rung')}"
+    if t.state in (TrialState.SUCCEEDED, TrialState.RUNNING, TrialState.CREATED) or not t.message:
+        return ""
+    if t.state is TrialState.EARLY_STOPPED:
+        return t.message.replace("stopped early at ", "")
+    first = t.message.splitlines()[0]
+    return first if len(first) <= 48 else first[:47] + "…"
 
 
 def _exp_json(
@@ -322,6 +349,7 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
     for m in obj.metrics:
         table.add_column(m, justify="right")
     table.add_column("seconds", justify="right")
+    table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=48)
     for t in trials:
         mark = " *" if best is not None and t.id == best.id else ""
         style = _STATE_STYLE.get(t.state, "")
@@ -330,7 +358,8 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
         for m in obj.metrics:
             s = t.metrics.get(m)
             cells.append(_fmt(s.pick(obj.strategy(m).value)) if s else "-")
-        cells.append(_fmt(t.duration))
+        cells.append(f"{t.duration:.2f}" if t.duration is not None else "-")
+        cells.append(_fmt(_note(t)))
         table.add_row(*cells)
     console.print(table)
 

@@ -383,6 +383,37 @@ def test_tune_runs_every_bracket(tmp_path: Path) -> None:
     assert result.best_params["epochs"] == 9
 
 
+def _rows(result: Any) -> list[tuple[Any, ...]]:
+    df = result.trials.sort_values("number")
+    return list(zip(df["params_x"], df["params_lr"], df["params_epochs"], strict=True))
+
+
+@pytest.mark.parametrize("seed", [1, None], ids=["seeded", "unseeded"])
+def test_tune_resumes_where_it_stopped(tmp_path: Path, seed: int | None) -> None:
+    space = {
+        "x": automl.double(-5, 5),
+        "lr": automl.double(1e-4, 1e-1, log=True),
+        "epochs": automl.int(1, 9),
+    }
+    kw: dict[str, Any] = {
+        "algorithm": "hyperband",
+        "algorithm_settings": {"resource_name": "epochs", "r_l": 9, "eta": 3},
+        "parallel_trials": 9,
+        "seed": seed,
+        "store": f"sqlite:///{tmp_path}/s.db",
+    }
+    # Ends after the first rung (9) and two of its three promoted trials, then resumes.
+    part = automl.tune(train, space, name="hb-cut", max_trials=11, **kw)
+    assert part.reason == "ExperimentMaxTrialsReached" and len(part.trials) == 11
+    rest = automl.tune(train, space, name="hb-cut", max_trials=100, resume=True, **kw)
+    assert rest.reason == "SearchSpaceExhausted"
+    assert _rows(rest)[:11] == _rows(part)
+    assert Counter(e for *_, e in _rows(rest)) == {1: 9, 3: 8, 9: 5}
+    if seed is not None:  # the same trials as a run that was never cut
+        whole = automl.tune(train, space, name="hb-whole", **kw)
+        assert _rows(rest) == _rows(whole)
+
+
 # ---------------------------------------------------------------------------------------------
 # Settings' rules
 # ---------------------------------------------------------------------------------------------
