@@ -298,7 +298,8 @@ class Controller:
             return (
                 ExperimentState.SUCCEEDED,
                 EndReason.SEARCH_SPACE_EXHAUSTED,
-                f"the search space is exhausted: all {terminal} grid points were tried",
+                f"the search space is exhausted after {terminal} trials "
+                f"({self._spec.algorithm.name} has nothing left to suggest)",
             )
         return None
 

@@ -23,16 +23,16 @@ from search._stopping import (
 __all__ = [
     "ALGORITHMS",
     "STOPPERS",
-    "EarlyStopper",
-    "create_stopper",
-    "resolve_stopper_settings",
-    "stopper_names",
     "AlgorithmInfo",
+    "EarlyStopper",
     "Setting",
     "Suggester",
     "algorithm_names",
+    "create_stopper",
     "create_suggester",
     "resolve_settings",
+    "resolve_stopper_settings",
+    "stopper_names",
 ]
 
 

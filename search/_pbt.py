@@ -141,14 +141,20 @@ class PbtSuggester(Suggester):
         finished: the next generation is planned only from a complete one.
 
         Raises:
-            FileNotFoundError: A parent's checkpoint directory has disappeared.
+            OSError: A checkpoint could not be copied (``FileNotFoundError``: a parent's
+                checkpoint directory has disappeared).
         """
         out: list[Suggestion] = []
         for trial_id in trial_ids:
             if len(self._members) >= len(self._plan):
                 break
             slot = self._plan[len(self._members)]
-            attrs = self._prepare(trial_id, slot)
+            try:
+                attrs = self._prepare(trial_id, slot)
+            except OSError:
+                if out:
+                    break  # hand out what is ready; the next call raises again
+                raise
             member = _Member(trial_id, dict(slot.params), attrs["checkpoint_dir"])
             self._members.append(member)
             self._by_id[trial_id] = member

@@ -285,7 +285,7 @@ def _hyperband_problems(spec: ExperimentSpec, settings: Mapping[str, Any]) -> li
                 f"must name an int or double parameter; {res!r} is {names[res].type.value}",
             )
         )
-    eta, r_l = settings["eta"], settings["r_l"]
+    eta, r_l = settings.get("eta", 3.0), settings["r_l"]
     s_max = math.floor(math.log(r_l) / math.log(eta) + 1e-9) if r_l >= 1 else 0
     need = math.floor(eta**s_max)
     if spec.parallel_trial_count < need:

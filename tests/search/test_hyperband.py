@@ -515,12 +515,6 @@ def test_tune_rejects_bad_settings_with_its_own_names(tmp_path: Path) -> None:
         assert path in [i.path for i in info.value.issues], (settings, info.value.issues)
 
 
-@pytest.mark.xfail(
-    raises=KeyError,
-    strict=True,
-    reason="search/_registry.py: _hyperband_problems reads settings['eta'] before the default "
-    "is filled in, so a spec without eta raises KeyError instead of using eta=3",
-)
 def test_eta_defaults_to_3(tmp_path: Path) -> None:
     spec = parse_spec(_native("{resource_name: epochs, r_l: 9}"), base_dir=tmp_path)
     assert len(create_suggester(spec).suggest([str(i) for i in range(20)])) == 9
