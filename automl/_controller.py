@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from automl.core import (
@@ -76,6 +77,7 @@ class Controller:
         executor: Where trials run.
         on_progress: Called after every finished trial.
         suggester: Override the algorithm (tests); built from the spec and history otherwise.
+        runs_dir: Where trials keep their files (for algorithms that keep some, like PBT).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class Controller:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         suggester: Suggester | None = None,
+        runs_dir: str | Path | None = None,
     ) -> None:
         self._store = store
         self._exp = experiment
@@ -93,6 +96,7 @@ class Controller:
         self._executor = executor
         self._on_progress = on_progress
         self._suggester_override = suggester
+        self._runs_dir = runs_dir
         self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._live: dict[str, _Live] = {}
         self._counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
@@ -144,7 +148,7 @@ class Controller:
             self._stopper = create_stopper(self._spec, history, self._curves())
         if self._suggester_override is not None:
             return self._suggester_override
-        return create_suggester(self._spec, history, self._sampler_state)
+        return create_suggester(self._spec, history, self._sampler_state, runs_dir=self._runs_dir)
 
     def _curves(self) -> dict[str, list[tuple[int, float]]]:
         """Stored intermediate objective values per trial (implicit steps count 1, 2, ...)."""

@@ -82,4 +82,6 @@ def run_experiment(
 ) -> ExperimentRecord:
     """Run (or continue) an experiment in this process until it ends."""
     executor = make_executor(experiment.spec, objective, runs_dir)
-    return Controller(store, experiment, executor, on_progress=on_progress).run()
+    return Controller(
+        store, experiment, executor, on_progress=on_progress, runs_dir=runs_dir
+    ).run()

@@ -7,6 +7,7 @@ experiment's stored history.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from automl.core import ExperimentSpec, TrialRecord
@@ -40,6 +41,8 @@ def create_suggester(
     spec: ExperimentSpec,
     history: Sequence[TrialRecord] = (),
     state: Mapping[str, Any] | None = None,
+    *,
+    runs_dir: str | Path | None = None,
 ) -> Suggester:
     """Build the suggester for ``spec.algorithm``, rebuilt from ``history``.
 
@@ -47,6 +50,7 @@ def create_suggester(
         spec: A validated experiment spec.
         history: The experiment's stored trials, in creation order.
         state: Experiment-level algorithm state saved from :meth:`Suggester.state`.
+        runs_dir: Where trials keep their files (PBT puts its checkpoints below it).
 
     Raises:
         SpecError: Unknown algorithm or bad settings.
@@ -59,7 +63,7 @@ def create_suggester(
     if name == "pbt":
         from search._pbt import PbtSuggester
 
-        return PbtSuggester(spec, history, state)
+        return PbtSuggester(spec, history, state, runs_dir=runs_dir)
     from search._optuna import OptunaSuggester  # Optuna loads only when a search runs
 
     return OptunaSuggester(spec, history, state)

@@ -3,10 +3,11 @@
 Generation 0 is ``n_population`` trials with parameters drawn from the search space. When every
 trial of a generation has finished, the next generation is planned from their objective values:
 
-* the bottom ``truncation_threshold`` fraction (``floor(n * t)`` trials), and every trial that did
-  not succeed, is replaced: each takes a random trial of the top fraction as parent, starts from a
-  copy of the parent's checkpoint and gets the parent's hyperparameters explored (see
-  :meth:`PbtSuggester._explore`);
+* the bottom ``truncation_threshold`` fraction (``k = floor(n * t)`` trials; trials that did not
+  succeed rank last), and every trial that did not succeed, is replaced: each takes a random one
+  of the top ``max(k, 1)`` succeeded trials as parent, starts from a copy of the parent's
+  checkpoint and gets the parent's hyperparameters explored (see :meth:`PbtSuggester._explore`);
+  when nothing succeeded, they start afresh with new parameters and no parent;
 * every other trial continues itself: same parameters, its own checkpoint copied, parent = itself.
 
 So every generation has ``n_population`` trials, one per member of the population. A trial's
@@ -89,6 +90,9 @@ class PbtSuggester(Suggester):
         spec: The validated experiment spec (algorithm ``pbt``).
         history: Stored trials of the experiment, in creation order.
         state: Algorithm state saved by :meth:`state` (the seed and the checkpoint root).
+        runs_dir: Root of the default checkpoint location ``<runs_dir>/<experiment>/pbt`` when
+            ``suggestion_trial_dir`` is not set (default ``automl-runs``, from the working
+            directory).
 
     Raises:
         SpecError: Bad settings (``n_population`` < 5, ``truncation_threshold`` outside [0, 1]).
@@ -99,6 +103,8 @@ class PbtSuggester(Suggester):
         spec: ExperimentSpec,
         history: Sequence[TrialRecord] = (),
         state: Mapping[str, Any] | None = None,
+        *,
+        runs_dir: str | Path | None = None,
     ) -> None:
         settings = resolve_settings(spec)
         self._n: int = settings["n_population"]
@@ -113,7 +119,7 @@ class PbtSuggester(Suggester):
         self._seed: int = seed
         root = saved.get("checkpoint_root") or settings.get("suggestion_trial_dir")
         if not root:
-            root = Path("automl-runs") / spec.name / "pbt"
+            root = Path(runs_dir or "automl-runs") / spec.name / "pbt"
         self._root = Path(root).expanduser().resolve()
         self._state = {"seed": self._seed, "checkpoint_root": str(self._root)}
         self._generation = 0

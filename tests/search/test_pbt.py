@@ -6,7 +6,7 @@ import json
 import math
 import random
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -403,6 +403,8 @@ def test_state_keeps_the_checkpoint_root(tmp_path: Path, monkeypatch: pytest.Mon
     again = PbtSuggester(make_spec(None, random_state=None), (), s.state())
     assert again.checkpoint_root == root
     assert again.suggest(["a", "b"]) == first
+    elsewhere = PbtSuggester(make_spec(None), runs_dir=tmp_path / "runs")
+    assert elsewhere.checkpoint_root == tmp_path / "runs" / "pbt-test" / "pbt"
 
 
 def test_missing_parent_checkpoint_is_an_error(tmp_path: Path) -> None:
