@@ -87,6 +87,9 @@ class CollectorKind(str, Enum):
     STDOUT = "StdOut"
     FILE = "File"
     PUSH = "Push"
+    TENSORFLOW_EVENT = "TensorFlowEvent"
+    PROMETHEUS = "PrometheusMetric"
+    CUSTOM = "Custom"
 
 
 class Parameter(_Frozen):
@@ -355,6 +358,16 @@ class TrialTemplate(_Frozen):
             shell-quoted when substituted.
         manifest: The Katib ``trialSpec`` as written, kept for export and Kubernetes.
         primary_container_name: Katib's primary container.
+        config_map: Katib's ``configMap`` template source (``configMapName``,
+            ``configMapNamespace``, ``templatePath``), when the template lives in a ConfigMap.
+        primary_pod_labels: Katib's ``primaryPodLabels``.
+        success_condition: Katib's GJSON ``successCondition`` (kept for Kubernetes and export).
+        failure_condition: Katib's GJSON ``failureCondition``.
+        retain: Katib's ``retain``: keep the trial's job after it ends.
+        local_blocker: Why the trial cannot run as a local process (e.g. an Argo Workflow), or
+            None when it can.
+        path_map: Prefix rewrites for paths that exist only inside the image
+            (``/opt/pytorch-mnist`` -> a local directory), applied to argv, env and file paths.
     """
 
     command: tuple[str, ...] | None = None
@@ -366,6 +379,13 @@ class TrialTemplate(_Frozen):
     shell_script_index: int | None = None
     manifest: dict[str, Any] | None = None
     primary_container_name: str | None = None
+    config_map: dict[str, str] | None = None
+    primary_pod_labels: dict[str, str] | None = None
+    success_condition: str | None = None
+    failure_condition: str | None = None
+    retain: bool = False
+    local_blocker: str | None = None
+    path_map: dict[str, str] = Field(default_factory=dict)
 
 
 class MetricsCollectorSpec(_Frozen):
@@ -380,6 +400,9 @@ class MetricsCollectorSpec(_Frozen):
     path: str | None = None
     format: str = "TEXT"
     filters: tuple[str, ...] = ()
+    path_kind: str | None = None  # Katib's fileSystemPath.kind: File or Directory
+    http_get: dict[str, Any] | None = None  # PrometheusMetric: {path, port}
+    custom_collector: dict[str, Any] | None = None  # Custom: the collector container spec
 
 
 class ExperimentSpec(_Frozen):
@@ -399,6 +422,8 @@ class ExperimentSpec(_Frozen):
         resume_policy: Katib's ``resumePolicy`` (kept for export; any experiment can be resumed).
         seed: Seed of the search algorithm; a seeded experiment is reproducible.
         early_stopping: Rule that stops unpromising trials from their intermediate values.
+        nas_config: Katib's ``nasConfig`` (graphConfig, operations) as written, for neural
+            architecture search; set instead of ``parameters``.
         namespace: Katib namespace (kept for export).
         source: ``native``, ``katib`` or ``python``: which front door made the spec.
     """
@@ -416,6 +441,7 @@ class ExperimentSpec(_Frozen):
     resume_policy: str = "Never"
     seed: int | None = None
     early_stopping: EarlyStoppingSpec | None = None
+    nas_config: dict[str, Any] | None = None
     namespace: str | None = None
     source: str = "native"
 

@@ -52,7 +52,7 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                     f"objective nor an additional metric; known: {list(obj.metrics)}",
                 )
             )
-    if not spec.parameters:
+    if not spec.parameters and spec.nas_config is None:
         out.append(SpecIssue("parameters", "must define at least one parameter"))
     seen: set[str] = set()
     for i, p in enumerate(spec.parameters):
@@ -128,7 +128,12 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
         out.append(
             SpecIssue("trial_template", "must set either a command or a function, not both")
         )
-    if spec.source != "python" and t.command is None and t.function is None:
+    if (
+        spec.source != "python"
+        and t.command is None
+        and t.function is None
+        and t.local_blocker is None
+    ):
         out.append(SpecIssue("trial_template.command", "is required: the argv each trial runs"))
     if t.command is not None and not t.command:
         out.append(SpecIssue("trial_template.command", "must not be empty"))
