@@ -18,6 +18,7 @@ from automl.core import (
     Direction,
     Distribution,
     EarlyStoppingSpec,
+    EndReason,
     ExperimentRecord,
     ExperimentSpec,
     ExperimentState,
@@ -285,6 +286,7 @@ def tune(
         trial_template=TrialTemplate(function=function_path(objective), timeout=trial_timeout),
         seed=seed,
         early_stopping=stopping,
+        resume_policy="LongRunning",
         source="python",
     )
     paths = {
@@ -462,8 +464,51 @@ class Client:
             ExperimentBusyError: Another live controller runs it.
             SpecError: A bad budget, or a Python experiment whose objective is needed.
         """
+        exp = self.prepare_resume(
+            name,
+            max_trials=max_trials,
+            parallel_trials=parallel_trials,
+            max_failed_trials=max_failed_trials,
+        )
+        return self._run(exp, objective=objective, progress=progress)
+
+    def prepare_resume(
+        self,
+        name: str,
+        *,
+        max_trials: _int | None = None,
+        parallel_trials: _int | None = None,
+        max_failed_trials: _int | None = None,
+    ) -> ExperimentRecord:
+        """Check that an experiment may be resumed and store its new budgets.
+
+        An interrupted or stopped experiment can always be continued. A finished one follows
+        Katib's ``resumePolicy``: ``Never`` (Katib's default) refuses, ``LongRunning`` and
+        ``FromVolume`` restart an experiment that reached ``maxTrialCount`` once it is raised.
+        Native and Python experiments are ``LongRunning``.
+
+        Raises:
+            SpecError: A bad budget, or a finished experiment its resume policy does not let go on.
+        """
         exp = self.get(name)
         spec = exp.spec
+        finished = exp.state in (ExperimentState.SUCCEEDED, ExperimentState.FAILED)
+        if finished and spec.source == "katib" and spec.resume_policy == "Never":
+            raise SpecError(
+                f"experiment {name!r} has resumePolicy Never (Katib's default): a finished "
+                "experiment cannot be restarted; set resumePolicy: LongRunning to allow it",
+                path="resumePolicy",
+            )
+        if (
+            finished
+            and spec.source == "katib"
+            and exp.reason != EndReason.MAX_TRIALS_REACHED.value
+        ):
+            raise SpecError(
+                f"experiment {name!r} ended with {exp.reason}; Katib restarts only an experiment "
+                "that reached maxTrialCount",
+                path="resumePolicy",
+            )
         if any(v is not None for v in (max_trials, parallel_trials, max_failed_trials)):
             try:
                 spec = spec.with_budget(
@@ -482,7 +527,7 @@ class Client:
                 ) from None
             self._store.experiments.update(exp.id, spec=spec)
             exp = self.get(name)
-        return self._run(exp, objective=objective, progress=progress)
+        return exp
 
     def delete(self, name: str) -> None:
         """Delete an experiment, its trials and observations.

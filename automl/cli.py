@@ -200,18 +200,45 @@ def run(
         str, typer.Option(help="Where trials write logs and outputs.")
     ] = "automl-runs",
     name: Annotated[str | None, typer.Option(help="Override the experiment's name.")] = None,
+    path_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--path-map",
+            help="SRC=DST: run paths that exist only inside the image from a local directory "
+            "(repeatable), e.g. /opt/pytorch-mnist=examples/katib/pytorch-mnist.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the resolved spec and the first trials.")
+    ] = False,
+    trials: Annotated[int, typer.Option(help="Trials rendered by --dry-run.")] = 3,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment to its end; Ctrl-C stops it (resume it later)."""
+    from automl.core import validate_spec
     from automl.spec import load_spec
 
     with _errors():
         spec = load_spec(file)
         if name:
-            from automl.core import validate_spec
-
             spec = validate_spec(spec.model_copy(update={"name": name}))
+        if path_map:
+            spec = _with_path_map(spec, path_map)
+        if dry_run:
+            _dry_run(spec, trials, as_json)
+            return
+        blocker = spec.trial_template.local_blocker
+        if blocker:
+            raise SpecError(
+                f"{blocker}; this trial kind cannot run as a local process", path="executor"
+            )
+        if spec.trial_template.manifest is not None and not as_json:
+            err.print(
+                f"note: the trial image is not pulled; the primary container's command runs "
+                f"here as a local process{_mapped(spec)}",
+                highlight=False,
+            )
         client = _client(store, runs_dir)
         exp = client.store.experiments.create(spec)
         if not as_json:
@@ -221,6 +248,70 @@ def run(
                 highlight=False,
             )
         _run_and_report(client, exp, runs_dir, progress, as_json)
+
+
+def _with_path_map(spec: Any, pairs: list[str]) -> Any:
+    """The spec with ``SRC=DST`` path rewrites added (DST resolved against the working dir)."""
+    mapping = dict(spec.trial_template.path_map)
+    for pair in pairs:
+        src, sep, dst = pair.partition("=")
+        if not sep or not src.startswith("/") or not dst:
+            raise SpecError(
+                f"must be SRC=DST with an absolute SRC; got {pair!r}", path="--path-map"
+            )
+        mapping[src.rstrip("/") or "/"] = str(Path(dst).expanduser().resolve())
+    template = spec.trial_template.model_copy(update={"path_map": mapping})
+    return spec.model_copy(update={"trial_template": template})
+
+
+def _mapped(spec: Any) -> str:
+    pm = spec.trial_template.path_map
+    if not pm:
+        return " (map paths that exist only in the image with --path-map SRC=DST)"
+    return "; paths mapped: " + ", ".join(f"{k} -> {v}" for k, v in pm.items())
+
+
+def _dry_run(spec: Any, count: int, as_json: bool) -> None:
+    """Print the resolved spec and the first trials' commands or manifests; run nothing."""
+    import yaml
+
+    from automl.spec._render import render_trials, resolved_spec_dict
+
+    resolved = resolved_spec_dict(spec)
+    rendered = render_trials(spec, count)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "spec": resolved,
+                    "trials": [
+                        {
+                            "name": r.name,
+                            "params": dict(r.params),
+                            "argv": r.argv,
+                            "env": dict(r.env),
+                            "manifest": r.manifest,
+                        }
+                        for r in rendered
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    console.print("[bold]resolved spec[/bold] (defaults filled)")
+    console.print(escape(yaml.safe_dump(resolved, sort_keys=False)), highlight=False)
+    blocker = spec.trial_template.local_blocker
+    if blocker:
+        console.print(f"[yellow]{escape(blocker)}[/yellow]: shown as manifests only")
+    for r in rendered:
+        console.print(f"[bold]trial {escape(r.name)}[/bold] {escape(json.dumps(dict(r.params)))}")
+        if r.argv is not None and not blocker:
+            console.print("  argv: " + escape(json.dumps(r.argv)), highlight=False)
+        if r.manifest is not None:
+            text = yaml.safe_dump(r.manifest, sort_keys=False)
+            console.print(escape("  " + text.replace("\n", "\n  ")), highlight=False)
 
 
 def _run_and_report(
@@ -407,16 +498,37 @@ def resume(
     """Continue an interrupted, stopped or finished experiment (budgets may be raised)."""
     with _errors():
         client = _client(store, runs_dir)
-        e = client.get(name)
-        if any(v is not None for v in (max_trials, parallel, max_failed)):
-            spec = e.spec.with_budget(
-                max_trial_count=max_trials,
-                parallel_trial_count=parallel,
-                max_failed_trial_count=max_failed,
-            )
-            client.store.experiments.update(e.id, spec=spec)
-            e = client.get(name)
+        e = client.prepare_resume(
+            name, max_trials=max_trials, parallel_trials=parallel, max_failed_trials=max_failed
+        )
         _run_and_report(client, e, runs_dir, progress, as_json)
+
+
+@app.command()
+def export(
+    name: str,
+    store: StoreOpt = DEFAULT,
+    fmt: Annotated[str, typer.Option("--format", help="Output format: katib.")] = "katib",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
+    ] = None,
+    image: Annotated[
+        str, typer.Option(help="Container image for trials of native experiments.")
+    ] = "python:3.11-slim",
+) -> None:
+    """Export an experiment as a Katib kubeflow.org/v1beta1 Experiment."""
+    from automl.spec._export import dump_katib
+
+    with _errors():
+        if fmt != "katib":
+            raise SpecError(f"must be katib; got {fmt!r}", path="--format")
+        e = _client(store).get(name)
+        text = dump_katib(e.spec, image=image)
+    if output is None:
+        print(text, end="")
+    else:
+        output.write_text(text)
+        err.print(f"wrote {output}", highlight=False)
 
 
 @app.command()

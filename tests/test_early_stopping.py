@@ -26,7 +26,9 @@ from automl.spec import load_spec
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
-KATIB_MEDIAN_STOP = REPO / "tests" / "data" / "katib-examples" / "early-stopping" / "median-stop.yaml"
+KATIB_MEDIAN_STOP = (
+    REPO / "tests" / "data" / "katib-examples" / "early-stopping" / "median-stop.yaml"
+)
 SPACE = {"x": automl.double(0, 1)}
 EPOCHS = 6
 STOPPED_MSG = re.compile(r"stopped early at step (\d+) by (\w+)")
@@ -166,8 +168,10 @@ def test_tune_with_a_settings_dict_and_maximize(sqlite_url: str) -> None:
         direction="maximize",
         max_trials=4,
         seed=0,
-        early_stopping={"name": "medianstop", "settings": {"min_trials_required": 2,
-                                                           "start_step": 2}},
+        early_stopping={
+            "name": "medianstop",
+            "settings": {"min_trials_required": 2, "start_step": 2},
+        },
         store=sqlite_url,
         name="es-max",
     )
@@ -218,8 +222,10 @@ def test_stopped_trial_that_ignores_should_stop_is_ended_and_its_late_reports_dr
             max_trials=6,
             parallel_trials=2,
             seed=0,
-            early_stopping={"name": "medianstop",
-                            "settings": {"min_trials_required": 2, "start_step": 2}},
+            early_stopping={
+                "name": "medianstop",
+                "settings": {"min_trials_required": 2, "start_step": 2},
+            },
             store=sqlite_url,
             name="es-ignore",
         )
@@ -261,8 +267,10 @@ def test_stopped_trial_that_ignores_should_stop_does_not_block_the_next_trials(
             max_trials=6,
             parallel_trials=1,
             seed=0,
-            early_stopping={"name": "medianstop",
-                            "settings": {"min_trials_required": 2, "start_step": 2}},
+            early_stopping={
+                "name": "medianstop",
+                "settings": {"min_trials_required": 2, "start_step": 2},
+            },
             store=sqlite_url,
             name="es-block",
         )
@@ -323,8 +331,10 @@ def test_subprocess_trial_stopped_by_a_rule_is_killed_with_its_process_group(
         tmp_path,
         SUBPROCESS_TRIAL,
         "es-proc",
-        early_stopping={"name": "medianstop",
-                        "settings": {"min_trials_required": 2, "start_step": 2}},
+        early_stopping={
+            "name": "medianstop",
+            "settings": {"min_trials_required": 2, "start_step": 2},
+        },
     )
     client = Client(f"sqlite:///{tmp_path / 'store.db'}", runs_dir=tmp_path / "runs")
     box: dict[str, Any] = {}

@@ -156,7 +156,7 @@ def test_native_full_example() -> None:
     assert t.timeout == 120
     assert spec.metrics_collector.kind is CollectorKind.STDOUT
     assert spec.metrics_collector.format == "TEXT"
-    assert spec.resume_policy == "Never"
+    assert spec.resume_policy == "LongRunning"  # native experiments can always be extended
 
 
 def test_native_example_round_trips_through_json() -> None:

@@ -259,6 +259,7 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
                 name=doc.early_stopping.name, settings=doc.early_stopping.settings
             )
         ),
+        resume_policy="LongRunning",
         source="native",
     )
     return check(spec, _translator(doc))
