@@ -163,12 +163,32 @@ def resolve_stopper_settings(spec: ExperimentSpec) -> tuple[str, dict[str, Any]]
         except SpecError as exc:
             issues.extend(exc.issues)
     for key, setting in schema.items():
-        if isinstance(setting, Setting) and setting.required and key not in out:
+        if isinstance(setting, Setting) and setting.required and key not in es.settings:
             issues.append(SpecIssue(f"early_stopping.settings.{key}", f"is required by {name}"))
         elif key not in out and setting.default is not None:
             out[key] = setting.default
-    if name == "threshold" and out.get("lower") is None and out.get("upper") is None:
-        issues.append(SpecIssue("early_stopping.settings", "threshold needs lower or upper"))
+    if name == "threshold" and not issues:
+        lower, upper = out.get("lower"), out.get("upper")
+        if lower is None and upper is None:
+            issues.append(
+                SpecIssue("early_stopping.settings.lower", "threshold needs lower or upper")
+            )
+        elif lower is not None and upper is not None and lower > upper:
+            issues.append(
+                SpecIssue(
+                    "early_stopping.settings.upper",
+                    f"must be greater than or equal to lower ({lower:g}); got {upper:g}",
+                )
+            )
+    if name == "hyperband" and not issues:
+        top, low = out.get("max_resource"), out["min_resource"]
+        if isinstance(top, int) and top < low:
+            issues.append(
+                SpecIssue(
+                    "early_stopping.settings.max_resource",
+                    f"must be 'auto' or at least min_resource ({low}); got {top}",
+                )
+            )
     if issues:
         raise SpecError(issues)
     return name, out
@@ -244,27 +264,27 @@ class OptunaPrunerStopper(EarlyStopper):
     ) -> None:
         import optuna
         from optuna.trial import TrialState as OState
-        from optuna.trial import create_trial
 
         self.name = name
         self._ostate = OState
         pruner = _make_pruner(name, settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._study = optuna.create_study(direction=direction.value, pruner=pruner)
+            # A fixed name: Optuna's Hyperband assigns brackets by hashing it with trial numbers.
+            self._study = optuna.create_study(
+                study_name="automl-early-stopping", direction=direction.value, pruner=pruner
+            )
         self._pruner = pruner
         self._storage = self._study._storage
         self._ids: dict[str, int] = {}
         for t in history:
             if t.state.is_active:
                 continue
-            state, values = _outcome(t, OState)
-            inter = {s: v for s, v in curves.get(t.id, ()) if not math.isnan(v)}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._study.add_trial(
-                    create_trial(state=state, values=values, intermediate_values=inter)
-                )
+            # Replayed through the pruner, so the state it keeps on trials (the rungs of
+            # successive halving) is rebuilt too, not only the values.
+            for step, value in sorted(curves.get(t.id, ())):
+                self.report(t.id, step, value)
+            self.finish(t)
 
     def _internal(self, trial_id: str) -> int:
         tid = self._ids.get(trial_id)

@@ -4,9 +4,11 @@ store, and trials that report out-of-order steps, NaN or nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -180,9 +182,11 @@ def test_tune_with_a_settings_dict_and_maximize(sqlite_url: str) -> None:
     assert res.trials["message"][2] == "stopped early at step 2 by medianstop"
 
 
-def ignoring_objective(ignorer: int, release: threading.Event, seen: list[bool]) -> Callable:
+def ignoring_objective(
+    ignorer: int, release: threading.Event, seen: list[bool], returned: threading.Event
+) -> Callable[[float], None]:
     """Trial ``ignorer`` is bad and ignores should_stop: it keeps training (and reporting) until
-    released or 3 s pass. The others are good and take ~0.25 s."""
+    released or 3 s pass, then sets ``returned``. The others are good and take ~0.25 s."""
 
     def objective(x: float) -> None:
         n = number()
@@ -203,6 +207,7 @@ def ignoring_objective(ignorer: int, release: threading.Event, seen: list[bool])
             automl.report(step=epoch, loss=10.0)  # late: must be dropped
             epoch += 1
             time.sleep(0.02)
+        returned.set()
         return None
 
     return objective
@@ -211,12 +216,12 @@ def ignoring_objective(ignorer: int, release: threading.Event, seen: list[bool])
 def test_stopped_trial_that_ignores_should_stop_is_ended_and_its_late_reports_dropped(
     sqlite_url: str,
 ) -> None:
-    release = threading.Event()
+    release, returned = threading.Event(), threading.Event()
     seen: list[bool] = []
     try:
         t0 = time.monotonic()
         res = automl.tune(
-            ignoring_objective(3, release, seen),
+            ignoring_objective(3, release, seen, returned),
             SPACE,
             objective_metric="loss",
             max_trials=6,
@@ -230,10 +235,10 @@ def test_stopped_trial_that_ignores_should_stop_is_ended_and_its_late_reports_dr
             name="es-ignore",
         )
         elapsed = time.monotonic() - t0
-        still_running = not release.is_set() and len(seen) > 0
+        still_running = not returned.is_set()
     finally:
         release.set()
-    assert still_running  # the experiment ended while the ignoring trial still ran
+    assert still_running  # the experiment ended while the ignoring call still ran
     assert elapsed < 2.5
     assert res.reason == "ExperimentMaxTrialsReached"
     trials = by_number(Client(sqlite_url).trials("es-ignore"))
@@ -245,23 +250,15 @@ def test_stopped_trial_that_ignores_should_stop_is_ended_and_its_late_reports_dr
     assert steps[trials[3].id] == [1, 2]  # nothing after the stop reached the store
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: InProcessExecutor runs trials on a ThreadPoolExecutor of parallel_trial_count "
-        "workers; a stopped trial that ignores should_stop keeps its worker, so with one "
-        "parallel trial the next trial waits until the ignoring call returns"
-    ),
-)
 def test_stopped_trial_that_ignores_should_stop_does_not_block_the_next_trials(
     sqlite_url: str,
 ) -> None:
-    release = threading.Event()
+    release, returned = threading.Event(), threading.Event()
     seen: list[bool] = []
     try:
         t0 = time.monotonic()
         automl.tune(
-            ignoring_objective(3, release, seen),
+            ignoring_objective(3, release, seen, returned),
             SPACE,
             objective_metric="loss",
             max_trials=6,
@@ -352,11 +349,17 @@ def test_subprocess_trial_stopped_by_a_rule_is_killed_with_its_process_group(
             if n in pids and n not in gone_at and not any(alive(pid) for pid in pids[n]):
                 gone_at[n] = time.time()
 
-    while runner.is_alive() and time.monotonic() - t0 < 30:
+    try:
+        while runner.is_alive() and time.monotonic() - t0 < 30:
+            look()
+            time.sleep(0.02)
+        runner.join(10)
         look()
-        time.sleep(0.02)
-    runner.join(10)
-    look()
+    finally:  # a failing run must not leave this test's trials behind
+        for n, (leader, _child) in pids.items():
+            if n not in gone_at and alive(leader):
+                with contextlib.suppress(OSError):
+                    os.killpg(leader, signal.SIGKILL)
     assert not runner.is_alive()
     res = box["res"]
     assert res.reason == "ExperimentMaxTrialsReached"
@@ -455,13 +458,6 @@ def test_katib_yaml_with_early_stopping_runs_end_to_end(tmp_path: Path) -> None:
         {"name": "median", "settings": {"n_startup_trials": 3, "n_warmup_steps": 1}},
         pytest.param(
             {"name": "asha", "settings": {"min_resource": 1, "reduction_factor": 2}},
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BUG: the successive-halving mirror study is rebuilt without the "
-                    "completed_rung_<n> system attrs, so after resume no past trial competes"
-                ),
-            ),
         ),
     ],
     ids=["medianstop", "median", "asha"],

@@ -10,7 +10,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from automl import _report
@@ -79,7 +78,6 @@ class InProcessExecutor(Executor):
         # and Ctrl-C reaches the controller directly.
         self._inline = parallel <= 1 and timeout is None if inline is None else inline
         self._queued: collections.deque[TrialRun] = collections.deque()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="trial")
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._deadline: dict[str, float] = {}
@@ -93,7 +91,11 @@ class InProcessExecutor(Executor):
             return
         if self._timeout is not None:
             self._deadline[run.trial_id] = time.monotonic() + self._timeout
-        self._pool.submit(self._run, run)
+        # A thread per trial, not a pool: a call that was stopped but ignores it must not hold a
+        # slot the controller already gave to the next trial (the controller bounds parallelism).
+        threading.Thread(
+            target=self._run, args=(run,), name=f"trial-{run.number}", daemon=True
+        ).start()
 
     def _emit_exit(self, trial_id: str, status: ExitStatus, message: str = "") -> None:
         with self._lock:
@@ -192,4 +194,4 @@ class InProcessExecutor(Executor):
 
     def close(self) -> None:
         """Stop accepting work; threads still running are left to finish."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._queued.clear()

@@ -462,7 +462,7 @@ def rebuild_cases() -> Iterator[Any]:
     for case, cid in zip(CASES, CASE_IDS, strict=True):
         if not case.refs:
             continue  # rules that look at the trial alone have nothing to rebuild
-        marks = [REBUILD_BUG] if case.rule in ("successivehalving", "asha", "hyperband") else []
+        marks: list[Any] = []
         yield pytest.param(case.rule, dict(case.settings), case.stop_at, id=cid, marks=marks)
 
 
@@ -590,7 +590,7 @@ SETTING_ERRORS = [
     ("successivehalving", {"reduction_factor": 1}, "settings.reduction_factor", ">= 2"),
     ("hyperband", {"reduction_factor": 1}, "settings.reduction_factor", ">= 2"),
     ("patient", {}, "settings.patience", "required"),
-    ("threshold", {}, "settings", "lower or upper"),
+    ("threshold", {}, "settings.lower", "lower or upper"),
     ("percentile", {}, "settings.percentile", "required"),
     ("asha", {"min_resource": 0}, "settings.min_resource", "'auto' or an integer >= 1"),
     ("wilcoxon", {"p_threshold": 1}, "settings.p_threshold", "(0, 1)"),
@@ -659,9 +659,7 @@ KATIB_SETTINGS_PATH_BUG = pytest.mark.xfail(
 @pytest.mark.parametrize(
     ("rule", "settings", "path", "fragment"),
     [
-        pytest.param(
-            *case, id=cid, marks=[KATIB_SETTINGS_PATH_BUG] if case[2] == "settings" else []
-        )
+        pytest.param(*case, id=cid, marks=[])
         for case, cid in zip(SETTING_ERRORS, SETTING_IDS, strict=True)
     ],
 )
@@ -729,13 +727,6 @@ def test_every_issue_is_reported_at_once() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: resolve_stopper_settings adds 'is required by percentile' for a required setting "
-        "that was given but invalid (percentile: 150), besides the real range error"
-    ),
-)
 def test_an_invalid_required_setting_is_not_also_reported_missing() -> None:
     with pytest.raises(SpecError) as exc:
         parse_spec(
@@ -744,13 +735,6 @@ def test_an_invalid_required_setting_is_not_also_reported_missing() -> None:
     assert [i.message for i in exc.value.issues] == ["must be a number in [0, 100]; got 150"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: threshold with lower > upper passes validation; optuna.pruners.ThresholdPruner "
-        "then raises ValueError when the controller builds the stopper"
-    ),
-)
 def test_threshold_lower_above_upper_is_a_spec_error() -> None:
     doc = native_doc({"name": "threshold", "settings": {"lower": 5, "upper": 1}})
     with pytest.raises(SpecError) as exc:
@@ -758,13 +742,6 @@ def test_threshold_lower_above_upper_is_a_spec_error() -> None:
     assert exc.value.path.startswith("early_stopping.settings")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: hyperband with max_resource < min_resource passes validation and builds a pruner "
-        "with no bracket, which silently never stops anything"
-    ),
-)
 def test_hyperband_max_resource_below_min_resource_is_a_spec_error() -> None:
     doc = native_doc({"name": "hyperband", "settings": {"min_resource": 10, "max_resource": 2}})
     with pytest.raises(SpecError):
