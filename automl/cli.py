@@ -218,6 +218,7 @@ def run(
     """Run an experiment to its end; Ctrl-C stops it (resume it later)."""
     from automl.core import validate_spec
     from automl.spec import load_spec
+    from trials import local_notice
 
     with _errors():
         spec = load_spec(file)
@@ -233,12 +234,9 @@ def run(
             raise SpecError(
                 f"{blocker}; this trial kind cannot run as a local process", path="executor"
             )
-        if spec.trial_template.manifest is not None and not as_json:
-            err.print(
-                f"note: the trial image is not pulled; the primary container's command runs "
-                f"here as a local process{_mapped(spec)}",
-                highlight=False,
-            )
+        notice = local_notice(spec)
+        if notice and not as_json:
+            err.print(f"note: {escape(notice)}", highlight=False)
         client = _client(store, runs_dir)
         exp = client.store.experiments.create(spec)
         if not as_json:
@@ -262,13 +260,6 @@ def _with_path_map(spec: Any, pairs: list[str]) -> Any:
         mapping[src.rstrip("/") or "/"] = str(Path(dst).expanduser().resolve())
     template = spec.trial_template.model_copy(update={"path_map": mapping})
     return spec.model_copy(update={"trial_template": template})
-
-
-def _mapped(spec: Any) -> str:
-    pm = spec.trial_template.path_map
-    if not pm:
-        return " (map paths that exist only in the image with --path-map SRC=DST)"
-    return "; paths mapped: " + ", ".join(f"{k} -> {v}" for k, v in pm.items())
 
 
 def _dry_run(spec: Any, count: int, as_json: bool) -> None:

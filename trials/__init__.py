@@ -2,7 +2,8 @@
 
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
 from trials._inprocess import InProcessExecutor, call_objective
-from trials._local import LocalProcessExecutor, reap_runner
+from trials._collectors import PathMap
+from trials._local import LocalProcessExecutor, local_notice, reap_runner
 from trials._metrics import (
     DEFAULT_FILTER,
     MetricLine,
@@ -20,6 +21,7 @@ __all__ = [
     "ExitStatus",
     "InProcessExecutor",
     "LocalProcessExecutor",
+    "PathMap",
     "MetricLine",
     "TextMetricParser",
     "TrialEvent",
@@ -27,6 +29,7 @@ __all__ = [
     "TrialRun",
     "call_objective",
     "format_value",
+    "local_notice",
     "objective_value",
     "parse_json_line",
     "parse_report_line",

@@ -3,6 +3,16 @@
 Per trial: its own output directory (``AUTOML_TRIAL_DIR``) holding ``trial.log`` (stdout and
 stderr) and ``metrics.jsonl`` (what :func:`automl.report` wrote), its own process group (cancel
 and timeout kill the whole group), and a per-trial timeout.
+
+A Katib trial's primary container runs here as a process: its image is not pulled. The
+template's ``path_map`` rewrites paths that exist only inside the image (argv, env values,
+working dir, collector path); the directory of the collector's metrics path is per trial, as it
+is in a pod (``<target>/<trial>`` when mapped, ``<trial dir>/<path>`` when not).
+
+Collectors: StdOut (live), Push (``automl.report``, live), File (TEXT or JSON, at exit),
+TensorFlowEvent (event files, at exit), PrometheusMetric (scraped on 127.0.0.1 while the trial
+runs, and once more at exit) and Custom (the collector container's command, run after the trial
+succeeds, its stdout parsed with the TEXT filters or as JSON lines).
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ import collections
 import contextlib
 import json
 import os
+import posixpath
 import queue
 import shutil
 import signal
@@ -19,14 +30,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from automl._report import REPORT_FILE_ENV, TRIAL_ENV
-from automl.core import CollectorKind, ExperimentSpec
+from automl.core import CollectorKind, ExperimentSpec, TrialTemplate
+from automl.errors import SpecError
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
+from trials._collectors import (
+    KATIB_TFEVENT_DIR,
+    PathMap,
+    collector_package,
+    image_paths,
+    parse_prometheus,
+    scrape_prometheus,
+    tfevent_metrics,
+)
 from trials._metrics import (
     MetricLine,
     TextMetricParser,
@@ -35,7 +56,7 @@ from trials._metrics import (
 )
 from trials._template import render_command, render_text
 
-__all__ = ["LocalProcessExecutor", "process_start_time", "reap_runner"]
+__all__ = ["LocalProcessExecutor", "local_notice", "process_start_time", "reap_runner"]
 
 #: Trial attributes (set by population-based training) exported to the trial's environment.
 CHECKPOINT_ENV = {
@@ -44,6 +65,12 @@ CHECKPOINT_ENV = {
 }
 _GRACE = 1.0  # seconds between SIGTERM and SIGKILL: a stopped trial is gone within a second
 _TICK = 0.1
+SCRAPE_INTERVAL = 1.0  # seconds between scrapes of a PrometheusMetric endpoint
+CUSTOM_COLLECTOR_TIMEOUT = 300.0  # seconds a Custom collector's command may run
+_NEEDS = {
+    CollectorKind.TENSORFLOW_EVENT: "tensorboard",
+    CollectorKind.PROMETHEUS: "prometheus_client",
+}
 
 
 def process_start_time(pid: int) -> str | None:
@@ -69,6 +96,121 @@ class _Proc:
     cancelled: bool = False
     timed_out: bool = False
     kill_at: float | None = None
+    paths: PathMap = field(default_factory=lambda: PathMap({}))
+    collector_path: Path | None = None
+    notes: list[str] = field(default_factory=list)  # written to the trial log at its end
+    scraper: threading.Thread | None = None
+    scraped: dict[str, float] = field(default_factory=dict)
+    scrape_error: str | None = None
+    scrapes: int = 0
+    helper: subprocess.Popen[bytes] | None = None  # a running Custom collector
+
+
+def _primary_image(template: TrialTemplate) -> str | None:
+    """The image of the template's primary container, if its manifest names one."""
+
+    def find(node: Any) -> dict[str, Any] | None:
+        if isinstance(node, dict):
+            containers = node.get("containers")
+            if isinstance(containers, list):
+                for c in containers:
+                    if isinstance(c, dict) and (
+                        template.primary_container_name is None
+                        or c.get("name") == template.primary_container_name
+                    ):
+                        return c
+            nodes: list[Any] = list(node.values())
+        elif isinstance(node, list):
+            nodes = node
+        else:
+            return None
+        for v in nodes:
+            found = find(v)
+            if found is not None:
+                return found
+        return None
+
+    container = find(template.manifest)
+    image = container.get("image") if container else None
+    return str(image) if image else None
+
+
+def local_notice(spec: ExperimentSpec, created: Sequence[str] = ()) -> str | None:
+    """What running this spec's trials locally means, in one line; None for a plain command.
+
+    For a Katib trial (a manifest with an image): the image is not pulled, the primary
+    container's command runs here, and which image paths are mapped or still unmapped.
+    """
+    t = spec.trial_template
+    if t.manifest is None and not t.path_map:
+        return None
+    paths = PathMap(t.path_map)
+    parts: list[str] = []
+    if t.manifest is not None:
+        image = _primary_image(t)
+        what = f"image {image} is not pulled" if image else "the trial image is not pulled"
+        who = (
+            f"container {t.primary_container_name!r}" if t.primary_container_name else "the trial"
+        )
+        parts.append(f"{what}; the command of {who} runs here as a local process")
+    if paths:
+        parts.append(f"paths mapped: {paths.describe()}")
+    if created:
+        parts.append(f"created {', '.join(created)}")
+    mc = spec.metrics_collector
+    collector_dir = _collector_dir(spec)
+    missing = sorted(
+        {
+            p
+            for arg in t.command or ()
+            if "${" not in arg and "{{" not in arg
+            for p in image_paths([arg])
+            if paths.covering(p) is None
+            and not (collector_dir and _under(p, collector_dir))
+            and not os.path.exists(p)
+        }
+    )
+    if missing:
+        parts.append(f"not found here: {', '.join(missing)} (map them with --path-map SRC=DST)")
+    if collector_dir and mc.kind in _PER_TRIAL_KINDS:
+        cover = paths.covering(collector_dir)
+        where = f"{paths(collector_dir)}/<trial>" if cover else f"<trial dir>{collector_dir}"
+        parts.append(f"{mc.kind.value} collector path {collector_dir} is per trial: {where}")
+    return "; ".join(parts)
+
+
+_PER_TRIAL_KINDS = (CollectorKind.FILE, CollectorKind.TENSORFLOW_EVENT, CollectorKind.CUSTOM)
+
+
+def _under(path: str, prefix: str) -> bool:
+    path, prefix = posixpath.normpath(path), posixpath.normpath(prefix)
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+def _collector_dir(spec: ExperimentSpec) -> str | None:
+    """The absolute in-image directory the collector reads, made per trial; None if none.
+
+    The File collector's file's directory, the TensorFlowEvent directory (Katib's default
+    ``/var/log/katib/tfevent`` for a Katib trial), or a Custom collector's path. Only for
+    trials from an image (a manifest) or with a path map: a plain local command's absolute
+    path is taken as it is.
+    """
+    mc = spec.metrics_collector
+    t = spec.trial_template
+    if mc.kind not in _PER_TRIAL_KINDS:
+        return None
+    raw = mc.path
+    if not raw and mc.kind is CollectorKind.TENSORFLOW_EVENT and t.manifest is not None:
+        raw = KATIB_TFEVENT_DIR
+    if not raw or not raw.startswith("/"):
+        return None
+    directory = mc.kind is CollectorKind.TENSORFLOW_EVENT or mc.path_kind == "Directory"
+    d = posixpath.normpath(raw) if directory else posixpath.dirname(posixpath.normpath(raw))
+    if d == "/":
+        return None
+    if t.manifest is None and PathMap(t.path_map).covering(d) is None:
+        return None
+    return d
 
 
 class LocalProcessExecutor(Executor):
@@ -81,15 +223,50 @@ class LocalProcessExecutor(Executor):
         spec: The experiment spec (template, collector, objective metrics).
         runs_dir: Root of per-trial output directories (``<runs_dir>/<experiment>/<trial>``).
         cwd: Working directory of trial commands (the template's ``workdir`` wins).
+
+    Attributes:
+        notice: One line on what running the trials locally means (image not pulled, paths
+            mapped), or None for a plain local command. It is also the first line of every
+            trial's log.
+
+    Raises:
+        SpecError: The collector needs a package that is not installed (tensorboard for
+            TensorFlowEvent, prometheus-client for PrometheusMetric), or a path map source is
+            not absolute.
     """
 
     def __init__(self, spec: ExperimentSpec, runs_dir: Path, cwd: Path | None = None) -> None:
         self._spec = spec
         self._template = spec.trial_template
         self._runs_dir = Path(runs_dir)
-        self._cwd = Path(self._template.workdir) if self._template.workdir else (cwd or Path.cwd())
         mc = spec.metrics_collector
         self._collector = mc
+        missing = collector_package(_NEEDS[mc.kind]) if mc.kind in _NEEDS else None
+        if missing:
+            raise SpecError(
+                f"the {mc.kind.value} collector needs the {missing!r} package: "
+                f"pip install {missing}",
+                path="metrics_collector.kind",
+            )
+        try:
+            self._paths = PathMap(self._template.path_map)
+        except ValueError as exc:
+            raise SpecError(str(exc), path="trial_template.path_map") from exc
+        created: list[str] = []
+        for target in self._paths.entries.values():
+            if not os.path.exists(target):
+                try:
+                    Path(target).mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise SpecError(
+                        f"cannot create the mapped directory {target}: {exc.strerror or exc}",
+                        path="trial_template.path_map",
+                    ) from exc
+                created.append(target)
+        workdir = self._paths(self._template.workdir) if self._template.workdir else None
+        self._cwd = Path(workdir) if workdir else (cwd or Path.cwd())
+        self._collector_dir = _collector_dir(spec)
+        self.notice: str | None = local_notice(spec, created)
         self._parser = TextMetricParser(spec.objective.metrics, mc.filters)
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._procs: dict[str, _Proc] = {}
@@ -108,6 +285,47 @@ class LocalProcessExecutor(Executor):
             "APIVersion": str(manifest.get("apiVersion", "batch/v1")),
         }
 
+    def _trial_paths(
+        self, run: TrialRun, workdir: Path, meta: Mapping[str, str]
+    ) -> tuple[PathMap, Path | None, str | None]:
+        """The trial's path map, its local collector path, and a log line on the mapping.
+
+        The collector's directory gets a per-trial target (``<mapped dir>/<trial>``, or
+        ``<trial dir>/<dir>`` when unmapped), created empty, so parallel trials never share a
+        metrics file.
+        """
+        mc = self._collector
+        paths = self._paths
+        note = None
+        if self._collector_dir is not None:
+            d = self._collector_dir
+            if paths.covering(d) is not None:
+                target = Path(paths(d)) / run.trial_id
+                if target.exists() and run.attempt > 1:
+                    old = target.with_name(f"{run.trial_id}.attempt{run.attempt - 1}")
+                    shutil.rmtree(old, ignore_errors=True)
+                    target.rename(old)
+            else:
+                target = workdir / d.lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            paths = paths.with_entry(d, target)
+            note = f"metrics path {d} -> {target} (per trial)"
+        raw = mc.path
+        if mc.kind is CollectorKind.TENSORFLOW_EVENT and not raw:
+            raw = KATIB_TFEVENT_DIR if self._template.manifest is not None else str(workdir)
+        if not raw or mc.kind not in _PER_TRIAL_KINDS:
+            return paths, None, note
+        rendered = paths(render_text(raw, self._template, run.params, meta))
+        path = Path(rendered)
+        if not path.is_absolute():
+            path = self._cwd / path
+        return paths, path, note
+
+    def _fail_at_start(self, run: TrialRun, log: IO[bytes], message: str) -> None:
+        log.write(f"[automl] {message}\n".encode())
+        log.close()
+        self._events.put(TrialEvent(run.trial_id, exit=TrialExit(ExitStatus.FAILED, message)))
+
     def submit(self, run: TrialRun) -> None:
         """Start the trial's process; a command that cannot start fails the trial."""
         workdir = self._runs_dir / run.experiment / run.trial_id
@@ -120,11 +338,20 @@ class LocalProcessExecutor(Executor):
         report_path = workdir / "metrics.jsonl"
         report_path.touch()
         meta = self._metadata(run)
+        try:
+            paths, collector_path, path_note = self._trial_paths(run, workdir, meta)
+        except OSError as exc:
+            log = open(workdir / "trial.log", "wb")  # noqa: SIM115 - closed by _fail_at_start
+            self._fail_at_start(
+                run, log, f"cannot prepare the metrics directory: {exc.strerror or exc}"
+            )
+            return
         argv, extra_env = render_command(self._template, run.params, meta)
+        argv = [paths(a) for a in argv]
         if argv and argv[0] in ("python", "python3"):
             argv[0] = sys.executable
         env = dict(os.environ)
-        env.update(extra_env)
+        env.update({k: paths(v) for k, v in extra_env.items()})
         checkpoints = {k: str(run.attrs[k]) for k in CHECKPOINT_ENV if run.attrs.get(k)}
         env.update({CHECKPOINT_ENV[k]: v for k, v in checkpoints.items()})
         env.update(
@@ -146,9 +373,24 @@ class LocalProcessExecutor(Executor):
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if collector_path is not None:
+            env["AUTOML_METRICS_PATH"] = str(collector_path)
         log = open(workdir / "trial.log", "wb")  # noqa: SIM115 - closed by the reader thread
+        if self.notice:
+            log.write(f"[automl] {self.notice}\n".encode())
+        if path_note:
+            log.write(f"[automl] {path_note}\n".encode())
         log.write(f"$ {' '.join(argv)}\n".encode())
         log.flush()
+        if self._collector.kind is CollectorKind.CUSTOM and not self._custom_argv():
+            self._fail_at_start(
+                run,
+                log,
+                "the Custom metrics collector container has no command: its image's entrypoint "
+                "cannot run locally; give metricsCollectorSpec.collector.customCollector a "
+                "command (and args)",
+            )
+            return
         try:
             proc = subprocess.Popen(
                 argv,
@@ -160,16 +402,7 @@ class LocalProcessExecutor(Executor):
                 start_new_session=True,
             )
         except OSError as exc:
-            log.write(f"cannot start: {exc}\n".encode())
-            log.close()
-            self._events.put(
-                TrialEvent(
-                    run.trial_id,
-                    exit=TrialExit(
-                        ExitStatus.FAILED, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
-                    ),
-                )
-            )
+            self._fail_at_start(run, log, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
             return
         timeout = self._template.timeout
         p = _Proc(
@@ -178,6 +411,8 @@ class LocalProcessExecutor(Executor):
             workdir,
             report_path,
             time.monotonic() + timeout if timeout is not None else None,
+            paths=paths,
+            collector_path=collector_path,
         )
         with self._lock:
             self._procs[run.trial_id] = p
@@ -192,8 +427,13 @@ class LocalProcessExecutor(Executor):
                 },
             )
         )
+        if self._collector.kind is CollectorKind.PROMETHEUS:
+            p.scraper = threading.Thread(
+                target=self._scrape_loop, args=(p,), name=f"scrape-{run.number}", daemon=True
+            )
+            p.scraper.start()
         threading.Thread(
-            target=self._read, args=(p, log), name=f"trial-{run.number}", daemon=True
+            target=self._read, args=(p, log, env), name=f"trial-{run.number}", daemon=True
         ).start()
 
     # -- watch -------------------------------------------------------------------------------
@@ -218,9 +458,10 @@ class LocalProcessExecutor(Executor):
                 if line.strip():
                     self._emit(p, parse_report_line(line))
 
-    def _read(self, p: _Proc, log: IO[bytes]) -> None:
+    def _read(self, p: _Proc, log: IO[bytes], env: Mapping[str, str]) -> None:
         parse_stdout = self._collector.kind is CollectorKind.STDOUT
         assert p.proc.stdout is not None
+        failure: str | None = None
         try:
             for raw in p.proc.stdout:
                 log.write(raw)
@@ -232,10 +473,15 @@ class LocalProcessExecutor(Executor):
         finally:
             code = p.proc.wait()
             log.write(f"\n[automl] exit code {code}\n".encode())
-            log.close()
+            try:
+                failure = self._collect_at_end(p, code, log, env)
+            except Exception as exc:  # the exit event must follow, whatever breaks here
+                failure = f"metrics collection failed: {type(exc).__name__}: {exc}"
+            finally:
+                for note in p.notes:
+                    log.write(f"[automl] {note}\n".encode())
+                log.close()
         self._drain_reports(p)
-        if self._collector.kind is CollectorKind.FILE:
-            self._read_metrics_file(p)
         with self._lock:
             self._procs.pop(p.run.trial_id, None)
         if p.cancelled:
@@ -245,30 +491,175 @@ class LocalProcessExecutor(Executor):
                 ExitStatus.TIMED_OUT,
                 f"killed after the trial timeout ({self._template.timeout:g} s)",
             )
-        elif code == 0:
+        elif code == 0 and failure is None:
             result = TrialExit(ExitStatus.COMPLETED)
+        elif code == 0:
+            assert failure is not None
+            result = TrialExit(ExitStatus.FAILED, failure)
         else:
             tail = "\n".join(p.tail)
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
             result = TrialExit(ExitStatus.FAILED, f"{how}; last output:\n{tail}" if tail else how)
         self._events.put(TrialEvent(p.run.trial_id, exit=result))
 
+    def _collect_at_end(
+        self, p: _Proc, code: int, log: IO[bytes], env: Mapping[str, str]
+    ) -> str | None:
+        """Run the end-of-trial collectors; the reason the trial fails anyway, if any."""
+        kind = self._collector.kind
+        if kind is CollectorKind.FILE:
+            self._read_metrics_file(p)
+        elif kind is CollectorKind.TENSORFLOW_EVENT:
+            self._read_tfevents(p)
+        elif kind is CollectorKind.PROMETHEUS:
+            if p.scraper is not None:
+                p.scraper.join()
+            self._scrape(p)  # a server that outlives the trial's main process
+            if not p.scrapes:
+                p.notes.append(
+                    f"PrometheusMetric collector: no scrape of {self._scrape_url()} succeeded"
+                    + (f" (last error: {p.scrape_error})" if p.scrape_error else "")
+                )
+        elif kind is CollectorKind.CUSTOM and code == 0 and not (p.cancelled or p.timed_out):
+            return self._run_custom(p, log, env)
+        return None
+
     def _read_metrics_file(self, p: _Proc) -> None:
-        raw = render_text(
-            self._collector.path or "", self._template, p.run.params, self._metadata(p.run)
-        )
-        path = Path(raw)
-        if not path.is_absolute():
-            path = self._cwd / path
+        path = p.collector_path
+        if path is None:
+            return
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        except OSError as exc:
+            p.notes.append(f"File collector: cannot read {path}: {exc.strerror or exc}")
             return
+        self._parse_lines(p, text)
+
+    def _parse_lines(self, p: _Proc, text: str) -> None:
+        json_format = self._collector.format == "JSON"
         for line in text.splitlines():
-            if self._collector.format == "JSON":
+            if json_format:
                 self._emit(p, parse_json_line(line, self._spec.objective.metrics))
             else:
                 self._emit(p, self._parser.parse(line))
+
+    def _read_tfevents(self, p: _Proc) -> None:
+        path = p.collector_path
+        if path is None or not path.exists():
+            p.notes.append(f"TensorFlowEvent collector: {path} does not exist")
+            return
+        try:
+            lines = tfevent_metrics(path, self._spec.objective.metrics)
+        except Exception as exc:  # a corrupt or truncated event file
+            p.notes.append(f"TensorFlowEvent collector: cannot read {path}: {exc}")
+            return
+        if not lines:
+            p.notes.append(
+                f"TensorFlowEvent collector: no scalar summary of "
+                f"{', '.join(self._spec.objective.metrics)} under {path}"
+            )
+        for line in lines:
+            self._emit(p, line)
+
+    # -- PrometheusMetric --------------------------------------------------------------------
+    def _scrape_target(self) -> tuple[str, str]:
+        hg = self._collector.http_get or {}
+        port = str(hg.get("port") or 8080)
+        path = str(hg.get("path") or "/metrics")
+        return port, path
+
+    def _scrape_url(self) -> str:
+        port, path = self._scrape_target()
+        return f"http://127.0.0.1:{port}{path if path.startswith('/') else '/' + path}"
+
+    def _scrape(self, p: _Proc) -> None:
+        port, path = self._scrape_target()
+        try:
+            text = scrape_prometheus(int(port), path)
+            parsed = parse_prometheus(text, self._spec.objective.metrics)
+        except (OSError, ValueError) as exc:
+            p.scrape_error = str(exc)
+            return
+        p.scrapes += 1
+        if parsed is None:
+            return
+        new = {k: v for k, v in parsed.values.items() if p.scraped.get(k) != v}
+        if new:  # an unchanged gauge is one observation, not one per scrape
+            p.scraped.update(new)
+            self._emit(p, MetricLine(new, parsed.step))
+
+    def _scrape_loop(self, p: _Proc) -> None:
+        while p.proc.poll() is None:
+            self._scrape(p)
+            deadline = time.monotonic() + SCRAPE_INTERVAL
+            while p.proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(min(_TICK, SCRAPE_INTERVAL))
+
+    # -- Custom ------------------------------------------------------------------------------
+    def _custom_argv(self) -> list[str]:
+        cc = self._collector.custom_collector or {}
+        command = cc.get("command") or []
+        args = cc.get("args") or []
+        if not command:
+            return []
+        return [str(a) for a in [*command, *args]]
+
+    def _run_custom(self, p: _Proc, log: IO[bytes], env: Mapping[str, str]) -> str | None:
+        """Run the Custom collector's command; parse its stdout; a failure message or None."""
+        cc = self._collector.custom_collector or {}
+        meta = self._metadata(p.run)
+        argv = [
+            p.paths(render_text(a, self._template, p.run.params, meta))
+            for a in self._custom_argv()
+        ]
+        if argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        cenv = dict(env)
+        for e in cc.get("env") or []:
+            if isinstance(e, dict) and "name" in e and "value" in e:
+                cenv[str(e["name"])] = p.paths(
+                    render_text(str(e["value"]), self._template, p.run.params, meta)
+                )
+        cenv["AUTOML_METRIC_NAMES"] = ",".join(self._spec.objective.metrics)
+        cwd = p.paths(str(cc["workingDir"])) if cc.get("workingDir") else str(self._cwd)
+        log.write(f"[automl] custom metrics collector: $ {' '.join(argv)}\n".encode())
+        log.flush()
+        try:
+            helper = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=cenv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return f"cannot start the custom metrics collector {argv[0]!r}: {exc.strerror or exc}"
+        p.helper = helper
+        try:
+            out, errs = helper.communicate(timeout=CUSTOM_COLLECTOR_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _signal_group(helper.pid, signal.SIGKILL)
+            out, errs = helper.communicate()
+            log.write(out + errs)
+            return (
+                f"the custom metrics collector ran past {CUSTOM_COLLECTOR_TIMEOUT:g} s and was "
+                "killed"
+            )
+        finally:
+            p.helper = None
+        log.write(out)
+        log.write(errs)
+        if p.cancelled:
+            return None
+        if helper.returncode != 0:
+            tail = "\n".join(errs.decode("utf-8", "replace").splitlines()[-10:])
+            return f"the custom metrics collector failed (exit code {helper.returncode})" + (
+                f"; last output:\n{tail}" if tail else ""
+            )
+        self._parse_lines(p, out.decode("utf-8", errors="replace"))
+        return None
 
     def _watch(self) -> None:
         while not self._closed.wait(_TICK):
@@ -285,6 +676,9 @@ class LocalProcessExecutor(Executor):
                     p.kill_at = None
 
     def _kill(self, p: _Proc) -> None:
+        helper = p.helper
+        if helper is not None and helper.poll() is None:
+            _signal_group(helper.pid, signal.SIGKILL)
         if p.proc.poll() is None:
             _signal_group(p.proc.pid, signal.SIGTERM)
             p.kill_at = time.monotonic() + _GRACE

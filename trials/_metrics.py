@@ -12,6 +12,7 @@ from automl.core import MetricsCollectorSpec, MetricSummary, Objective
 
 __all__ = [
     "DEFAULT_FILTER",
+    "STEP_NAMES",
     "MetricLine",
     "TextMetricParser",
     "parse_json_line",
@@ -21,7 +22,9 @@ __all__ = [
 
 #: Katib's default StdOut/File TEXT filter: ``loss=0.3``, ``accuracy=.98``, ``Score=-7.53e-05``.
 DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
-_STEP_NAMES = ("step", "epoch", "iteration")
+#: Names whose whole-number value on a metrics line is the step the metrics belong to.
+STEP_NAMES = ("step", "epoch", "iteration", "global_step")
+_STEP_NAMES = STEP_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +77,27 @@ class TextMetricParser:
         return MetricLine(found, step) if found else None
 
 
+def _json_step(obj: Mapping[str, object]) -> int | None:
+    for k in _STEP_NAMES:
+        raw = obj.get(k)
+        if isinstance(raw, bool):
+            continue
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str):
+            v = _to_float(raw)
+            if v is not None and math.isfinite(v) and v.is_integer():
+                return int(v)
+    return None
+
+
 def parse_json_line(line: str, metrics: Iterable[str]) -> MetricLine | None:
-    """Parse one JSON-lines record (Katib's JSON format; numbers or numeric strings)."""
+    """Parse one JSON-lines record (Katib's JSON format; numbers or numeric strings).
+
+    The step is a whole-number ``step``, ``epoch``, ``iteration`` or ``global_step`` field,
+    a number or a numeric string (cloudml-hypertune writes ``"global_step": "1"``); other
+    fields (``timestamp``, ``trial``) are ignored.
+    """
     line = line.strip()
     if not line.startswith("{"):
         return None
@@ -86,8 +108,7 @@ def parse_json_line(line: str, metrics: Iterable[str]) -> MetricLine | None:
     if not isinstance(obj, dict):
         return None
     found = {m: v for m in metrics if m in obj and (v := _to_float(obj[m])) is not None}
-    step = next((int(obj[k]) for k in _STEP_NAMES if isinstance(obj.get(k), int)), None)
-    return MetricLine(found, step) if found else None
+    return MetricLine(found, _json_step(obj)) if found else None
 
 
 def parse_report_line(line: str) -> MetricLine | None:
