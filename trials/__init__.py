@@ -1,8 +1,8 @@
 """One trial's life: templates, executors and metrics collection."""
 
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
-from trials._inprocess import InProcessExecutor, call_objective
 from trials._collectors import PathMap
+from trials._inprocess import InProcessExecutor, call_objective
 from trials._local import LocalProcessExecutor, local_notice, reap_runner
 from trials._metrics import (
     DEFAULT_FILTER,
@@ -21,8 +21,8 @@ __all__ = [
     "ExitStatus",
     "InProcessExecutor",
     "LocalProcessExecutor",
-    "PathMap",
     "MetricLine",
+    "PathMap",
     "TextMetricParser",
     "TrialEvent",
     "TrialExit",
