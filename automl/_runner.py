@@ -72,6 +72,26 @@ def make_executor(
     )
 
 
+def local_problem(spec: ExperimentSpec) -> str | None:
+    """Why this spec cannot run here, or None.
+
+    A trial kind that needs Kubernetes, or an algorithm that is validated but has no local
+    implementation (Katib's NAS algorithms).
+    """
+    from search._nas_settings import NAS_ALGORITHMS
+
+    if spec.trial_template.local_blocker:
+        return (
+            f"{spec.trial_template.local_blocker}; this trial kind cannot run as a local process"
+        )
+    if spec.algorithm.name in NAS_ALGORITHMS:
+        return (
+            f"{spec.algorithm.name} is validated and rendered here, not run: no local suggester "
+            "implements neural architecture search yet (use --dry-run, or export it to Katib)"
+        )
+    return None
+
+
 def run_experiment(
     store: Store,
     experiment: ExperimentRecord,
@@ -80,7 +100,14 @@ def run_experiment(
     runs_dir: str | Path = "automl-runs",
     on_progress: Callable[[Progress], None] | None = None,
 ) -> ExperimentRecord:
-    """Run (or continue) an experiment in this process until it ends."""
+    """Run (or continue) an experiment in this process until it ends.
+
+    Raises:
+        SpecError: The experiment cannot run here (see :func:`local_problem`).
+    """
+    problem = local_problem(experiment.spec)
+    if problem:
+        raise SpecError(problem, path="executor")
     executor = make_executor(experiment.spec, objective, runs_dir)
     return Controller(
         store, experiment, executor, on_progress=on_progress, runs_dir=runs_dir

@@ -216,6 +216,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment to its end; Ctrl-C stops it (resume it later)."""
+    from automl._runner import local_problem
     from automl.core import validate_spec
     from automl.spec import load_spec
     from trials import local_notice
@@ -229,11 +230,9 @@ def run(
         if dry_run:
             _dry_run(spec, trials, as_json)
             return
-        blocker = spec.trial_template.local_blocker
-        if blocker:
-            raise SpecError(
-                f"{blocker}; this trial kind cannot run as a local process", path="executor"
-            )
+        problem = local_problem(spec)
+        if problem:
+            raise SpecError(problem, path="executor")
         notice = local_notice(spec)
         if notice and not as_json:
             err.print(f"note: {escape(notice)}", highlight=False)

@@ -18,7 +18,8 @@ Names, defaults and rules are Katib's (``pkg/suggestion/v1beta1/nas/enas/Algorit
   otherwise be dropped without a word).
 
 Paths use the spec's own names (``algorithm.settings.<name>``, ``nas_config.operations[0]...``);
-the Katib front door translates them to the document's (``spec.algorithm.algorithmSettings[name=x]``).
+the Katib front door translates them to the document's
+(``spec.algorithm.algorithmSettings[name=x]``).
 """
 
 from __future__ import annotations
@@ -362,7 +363,11 @@ def enas_search_space(
                 values.append([str(v) for v in p.values])
         for combo in itertools.product(*values):
             space.append(
-                {"opt_id": len(space), "opt_type": op_type, "opt_params": dict(zip(names, combo))}
+                {
+                    "opt_id": len(space),
+                    "opt_type": op_type,
+                    "opt_params": dict(zip(names, combo, strict=True)),
+                }
             )
     return space
 

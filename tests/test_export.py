@@ -43,37 +43,16 @@ from automl.spec._export import (
     dump_katib,
     to_katib,
 )
+from automl.spec._katib import DEFAULT_CONDITIONS, DEFAULT_POD_LABELS
 from search import resolve_settings
 from tests.conftest import KATIB_EXAMPLES, REPO
 from trials import render_command
 
 NATIVE_EXAMPLE = REPO / "examples" / "sklearn-digits" / "experiment.yaml"
 
-# Files the Katib parser cannot parse yet. Marked xfail(strict=False, raises=SpecError): they
-# pass on their own once the parser work lands, and any other failure still shows.
-PARSER_GAPS = {
-    "argo/argo-workflow.yaml": "parser does not support an Argo Workflow primary container "
-    "(template .container, not containers[]) yet",
-    "tekton/pipeline-run.yaml": "parser does not support a Tekton PipelineRun primary container "
-    "(taskSpec.steps[]) yet",
-    "kubeflow-trainer/trainjob-pytorch.yaml": "parser does not support a TrainJob primary "
-    "container (spec.trainer) yet",
-    "nas/darts-gpu.yaml": "parser does not support nasConfig yet",
-    "nas/enas-cpu.yaml": "parser does not support nasConfig yet",
-    "trial-template/trial-configmap-source.yaml": "parser does not support "
-    "trialTemplate.configMap yet",
-}
-# Files that parse, but into a spec without some Katib field they set, so the export cannot
-# reproduce the file yet (the spec-level round trip still holds: both sides lose the field).
-FIELD_GAPS = {
-    "early-stopping/median-stop.yaml": "parser does not keep trialTemplate.retain yet",
-    "kubeflow-training-operator/mpijob-horovod.yaml": "parser does not keep trialTemplate "
-    "primaryPodLabels, successCondition and failureCondition yet",
-    "metrics-collector/file-metrics-collector.yaml": "parser does not keep "
-    "metricsCollectorSpec.source.fileSystemPath.kind yet",
-    "metrics-collector/file-metrics-collector-with-json-format.yaml": "parser does not keep "
-    "metricsCollectorSpec.source.fileSystemPath.kind yet",
-}
+# Every example parses and exports back to itself (no known gaps left).
+PARSER_GAPS: dict[str, str] = {}
+FIELD_GAPS: dict[str, str] = {}
 
 ALL_KATIB = sorted(KATIB_EXAMPLES.glob("*/*.yaml"))
 
@@ -177,6 +156,12 @@ def _canonical(doc: dict[str, Any]) -> dict[str, Any]:
         {k: v for k, v in tp.items() if k != "description" or v}
         for tp in tt.get("trialParameters") or []
     ]
+    kind = (tt.get("trialSpec") or {}).get("kind", "")
+    if kind in DEFAULT_CONDITIONS:  # Katib's defaults per trial kind
+        tt.setdefault("successCondition", DEFAULT_CONDITIONS[kind][0])
+        tt.setdefault("failureCondition", DEFAULT_CONDITIONS[kind][1])
+    if kind in DEFAULT_POD_LABELS and not tt.get("primaryPodLabels"):
+        tt["primaryPodLabels"] = DEFAULT_POD_LABELS[kind]
     spec["trialTemplate"] = tt
     assert not s, f"canonical form misses Katib fields {sorted(s)}"
     out["spec"] = spec
@@ -375,6 +360,9 @@ NATIVE_EXCLUDE: dict[str, Any] = {
         "primary_container_name",
         "shell_script_index",
         "timeout",
+        "success_condition",
+        "failure_condition",
+        "primary_pod_labels",
     },
 }
 
@@ -486,12 +474,6 @@ def test_native_example_document() -> None:
     ]["spec"]["containers"][0]["image"] == ("ghcr.io/me/svm:1")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=AssertionError,
-    reason="parser does not read the Job's activeDeadlineSeconds and the "
-    "automl.io/timeout-seconds annotation yet",
-)
 def test_native_timeouts_parse_back() -> None:
     spec = load_spec(NATIVE_EXAMPLE)
     back = parse_spec(dump_katib(spec), base_dir=NATIVE_EXAMPLE.parent.resolve())

@@ -278,12 +278,19 @@ class LocalProcessExecutor(Executor):
     # -- submit ------------------------------------------------------------------------------
     def _metadata(self, run: TrialRun) -> dict[str, str]:
         manifest = self._template.manifest or {}
-        return {
+        out = {
             "Name": run.trial_id,
             "Namespace": run.namespace or "default",
             "Kind": str(manifest.get("kind", "Job")),
             "APIVersion": str(manifest.get("apiVersion", "batch/v1")),
         }
+        md = manifest.get("metadata")
+        if isinstance(md, dict):  # ${trialSpec.Labels[k]} and ${trialSpec.Annotations[k]}
+            for fld, key in (("labels", "Labels"), ("annotations", "Annotations")):
+                items = md.get(fld)
+                if isinstance(items, dict):
+                    out.update({f"{key}[{k}]": str(v) for k, v in items.items()})
+        return out
 
     def _trial_paths(
         self, run: TrialRun, workdir: Path, meta: Mapping[str, str]

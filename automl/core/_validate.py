@@ -148,7 +148,8 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
         if tp.name in names:
             out.append(SpecIssue(f"{path}.name", f"must be unique; {tp.name!r} appears twice"))
         names.add(tp.name)
-        if tp.reference not in params and not _METADATA_REFS.match(tp.reference):
+        nas_only = not spec.parameters and spec.nas_config is not None  # NAS assigns its own
+        if not nas_only and tp.reference not in params and not _METADATA_REFS.match(tp.reference):
             out.append(
                 SpecIssue(
                     f"{path}.reference",
@@ -190,7 +191,7 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                         f"uses ${{{ref}}}, which is not a parameter (known: {sorted(params)})",
                     )
                 )
-    if t.command is not None and t.trial_parameters:
+    if t.command is not None and t.trial_parameters and t.local_blocker is None:
         manifest_text = repr(t.manifest) if t.manifest is not None else " ".join(texts)
         for i, tp in enumerate(t.trial_parameters):
             if "${trialParameters." + tp.name + "}" not in manifest_text:

@@ -11,10 +11,22 @@ from pathlib import Path
 from automl.core import ExperimentSpec, validate_spec
 from automl.errors import SpecError, SpecIssue
 from automl.spec._common import load_yaml, parse_duration
+from automl.spec._export import dump_katib, to_katib
 from automl.spec._katib import KATIB_API_VERSION, parse_katib
 from automl.spec._native import parse_native
+from automl.spec._render import RenderedTrial, render_trials, resolved_spec_dict
 
-__all__ = ["load_spec", "parse_duration", "parse_spec", "validate_spec"]
+__all__ = [
+    "RenderedTrial",
+    "dump_katib",
+    "load_spec",
+    "parse_duration",
+    "parse_spec",
+    "render_trials",
+    "resolved_spec_dict",
+    "to_katib",
+    "validate_spec",
+]
 
 
 def parse_spec(

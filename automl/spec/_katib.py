@@ -1,19 +1,35 @@
-"""Katib ``kubeflow.org/v1beta1`` ``Experiment`` documents.
+"""Katib ``kubeflow.org/v1beta1`` ``Experiment`` documents: every field, defaults and rules.
 
-This front door covers what runs on the tuning loop today: objective, algorithm, budgets,
-parameters, a trial template whose primary container gives the command, and the StdOut, File and
-Push collectors. Fields that need later parts (early stopping, NAS) are rejected by name rather
-than
-silently ignored. Katib's defaults are filled here (parallelTrialCount 3, distribution uniform,
-metricStrategies from the objective type, resumePolicy Never).
+Every field of Katib's Experiment spec is read into the :class:`~automl.core.ExperimentSpec`:
+objective (``metricStrategies`` defaulted per objective type for the objective *and* the additional
+metrics, as Katib's defaulting code does), algorithm and settings (the runnable algorithms through
+:func:`search.resolve_settings`; ``enas`` and ``darts`` through :mod:`search._nas_settings`),
+early stopping, budgets (``parallelTrialCount`` defaults to 3), parameters or ``nasConfig``,
+``resumePolicy``, every metrics-collector kind (``None`` is the pre-0.18 name of ``Push``) and the
+trial template (``trialSpec`` or ``configMap``, ``primaryPodLabels`` and success/failure
+conditions defaulted per kind as Katib does, ``retain``).
+
+Trials that cannot run as a local process are accepted and validated, with
+``TrialTemplate.local_blocker`` saying why: Argo Workflows and Tekton PipelineRuns (several pods
+passing data), templates kept in a ConfigMap (not readable here), trials that request a device
+through a Kubernetes device plugin other than a GPU (an FPGA such as ``xilinx/aws-vu9p-f1``) or
+select FPGA nodes, and primary containers without a ``command`` (the image's entrypoint is unknown
+here). The primary container's ``command + args`` is still kept in ``TrialTemplate.command`` where
+one is found, for display.
+
+Katib's validation rules (the experiment webhook, the suggestion services' setting checks) are
+applied on top of the core rules; every problem is reported at once with its Katib field path
+(``spec.trialTemplate.trialParameters[1].reference``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,35 +47,90 @@ from automl.core import (
     ParameterType,
     TrialParameter,
     TrialTemplate,
+    spec_problems,
 )
 from automl.errors import SpecError, SpecIssue
-from automl.spec._common import check, pydantic_issues
+from automl.spec._common import pydantic_issues
 
-__all__ = ["KATIB_API_VERSION", "parse_katib"]
+__all__ = [
+    "DEFAULT_CONDITIONS",
+    "DEFAULT_POD_LABELS",
+    "KATIB_API_VERSION",
+    "find_primary_container",
+    "katib_parameter",
+    "nas_operations",
+    "parse_katib",
+    "trial_metadata",
+]
 
 KATIB_API_VERSION = "kubeflow.org/v1beta1"
 KATIB_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+KATIB_NAME_MAX = 40
+
+_JOB_CONDITIONS = (
+    'status.conditions.#(type=="Complete")#|#(status=="True")#',
+    'status.conditions.#(type=="Failed")#|#(status=="True")#',
+)
+_KUBEFLOW_CONDITIONS = (
+    'status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+    'status.conditions.#(type=="Failed")#|#(status=="True")#',
+)
+_KUBEFLOW_JOB_KINDS = ("TFJob", "PyTorchJob", "XGBoostJob", "MPIJob")
+#: Katib's default (successCondition, failureCondition) per trial kind; other kinds need both.
+DEFAULT_CONDITIONS: dict[str, tuple[str, str]] = {
+    "Job": _JOB_CONDITIONS,
+    **{k: _KUBEFLOW_CONDITIONS for k in _KUBEFLOW_JOB_KINDS},
+    "TrainJob": _JOB_CONDITIONS,
+}
+#: Katib's default primaryPodLabels per trial kind (Job: none, every pod of the trial).
+DEFAULT_POD_LABELS: dict[str, dict[str, str]] = {
+    **{k: {"training.kubeflow.org/job-role": "master"} for k in _KUBEFLOW_JOB_KINDS},
+    "TrainJob": {
+        "jobset.sigs.k8s.io/replicatedjob-name": "node",
+        "batch.kubernetes.io/job-completion-index": "0",
+    },
+}
+
+_DEFAULT_FILE_PATH = "/var/log/katib/metrics.log"
+_DEFAULT_TFEVENT_DIR = "/var/log/katib/tfevent/"
+_DEFAULT_PROMETHEUS = {"path": "/metrics", "port": 8080}
+_KINDS = {
+    "StdOut": CollectorKind.STDOUT,
+    "File": CollectorKind.FILE,
+    "TensorFlowEvent": CollectorKind.TENSORFLOW_EVENT,
+    "PrometheusMetric": CollectorKind.PROMETHEUS,
+    "Custom": CollectorKind.CUSTOM,
+    "Push": CollectorKind.PUSH,
+    "None": CollectorKind.PUSH,  # the name of Push before Katib v0.18
+}
+_META_REF = re.compile(
+    r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|(?:Labels|Annotations)\[[^\]]+\])\}$"
+)
+_TRIAL_PARAM_RE = re.compile(r"\$\{trialParameters\.(.+?)\}")  # Katib's own regex
+_TRIAL_SPEC_RE = re.compile(r"\$\{trialSpec\.([^{}]*)\}")
+_SHELLS = ("sh", "bash", "ash", "dash", "zsh")
 
 
+# -- the document's shape ---------------------------------------------------------------------
 class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class _NameValue(_M):
-    name: str
+    name: str = ""
     value: Any = None
 
 
 class _Objective(_M):
-    type: Literal["minimize", "maximize"]
+    type: str | None = None
     goal: float | None = None
-    objectiveMetricName: str
+    objectiveMetricName: str | None = None
     additionalMetricNames: list[str] = Field(default_factory=list)
     metricStrategies: list[_NameValue] = Field(default_factory=list)
 
 
 class _Algorithm(_M):
-    algorithmName: str
+    algorithmName: str | None = None
     algorithmSettings: list[_NameValue] = Field(default_factory=list)
 
 
@@ -71,16 +142,32 @@ class _FeasibleSpace(_M):
     distribution: str | None = None
 
 
-class _Parameter(_M):
-    name: str
-    parameterType: Literal["int", "double", "categorical", "discrete"]
-    feasibleSpace: _FeasibleSpace
+class _ParameterSpec(_M):
+    name: str = ""
+    parameterType: str = ""
+    feasibleSpace: _FeasibleSpace | None = None
+
+
+class _GraphConfig(_M):
+    numLayers: int | None = None
+    inputSizes: list[int] | None = None
+    outputSizes: list[int] | None = None
+
+
+class _Operation(_M):
+    operationType: str | None = None
+    parameters: list[_ParameterSpec] = Field(default_factory=list)
+
+
+class _NasConfig(_M):
+    graphConfig: _GraphConfig | None = None
+    operations: list[_Operation] = Field(default_factory=list)
 
 
 class _TrialParameter(_M):
-    name: str
+    name: str = ""
     description: str = ""
-    reference: str
+    reference: str = ""
 
 
 class _ConfigMap(_M):
@@ -93,7 +180,7 @@ class _TrialTemplate(_M):
     retain: bool = False
     trialSpec: dict[str, Any] | None = None
     configMap: _ConfigMap | None = None
-    trialParameters: list[_TrialParameter] = Field(default_factory=list)
+    trialParameters: list[_TrialParameter] | None = None
     primaryContainerName: str | None = None
     primaryPodLabels: dict[str, str] | None = None
     successCondition: str | None = None
@@ -102,18 +189,28 @@ class _TrialTemplate(_M):
 
 class _FileSystemPath(_M):
     path: str | None = None
-    kind: Literal["File", "Directory"] | None = None
-    format: Literal["TEXT", "JSON"] | None = None
+    kind: str | None = None
+    format: str | None = None
+
+
+class _HttpGet(BaseModel):  # a Kubernetes HTTPGetAction: host, scheme, httpHeaders pass through
+    model_config = ConfigDict(extra="allow")
+    path: str | None = None
+    port: int | str | None = None
+
+
+class _Filter(_M):
+    metricsFormat: list[str] = Field(default_factory=list)
 
 
 class _Source(_M):
-    filter: dict[str, list[str]] | None = None
+    filter: _Filter | None = None
     fileSystemPath: _FileSystemPath | None = None
-    httpGet: dict[str, Any] | None = None
+    httpGet: _HttpGet | None = None
 
 
 class _Collector(_M):
-    kind: str = "StdOut"
+    kind: str | None = None
     customCollector: dict[str, Any] | None = None
 
 
@@ -129,11 +226,11 @@ class _Spec(_M):
     parallelTrialCount: int | None = None
     maxTrialCount: int | None = None
     maxFailedTrialCount: int | None = None
-    parameters: list[_Parameter] | None = None
-    nasConfig: dict[str, Any] | None = None
+    parameters: list[_ParameterSpec] | None = None
+    nasConfig: _NasConfig | None = None
     trialTemplate: _TrialTemplate
     metricsCollectorSpec: _MetricsCollectorSpec | None = None
-    resumePolicy: Literal["Never", "LongRunning", "FromVolume"] = "Never"
+    resumePolicy: str | None = None
 
 
 class _Metadata(BaseModel):
@@ -142,16 +239,31 @@ class _Metadata(BaseModel):
     namespace: str | None = None
 
 
+def _budget_annotation(meta: _Metadata) -> float | None:
+    """The time budget, carried through Katib as an annotation (Katib has no such field)."""
+    annotations = (meta.model_extra or {}).get("annotations") or {}
+    raw = annotations.get("automl.io/timeout-seconds") if isinstance(annotations, dict) else None
+    try:
+        value = float(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and value > 0 else None
+
+
 class _Doc(_M):
-    apiVersion: Literal["kubeflow.org/v1beta1"]
-    kind: Literal["Experiment"]
+    apiVersion: str
+    kind: str
     metadata: _Metadata
     spec: _Spec
     status: dict[str, Any] | None = None
 
 
+# -- helpers shared with the renderer -------------------------------------------------------------
 def _number(raw: Any, path: str, issues: list[SpecIssue]) -> float | None:
     if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        issues.append(SpecIssue(path, f"must be a number; got {raw!r}"))
         return None
     try:
         return float(raw)
@@ -170,49 +282,307 @@ def _discrete(v: Any) -> Any:
     return v
 
 
-def _find_container(node: Any, name: str | None) -> dict[str, Any] | None:
-    """Depth-first search of a manifest for the container called ``name``."""
+_PARAM_TYPES = ("int", "double", "categorical", "discrete")
+
+
+def katib_parameter(raw: Any, path: str) -> tuple[Parameter | None, list[SpecIssue]]:
+    """A Katib ``ParameterSpec`` (numbers as strings) as a :class:`Parameter`.
+
+    Applies the rules of Katib's webhook that the core does not state (type, feasible space per
+    type).
+
+    Args:
+        raw: The parsed ``ParameterSpec`` (a model of this module, or its dict form).
+        path: Katib path of the parameter (``spec.parameters[0]``).
+
+    Returns:
+        The parameter (None when it cannot be built) and the problems found; the core rules
+        (:meth:`Parameter.problems`) are not applied here.
+    """
+    p = raw if isinstance(raw, _ParameterSpec) else _ParameterSpec.model_validate(raw)
+    issues: list[SpecIssue] = []
+    if p.parameterType not in _PARAM_TYPES:
+        issues.append(
+            SpecIssue(
+                f"{path}.parameterType",
+                f"must be int, double, categorical or discrete; got {p.parameterType!r}",
+            )
+        )
+    fs = p.feasibleSpace
+    fpath = f"{path}.feasibleSpace"
+    if fs is None or all(
+        v in (None, "") for v in (fs.min, fs.max, fs.step, fs.values, fs.distribution)
+    ):
+        issues.append(SpecIssue(fpath, "is required (min and max, or list)"))
+        return None, issues
+    dist = fs.distribution or "uniform"
+    if dist == "unknown":  # Katib tolerates it; its services treat it as uniform
+        dist = "uniform"
+    if dist not in {d.value for d in Distribution}:
+        issues.append(
+            SpecIssue(
+                f"{fpath}.distribution",
+                f"must be uniform, logUniform, normal or logNormal; got {fs.distribution!r}",
+            )
+        )
+        dist = "uniform"
+    if issues:
+        return None, issues
+    ptype = ParameterType(p.parameterType)
+    values: tuple[Any, ...] = ()
+    lo = hi = step = None
+    if ptype in (ParameterType.INT, ParameterType.DOUBLE):
+        if fs.values:
+            issues.append(
+                SpecIssue(
+                    f"{fpath}.list",
+                    f"is not allowed for {ptype.value} parameters (use min and max); "
+                    f"got {fs.values!r}",
+                )
+            )
+        lo = _number(fs.min, f"{fpath}.min", issues)
+        hi = _number(fs.max, f"{fpath}.max", issues)
+        step = _number(fs.step, f"{fpath}.step", issues)
+    else:
+        for fld in ("min", "max", "step"):
+            v = getattr(fs, fld)
+            if v not in (None, ""):
+                issues.append(
+                    SpecIssue(
+                        f"{fpath}.{fld}",
+                        f"is not allowed for {ptype.value} parameters (use list); got {v!r}",
+                    )
+                )
+        values = tuple(
+            _discrete(v) if ptype is ParameterType.DISCRETE else v for v in (fs.values or [])
+        )
+        dist = "uniform"  # Katib defaults it for every type and ignores it here
+    param = Parameter(
+        name=p.name,
+        type=ptype,
+        min=lo,
+        max=hi,
+        step=step,
+        values=values,
+        distribution=Distribution(dist),
+    )
+    return param, issues
+
+
+def nas_operations(
+    nas_config: Mapping[str, Any] | None, path: str = "spec.nasConfig"
+) -> tuple[list[tuple[str, list[Parameter]]], list[SpecIssue]]:
+    """The ``operations`` of a Katib ``nasConfig`` with their parameters parsed.
+
+    Returns:
+        ``(operationType, parameters)`` per operation (parameters that cannot be built are left
+        out), and the problems found in the parameters' types and feasible spaces (Katib paths
+        under ``path``).
+    """
+    ops, issues, _ = _nas_operations(nas_config, path)
+    return ops, issues
+
+
+def _nas_operations(
+    nas_config: Mapping[str, Any] | None, path: str
+) -> tuple[list[tuple[str, list[Parameter]]], list[SpecIssue], dict[int, list[int]]]:
+    ops: list[tuple[str, list[Parameter]]] = []
+    issues: list[SpecIssue] = []
+    index: dict[int, list[int]] = {}
+    for i, op in enumerate((nas_config or {}).get("operations") or []):
+        params: list[Parameter] = []
+        index[i] = []
+        for j, raw in enumerate(op.get("parameters") or []):
+            p, found = katib_parameter(raw, f"{path}.operations[{i}].parameters[{j}]")
+            issues.extend(found)
+            if p is not None:
+                params.append(p)
+                index[i].append(j)
+        ops.append((str(op.get("operationType") or ""), params))
+    return ops, issues, index
+
+
+def trial_metadata(
+    manifest: Mapping[str, Any] | None, name: str, namespace: str | None
+) -> dict[str, str]:
+    """The values of ``${trialSpec.*}`` for one trial, as Katib's manifest generator takes them.
+
+    ``Name`` and ``Namespace`` are the trial's; ``Kind``, ``APIVersion``, ``Labels[k]`` and
+    ``Annotations[k]`` come from the template (``metadata.labels`` / ``metadata.annotations``).
+    """
+    m = manifest or {}
+    meta = m.get("metadata") if isinstance(m.get("metadata"), dict) else {}
+    out = {
+        "Name": name,
+        "Namespace": namespace or "default",
+        "Kind": str(m.get("kind", "Job")),
+        "APIVersion": str(m.get("apiVersion", "batch/v1")),
+    }
+    for field, key in (("labels", "Labels"), ("annotations", "Annotations")):
+        items = meta.get(field) if isinstance(meta, dict) else None
+        if isinstance(items, dict):
+            for k, v in items.items():
+                out[f"{key}[{k}]"] = str(v)
+    return out
+
+
+def _walk(node: Any) -> Any:
+    """Every dict inside ``node``, depth first, in document order."""
     if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def _is_argo(manifest: Mapping[str, Any]) -> bool:
+    return str(manifest.get("apiVersion", "")).startswith("argoproj.io/")
+
+
+def _is_tekton(manifest: Mapping[str, Any]) -> bool:
+    return str(manifest.get("apiVersion", "")).startswith("tekton.dev/")
+
+
+def find_primary_container(
+    manifest: Mapping[str, Any], name: str | None, pod_labels: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """The primary container of a trial manifest, searched the way each kind names it.
+
+    * Pods, Jobs, training-operator jobs: a ``containers`` entry called ``name`` (depth first).
+    * Argo Workflows: a template's singular ``container`` (or ``script``), preferring the template
+      whose ``metadata.labels`` hold ``pod_labels``; Argo names it ``main`` in the pod.
+    * Tekton: a ``steps`` entry ``x`` (its container is ``step-x``).
+    * TrainJob: ``spec.trainer`` (the runtime's ``node`` container).
+    """
+    if _is_tekton(manifest):
+        for node in _walk(manifest):
+            steps = node.get("steps")
+            if isinstance(steps, list):
+                for s in steps:
+                    if isinstance(s, dict) and name in (s.get("name"), f"step-{s.get('name')}"):
+                        return s
+        return None
+    if _is_argo(manifest):
+        candidates: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for node in _walk(manifest):
+            for key in ("container", "script"):
+                c = node.get(key)
+                if isinstance(c, dict) and ("image" in c or "command" in c):
+                    candidates.append((node, c))
+        if pod_labels:
+            labelled = [
+                (t, c)
+                for t, c in candidates
+                if isinstance(t.get("metadata"), dict)
+                and all(
+                    str((t["metadata"].get("labels") or {}).get(k)) == str(v)
+                    for k, v in pod_labels.items()
+                )
+            ]
+            candidates = labelled or candidates
+        for _, c in candidates:
+            if c.get("name") == name:
+                return c
+        if candidates and name == "main":
+            return candidates[0][1]
+        return None
+    for node in _walk(manifest):
         containers = node.get("containers")
         if isinstance(containers, list):
             for c in containers:
                 if isinstance(c, dict) and (name is None or c.get("name") == name):
                     return c
-        for v in node.values():
-            found = _find_container(v, name)
-            if found is not None:
-                return found
-    elif isinstance(node, list):
-        for v in node:
-            found = _find_container(v, name)
-            if found is not None:
-                return found
+    if manifest.get("kind") == "TrainJob":
+        spec = manifest.get("spec")
+        trainer = spec.get("trainer") if isinstance(spec, dict) else None
+        if isinstance(trainer, dict):
+            return {"name": name or "node", **trainer}
     return None
 
 
-def _translator(primary: str | None) -> Any:
-    fields = {
-        "min": "feasibleSpace.min",
-        "max": "feasibleSpace.max",
-        "step": "feasibleSpace.step",
-        "values": "feasibleSpace.list",
-        "distribution": "feasibleSpace.distribution",
-        "type": "parameterType",
-        "name": "name",
-    }
+def _device_blocker(manifest: Mapping[str, Any]) -> str | None:
+    """Why a device the trial asks for cannot reach a local process, or None."""
+    for node in _walk(manifest):
+        res = node.get("resources")
+        if isinstance(res, dict):
+            for part in ("limits", "requests"):
+                for key in res.get(part) or {}:
+                    k = str(key)
+                    if "/" in k and not _gpu(k) and not k.startswith("hugepages-"):
+                        what = " (an FPGA)" if _fpga(k) else ""
+                        return (
+                            f"the trial requests the device {k!r}{what} through a Kubernetes "
+                            "device plugin, which a local process cannot get; it needs "
+                            "executor: kubernetes"
+                        )
+        sel = node.get("nodeSelector")
+        if isinstance(sel, dict):
+            for k, v in sel.items():
+                if _fpga(str(k)) or _fpga(str(v)):
+                    return (
+                        f"the trial selects FPGA nodes (nodeSelector {k}: {v}), which a local "
+                        "process cannot use; it needs executor: kubernetes"
+                    )
+    return None
+
+
+def _gpu(resource: str) -> bool:
+    """GPUs (MIG slices included) reach a local process through the driver, not Kubernetes."""
+    r = resource.lower()
+    return "gpu" in r or r.startswith("nvidia.com/")
+
+
+def _fpga(text: str) -> bool:
+    t = text.lower()
+    return "fpga" in t or "xilinx" in t
+
+
+# -- path translation -------------------------------------------------------------------------
+_PARAM_FIELDS = {
+    "min": "feasibleSpace.min",
+    "max": "feasibleSpace.max",
+    "step": "feasibleSpace.step",
+    "values": "feasibleSpace.list",
+    "distribution": "feasibleSpace.distribution",
+    "type": "parameterType",
+    "name": "name",
+}
+
+
+def _translator(
+    primary: str | None,
+    param_index: Sequence[int] = (),
+    nas_index: Mapping[int, Sequence[int]] | None = None,
+) -> Callable[[str], str]:
+    """Core paths -> Katib paths.
+
+    ``param_index`` / ``nas_index`` map the position of a built parameter back to its position in
+    the document (parameters that could not be built are left out of the spec).
+    """
     fixed = {
         "name": "metadata.name",
+        "objective": "spec.objective",
         "objective.metric": "spec.objective.objectiveMetricName",
         "objective.type": "spec.objective.type",
         "objective.goal": "spec.objective.goal",
         "objective.additional_metrics": "spec.objective.additionalMetricNames",
         "algorithm.name": "spec.algorithm.algorithmName",
+        "algorithm.settings": "spec.algorithm.algorithmSettings",
+        "early_stopping": "spec.earlyStopping",
+        "early_stopping.name": "spec.earlyStopping.algorithmName",
+        "early_stopping.settings": "spec.earlyStopping.algorithmSettings",
         "parallel_trial_count": "spec.parallelTrialCount",
         "max_trial_count": "spec.maxTrialCount",
         "max_failed_trial_count": "spec.maxFailedTrialCount",
         "parameters": "spec.parameters",
+        "nas_config": "spec.nasConfig",
+        "resume_policy": "spec.resumePolicy",
         "trial_template.command": f"spec.trialTemplate.trialSpec (container {primary!r} command)",
         "trial_template": "spec.trialTemplate",
+        "metrics_collector": "spec.metricsCollectorSpec",
+        "metrics_collector.kind": "spec.metricsCollectorSpec.collector.kind",
         "metrics_collector.path": "spec.metricsCollectorSpec.source.fileSystemPath.path",
         "metrics_collector.format": "spec.metricsCollectorSpec.source.fileSystemPath.format",
         "metrics_collector.filters": "spec.metricsCollectorSpec.source.filter.metricsFormat",
@@ -221,19 +591,36 @@ def _translator(primary: str | None) -> Any:
     def translate(path: str) -> str:
         if path in fixed:
             return fixed[path]
-        m = re.match(r"^parameters\[(\d+)\]\.(\w+)(.*)$", path)
+        if path.startswith(("spec", "metadata")):
+            return path  # already a Katib path
+        m = re.match(
+            r"^(?:nas_config\.operations\[(\d+)\]\.)?parameters\[(\d+)\]\.(\w+)(.*)$", path
+        )
         if m:
-            return (
-                f"spec.parameters[{m.group(1)}].{fields.get(m.group(2), m.group(2))}{m.group(3)}"
-            )
+            k = int(m.group(2))
+            if m.group(1) is not None:
+                op = int(m.group(1))
+                cols = (nas_index or {}).get(op, ())
+                head = f"spec.nasConfig.operations[{op}]."
+            else:
+                cols = param_index
+                head = "spec."
+            k = cols[k] if k < len(cols) else k
+            fld = _PARAM_FIELDS.get(m.group(3), m.group(3))
+            return f"{head}parameters[{k}].{fld}{m.group(4)}"
+        m = re.match(r"^nas_config\.(.+)$", path)
+        if m:
+            return f"spec.nasConfig.{m.group(1)}"
+        m = re.match(r"^parameters\[(\d+)\]$", path)
+        if m:
+            k = int(m.group(1))
+            return f"spec.parameters[{param_index[k] if k < len(param_index) else k}]"
         m = re.match(r"^algorithm\.settings\.(.+)$", path)
         if m:
             return f"spec.algorithm.algorithmSettings[name={m.group(1)}]"
         m = re.match(r"^early_stopping\.settings\.(.+)$", path)
         if m:
             return f"spec.earlyStopping.algorithmSettings[name={m.group(1)}]"
-        if path == "early_stopping.name":
-            return "spec.earlyStopping.algorithmName"
         m = re.match(r"^objective\.strategies\.(.+)$", path)
         if m:
             return f"spec.objective.metricStrategies[name={m.group(1)}]"
@@ -248,6 +635,423 @@ def _translator(primary: str | None) -> Any:
     return translate
 
 
+def _superseded(issue: SpecIssue) -> bool:
+    """Core issues that the Katib rules below state more precisely (with Katib's wording)."""
+    p = issue.path
+    return (
+        p in ("name", "parameters", "trial_template.command", "metrics_collector.filters")
+        or p.startswith("trial_template.trial_parameters")
+        or (p == "metrics_collector.path" and "File collector" in issue.message)
+    )
+
+
+# -- the parser -------------------------------------------------------------------------------
+class _Checker:
+    """Collects Katib-rule problems while the spec is built."""
+
+    def __init__(self) -> None:
+        self.issues: list[SpecIssue] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.issues.append(SpecIssue(path, message))
+
+
+def _objective(obj: _Objective, c: _Checker) -> Objective:
+    direction = Direction.MINIMIZE
+    if obj.type in ("minimize", "maximize"):
+        direction = Direction(obj.type)
+    elif obj.type is None:
+        c.add("spec.objective.type", "is required (minimize or maximize)")
+    else:
+        c.add("spec.objective.type", f"must be minimize or maximize; got {obj.type!r}")
+    metric = obj.objectiveMetricName or ""
+    if not metric.strip():
+        c.add("spec.objective.objectiveMetricName", f"is required (a metric name); got {metric!r}")
+    # Katib's defaulting gives the objective and every additional metric without a strategy the
+    # objective type's (min for minimize, max for maximize): Objective.strategy() returns exactly
+    # that, so only the strategies as written are stored (and exported back unchanged).
+    strategies: dict[str, MetricStrategy] = {}
+    for i, ms in enumerate(obj.metricStrategies):
+        if str(ms.value) not in ("min", "max", "latest"):
+            c.add(
+                f"spec.objective.metricStrategies[{i}].value",
+                f"must be min, max or latest; got {ms.value!r}",
+            )
+        else:
+            strategies[ms.name] = MetricStrategy(str(ms.value))
+    return Objective(
+        type=direction,
+        metric=metric or "?",
+        goal=obj.goal,
+        additional_metrics=tuple(obj.additionalMetricNames),
+        strategies=strategies,
+    )
+
+
+def _settings(alg: _Algorithm, path: str, c: _Checker) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for i, s in enumerate(alg.algorithmSettings):
+        if not s.name:
+            c.add(f"{path}.algorithmSettings[{i}].name", "is required")
+            continue
+        if s.name in out:
+            c.add(
+                f"{path}.algorithmSettings[name={s.name}]",
+                f"is set twice; got {out[s.name]!r} and {s.value!r}",
+            )
+        out[s.name] = s.value
+    return out
+
+
+def _metrics_collector(mcs: _MetricsCollectorSpec | None, c: _Checker) -> MetricsCollectorSpec:
+    mcs = mcs or _MetricsCollectorSpec()
+    base = "spec.metricsCollectorSpec"
+    raw_kind = mcs.collector.kind if mcs.collector and mcs.collector.kind is not None else "StdOut"
+    kind = _KINDS.get(raw_kind)
+    if kind is None:
+        c.add(
+            f"{base}.collector.kind",
+            "must be StdOut, File, TensorFlowEvent, PrometheusMetric, Custom or Push; "
+            f"got {raw_kind!r}",
+        )
+        kind = CollectorKind.STDOUT
+    src = mcs.source or _Source()
+    fsp = src.fileSystemPath
+    filters = tuple(src.filter.metricsFormat) if src.filter else ()
+    path: str | None = fsp.path if fsp else None
+    path_kind: str | None = fsp.kind if fsp else None
+    fmt = fsp.format if fsp and fsp.format else "TEXT"
+    http_get: dict[str, Any] | None = None
+    fpath = f"{base}.source.fileSystemPath"
+    # fileSystemPath.kind is kept as written: File and TensorFlowEvent imply it (File,
+    # Directory), and the rules below hold the written value to that.
+    if kind is CollectorKind.FILE:
+        path = path or _DEFAULT_FILE_PATH
+        if (path_kind or "File") != "File":
+            c.add(f"{fpath}.kind", f"must be File for the File collector; got {path_kind!r}")
+        if not os.path.isabs(path):
+            c.add(f"{fpath}.path", f"must be an absolute file path; got {path!r}")
+        if fmt not in ("TEXT", "JSON"):
+            c.add(f"{fpath}.format", f"must be TEXT or JSON; got {fmt!r}")
+        if fmt == "JSON" and src.filter is not None:
+            c.add(
+                f"{base}.source.filter",
+                "must not be set when the file format is JSON (JSON lines name their "
+                f"metrics); got {list(filters)}",
+            )
+    elif kind is CollectorKind.TENSORFLOW_EVENT:
+        path = path or _DEFAULT_TFEVENT_DIR
+        if (path_kind or "Directory") != "Directory":
+            c.add(
+                f"{fpath}.kind",
+                f"must be Directory for the TensorFlowEvent collector; got {path_kind!r}",
+            )
+        if not os.path.isabs(path):
+            c.add(f"{fpath}.path", f"must be an absolute directory path; got {path!r}")
+        if fsp is not None and fsp.format:
+            c.add(
+                f"{fpath}.format",
+                f"must be empty for the TensorFlowEvent collector; got {fsp.format!r}",
+            )
+        fmt = "TEXT"
+    elif kind is CollectorKind.PROMETHEUS:
+        hg = src.httpGet.model_dump(exclude_none=True) if src.httpGet else {}
+        hg.setdefault("path", _DEFAULT_PROMETHEUS["path"])
+        port = hg.get("port", 0)
+        if port in (0, "0", None):
+            port = _DEFAULT_PROMETHEUS["port"]
+        try:
+            port_ok = not isinstance(port, bool) and int(str(port)) > 0
+        except ValueError:
+            port_ok = False
+        if not port_ok:
+            c.add(f"{base}.source.httpGet.port", f"must be a positive integer; got {port!r}")
+        else:
+            port = int(str(port))
+        hg["port"] = port
+        if not str(hg["path"]).startswith("/"):
+            c.add(f"{base}.source.httpGet.path", f"must start with '/'; got {hg['path']!r}")
+        http_get = hg
+    elif kind is CollectorKind.CUSTOM:
+        if mcs.collector is None or not mcs.collector.customCollector:
+            c.add(
+                f"{base}.collector.customCollector",
+                "is required for the Custom collector (the collector container spec)",
+            )
+        if fsp is not None:
+            if path_kind not in ("File", "Directory"):
+                c.add(f"{fpath}.kind", f"must be File or Directory; got {path_kind!r}")
+            if not path or not os.path.isabs(path):
+                c.add(f"{fpath}.path", f"must be an absolute path; got {path!r}")
+    if fmt not in ("TEXT", "JSON"):
+        fmt = "TEXT"  # reported above for the File collector; other kinds ignore it
+    custom = mcs.collector.customCollector if mcs.collector else None
+    return MetricsCollectorSpec(
+        kind=kind,
+        path=path,
+        format=fmt,
+        filters=filters,
+        path_kind=path_kind,
+        http_get=http_get,
+        custom_collector=dict(custom) if custom else None,
+    )
+
+
+def _check_trial_parameters(
+    tt: _TrialTemplate,
+    template_text: str | None,
+    known: Sequence[str],
+    known_what: str,
+    c: _Checker,
+    *,
+    require_use: bool = True,
+) -> None:
+    """Katib's trialParameters rules; ``template_text`` is None when the template is unknown."""
+    base = "spec.trialTemplate.trialParameters"
+    tps = tt.trialParameters
+    if not tps:
+        c.add(
+            base,
+            "is required: one {name, reference} entry per ${trialParameters.<name>} in the "
+            f"template; got {tps!r}",
+        )
+        return
+    names: set[str] = set()
+    refs: set[str] = set()
+    for i, tp in enumerate(tps):
+        path = f"{base}[{i}]"
+        if not tp.name:
+            c.add(f"{path}.name", "is required")
+        elif "{" in tp.name or "}" in tp.name:
+            c.add(f"{path}.name", f"must not contain '{{' or '}}'; got {tp.name!r}")
+        elif tp.name in names:
+            c.add(f"{path}.name", f"must be unique; {tp.name!r} appears twice")
+        if not tp.reference:
+            c.add(f"{path}.reference", "is required (a parameter name or trial metadata)")
+        elif tp.reference in refs:
+            c.add(f"{path}.reference", f"must be unique; {tp.reference!r} appears twice")
+        elif known and tp.reference not in known and not _META_REF.match(tp.reference):
+            c.add(
+                f"{path}.reference",
+                f"must name {known_what} ({sorted(known)}) or trial metadata "
+                "(${trialSpec.Name}, ${trialSpec.Namespace}, ${trialSpec.Kind}, "
+                "${trialSpec.APIVersion}, ${trialSpec.Labels[k]}, ${trialSpec.Annotations[k]}); "
+                f"got {tp.reference!r}",
+            )
+        placeholder = "${trialParameters." + tp.name + "}"
+        if (
+            require_use
+            and template_text is not None
+            and tp.name
+            and "{" not in tp.name
+            and "}" not in tp.name
+            and placeholder not in template_text
+        ):
+            c.add(
+                f"{path}.name",
+                f"{tp.name!r} is never used in the template: no {placeholder} in "
+                "spec.trialTemplate.trialSpec",
+            )
+        names.add(tp.name)
+        refs.add(tp.reference)
+    if template_text is None:
+        return
+    unknown = sorted({m for m in _TRIAL_PARAM_RE.findall(template_text) if m not in names})
+    for key in unknown:
+        c.add(
+            "spec.trialTemplate.trialSpec",
+            f"uses ${{trialParameters.{key}}}, which is not in trialParameters "
+            f"(known: {sorted(names)})",
+        )
+    for key in sorted(set(_TRIAL_SPEC_RE.findall(template_text))):
+        if not _META_REF.match("${trialSpec." + key + "}"):
+            c.add(
+                "spec.trialTemplate.trialSpec",
+                f"uses ${{trialSpec.{key}}}, which is not trial metadata (Name, Namespace, Kind, "
+                "APIVersion, Labels[k], Annotations[k])",
+            )
+
+
+def _trial_template(
+    tt: _TrialTemplate,
+    known: Sequence[str],
+    known_what: str,
+    base_dir: Path,
+    c: _Checker,
+) -> TrialTemplate:
+    base = "spec.trialTemplate"
+    m = tt.trialSpec
+    if (m is None) == (tt.configMap is None):
+        c.add(
+            base,
+            "must set exactly one of trialSpec or configMap; got "
+            + ("both" if m is not None else "neither"),
+        )
+    if not tt.primaryContainerName:
+        c.add(f"{base}.primaryContainerName", "is required (the container that reports metrics)")
+    config_map: dict[str, str] | None = None
+    blocker: str | None = None
+    if tt.configMap is not None:
+        cm = tt.configMap.model_dump()
+        config_map = {k: v for k, v in cm.items() if v}
+        for k in ("configMapName", "configMapNamespace", "templatePath"):
+            if not cm.get(k):
+                c.add(f"{base}.configMap.{k}", f"is required; got {cm.get(k)!r}")
+        if m is None:
+            blocker = (
+                "trial templates kept in a ConfigMap "
+                f"({cm.get('configMapNamespace')}/{cm.get('configMapName')}, key "
+                f"{cm.get('templatePath')}) need executor: kubernetes"
+            )
+    kind = str(m.get("kind") or "") if m is not None else ""
+    if m is not None:
+        if not m.get("apiVersion"):
+            c.add(f"{base}.trialSpec.apiVersion", "is required")
+        if not kind:
+            c.add(f"{base}.trialSpec.kind", "is required")
+        meta = m.get("metadata")
+        if isinstance(meta, dict):
+            for k in ("name", "namespace"):
+                if meta.get(k):
+                    c.add(
+                        f"{base}.trialSpec.metadata.{k}",
+                        f"must not be set (Katib sets it to the trial's {k}); got {meta[k]!r}",
+                    )
+    # Katib's defaults per kind (only for an inline trialSpec).
+    success, failure = tt.successCondition, tt.failureCondition
+    labels = dict(tt.primaryPodLabels) if tt.primaryPodLabels else None
+    if kind in DEFAULT_CONDITIONS:
+        success = success or DEFAULT_CONDITIONS[kind][0]
+        failure = failure or DEFAULT_CONDITIONS[kind][1]
+    if kind in DEFAULT_POD_LABELS and not labels:
+        labels = dict(DEFAULT_POD_LABELS[kind])
+    what = f"kind {kind!r}" if kind else "a configMap template"
+    for fld, val in (("successCondition", success), ("failureCondition", failure)):
+        if not val:
+            c.add(
+                f"{base}.{fld}",
+                f"is required for {what} (Katib has defaults only for Job, TFJob, PyTorchJob, "
+                "XGBoostJob, MPIJob and TrainJob)",
+            )
+    template_text = json.dumps(m) if m is not None else None
+    # Katib's upstream Tekton example binds its parameter through the PipelineRun's own params
+    # and never writes ${trialParameters.x}; Katib's webhook would refuse it. Such trials cannot
+    # run here anyway, so the "every trialParameter is used" rule is only enforced for trials
+    # that run as local processes (docs/katib-compatibility.md).
+    lenient = m is not None and (_is_argo(m) or _is_tekton(m))
+    _check_trial_parameters(tt, template_text, known, known_what, c, require_use=not lenient)
+
+    command: tuple[str, ...] | None = None
+    shell_index: int | None = None
+    workdir: str | None = None
+    env: dict[str, str] = {}
+    if m is not None:
+        if _is_argo(m):
+            blocker = f"Argo {kind or 'Workflow'} trials need executor: kubernetes"
+        elif _is_tekton(m):
+            blocker = f"Tekton {kind or 'PipelineRun'} trials need executor: kubernetes"
+        container = find_primary_container(m, tt.primaryContainerName, tt.primaryPodLabels)
+        if container is None:
+            if blocker is None and tt.primaryContainerName:
+                c.add(
+                    f"{base}.trialSpec",
+                    f"has no container named {tt.primaryContainerName!r} (primaryContainerName)",
+                )
+        else:
+            cmd = [str(a) for a in container.get("command") or []]
+            argv = cmd + [str(a) for a in container.get("args") or []]
+            if argv:
+                command = tuple(argv)
+                if os.path.basename(argv[0]) in _SHELLS and "-c" in argv[1:]:
+                    shell_index = argv.index("-c", 1) + 1
+                    if shell_index >= len(argv):
+                        shell_index = None
+            blocker = blocker or _device_blocker(m)
+            if blocker is None and not cmd:
+                blocker = (
+                    f"container {tt.primaryContainerName!r} sets "
+                    + ("args but no command" if argv else "neither command nor args")
+                    + ", so it runs the image's entrypoint, which is unknown here; it needs "
+                    "executor: kubernetes"
+                )
+            workdir = container.get("workingDir")
+            for e in container.get("env") or []:
+                if isinstance(e, dict) and "name" in e and "value" in e:
+                    env[str(e["name"])] = str(e["value"])
+    return TrialTemplate(
+        command=command,
+        workdir=str((base_dir / workdir).resolve())
+        if workdir and Path(base_dir / workdir).is_dir()
+        else str(base_dir.resolve()),
+        env=env,
+        trial_parameters=tuple(
+            TrialParameter(name=t.name, reference=t.reference, description=t.description)
+            for t in tt.trialParameters or []
+        ),
+        shell_script_index=shell_index,
+        manifest=m,
+        primary_container_name=tt.primaryContainerName,
+        config_map=config_map,
+        primary_pod_labels=labels,
+        success_condition=success,
+        failure_condition=failure,
+        retain=tt.retain,
+        local_blocker=blocker,
+        timeout=_deadline(m),
+    )
+
+
+def _deadline(manifest: dict[str, Any] | None) -> float | None:
+    """A Job's ``activeDeadlineSeconds`` (job or pod spec): the per-trial timeout."""
+    spec = (manifest or {}).get("spec")
+    if not isinstance(spec, dict):
+        return None
+    pod = (
+        ((spec.get("template") or {}).get("spec") or {})
+        if isinstance(spec.get("template"), dict)
+        else {}
+    )
+    for source in (spec, pod):
+        value = source.get("activeDeadlineSeconds") if isinstance(source, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
+
+
+def _grid_size(params: Sequence[Parameter]) -> int | None:
+    n = 1
+    for p in params:
+        if p.type is ParameterType.DOUBLE and p.step is None:
+            return None
+        if p.is_numeric_range and (p.min is None or p.max is None):
+            return None
+        try:
+            n *= len(p.grid())
+        except (SpecError, ValueError, ZeroDivisionError, OverflowError):
+            return None
+    return n
+
+
+def _algorithm_rules(spec: ExperimentSpec, c: _Checker) -> None:
+    """Rules of Katib's suggestion services that the registry does not state."""
+    name = spec.algorithm.name
+    if name == "grid" and spec.max_trial_count is not None:
+        size = _grid_size(spec.parameters)
+        if size is not None and spec.max_trial_count > size:
+            c.add(
+                "spec.maxTrialCount",
+                f"must not exceed the number of grid combinations ({size}) for algorithm grid; "
+                f"got {spec.max_trial_count}",
+            )
+    if name == "pbt":
+        for key in ("suggestion_trial_dir", "n_population", "truncation_threshold"):
+            if key not in spec.algorithm.settings:
+                c.add(
+                    f"spec.algorithm.algorithmSettings[name={key}]",
+                    "is required by pbt (Katib's PBT service rejects an experiment without it)",
+                )
+
+
 def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     """Build an :class:`ExperimentSpec` from a parsed Katib Experiment document.
 
@@ -255,219 +1059,138 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         SpecError: Every problem found, with Katib field paths
             (``spec.parameters[2].feasibleSpace.max``).
     """
+    from search import resolve_settings, resolve_stopper_settings
+    from search._nas_settings import NAS_ALGORITHMS, nas_config_problems, resolve_nas_settings
+
     try:
         doc = _Doc.model_validate(data)
     except ValidationError as exc:
         raise SpecError(pydantic_issues(exc)) from None
+    c = _Checker()
+    if doc.apiVersion != KATIB_API_VERSION:
+        c.add("apiVersion", f"must be {KATIB_API_VERSION}; got {doc.apiVersion!r}")
+    if doc.kind != "Experiment":
+        c.add("kind", f"must be Experiment; got {doc.kind!r}")
     s = doc.spec
-    issues: list[SpecIssue] = []
     name = doc.metadata.name
-    if not KATIB_NAME_RE.match(name) or len(name) > 40:
-        issues.append(
-            SpecIssue(
-                "metadata.name",
-                "must match ^[a-z]([-a-z0-9]*[a-z0-9])?$ and be at "
-                f"most 40 characters (Katib's rule); got {name!r}",
-            )
+    if not KATIB_NAME_RE.match(name) or len(name) > KATIB_NAME_MAX:
+        c.add(
+            "metadata.name",
+            "must match ^[a-z]([-a-z0-9]*[a-z0-9])?$ and be at most "
+            f"{KATIB_NAME_MAX} characters (Katib's rule); got {name!r} ({len(name)} characters)",
         )
-    if s.nasConfig is not None and s.parameters is not None:
-        issues.append(SpecIssue("spec", "must set exactly one of parameters or nasConfig"))
-    elif s.nasConfig is not None:
-        issues.append(
-            SpecIssue(
-                "spec.nasConfig",
-                "is not supported yet (neural architecture search is its own feature)",
-            )
-        )
-    elif not s.parameters:
-        issues.append(SpecIssue("spec.parameters", "must define at least one parameter"))
+    objective = _objective(s.objective, c)
 
-    obj = s.objective
-    if obj.objectiveMetricName in obj.additionalMetricNames:
-        issues.append(
-            SpecIssue(
-                "spec.objective.additionalMetricNames",
-                f"must not contain the objective metric {obj.objectiveMetricName!r}",
-            )
+    alg_name = s.algorithm.algorithmName or ""
+    if not alg_name:
+        c.add("spec.algorithm.algorithmName", "is required")
+    alg_settings = _settings(s.algorithm, "spec.algorithm", c)
+    is_nas = alg_name in NAS_ALGORITHMS
+
+    if s.parameters and s.nasConfig is not None:
+        c.add("spec", "must set exactly one of parameters or nasConfig; got both")
+    elif not s.parameters and s.nasConfig is None:
+        c.add("spec", "must set exactly one of parameters or nasConfig; got neither")
+    if is_nas and s.nasConfig is None:
+        c.add(
+            "spec.nasConfig",
+            f"is required by the neural architecture search algorithm {alg_name!r}",
         )
-    strategies: dict[str, MetricStrategy] = {}
-    for i, ms in enumerate(obj.metricStrategies):
-        if str(ms.value) not in ("min", "max", "latest"):
-            issues.append(
-                SpecIssue(
-                    f"spec.objective.metricStrategies[{i}].value",
-                    f"must be min, max or latest; got {ms.value!r}",
-                )
-            )
-        else:
-            strategies[ms.name] = MetricStrategy(str(ms.value))
+    elif s.nasConfig is not None and alg_name and not is_nas:
+        c.add(
+            "spec.algorithm.algorithmName",
+            f"must be a neural architecture search algorithm ({sorted(NAS_ALGORITHMS)}) when "
+            f"nasConfig is set; got {alg_name!r}",
+        )
 
     params: list[Parameter] = []
-    for i, p in enumerate(s.parameters or []):
-        path = f"spec.parameters[{i}].feasibleSpace"
-        fs = p.feasibleSpace
-        dist = fs.distribution or "uniform"
-        if dist not in {d.value for d in Distribution}:
-            issues.append(
-                SpecIssue(
-                    f"{path}.distribution",
-                    f"must be uniform, logUniform, normal or logNormal; got {fs.distribution!r}",
-                )
-            )
-            dist = "uniform"
-        ptype = ParameterType(p.parameterType)
-        values: tuple[Any, ...] = ()
-        if fs.values is not None:
-            values = tuple(
-                _discrete(v) if ptype is ParameterType.DISCRETE else v for v in fs.values
-            )
-        params.append(
-            Parameter(
-                name=p.name,
-                type=ptype,
-                min=_number(fs.min, f"{path}.min", issues),
-                max=_number(fs.max, f"{path}.max", issues),
-                step=_number(fs.step, f"{path}.step", issues),
-                values=values,
-                distribution=Distribution(dist)
-                if ptype in (ParameterType.INT, ParameterType.DOUBLE)
-                else Distribution.UNIFORM,
-            )
+    param_names: list[str] = []
+    param_index: list[int] = []
+    for i, raw in enumerate(s.parameters or []):
+        param_names.append(raw.name)
+        p, found = katib_parameter(raw, f"spec.parameters[{i}]")
+        c.issues.extend(found)
+        if p is not None:
+            params.append(p)
+            param_index.append(i)
+
+    nas_config: dict[str, Any] | None = None
+    nas_ops: list[tuple[str, list[Parameter]]] = []
+    nas_index: dict[int, list[int]] = {}
+    if s.nasConfig is not None:
+        nas_config = s.nasConfig.model_dump(
+            exclude_none=True, exclude_defaults=True, by_alias=True
+        )
+        nas_ops, found, nas_index = _nas_operations(nas_config, "spec.nasConfig")
+        c.issues.extend(found)
+
+    if is_nas:
+        known: Sequence[str] = NAS_ALGORITHMS[alg_name].assignments
+        known_what = f"a value {alg_name} assigns"
+    else:
+        known, known_what = param_names, "a parameter"
+    template = _trial_template(s.trialTemplate, known, known_what, base_dir, c)
+    collector = _metrics_collector(s.metricsCollectorSpec, c)
+
+    resume = s.resumePolicy or "Never"
+    if resume not in ("Never", "LongRunning", "FromVolume"):
+        c.add("spec.resumePolicy", f"must be Never, LongRunning or FromVolume; got {resume!r}")
+        resume = "Never"
+
+    early: EarlyStoppingSpec | None = None
+    if s.earlyStopping is not None:
+        if not s.earlyStopping.algorithmName:
+            c.add("spec.earlyStopping.algorithmName", "is required")
+        early = EarlyStoppingSpec(
+            name=s.earlyStopping.algorithmName or "",
+            settings=_settings(s.earlyStopping, "spec.earlyStopping", c),
         )
 
-    tt = s.trialTemplate
-    tpath = "spec.trialTemplate"
-    if (tt.trialSpec is None) == (tt.configMap is None):
-        issues.append(SpecIssue(tpath, "must set exactly one of trialSpec or configMap"))
-    elif tt.configMap is not None:
-        issues.append(
-            SpecIssue(
-                f"{tpath}.configMap",
-                "templates from a ConfigMap need a Kubernetes "
-                "cluster; inline the template as trialSpec to run locally",
-            )
-        )
-    command: tuple[str, ...] | None = None
-    shell_index: int | None = None
-    workdir: str | None = None
-    env: dict[str, str] = {}
-    if tt.trialSpec is not None:
-        m = tt.trialSpec
-        if not m.get("apiVersion") or not m.get("kind"):
-            issues.append(SpecIssue(f"{tpath}.trialSpec", "must set apiVersion and kind"))
-        meta = m.get("metadata") or {}
-        if isinstance(meta, dict) and ("name" in meta or "namespace" in meta):
-            issues.append(
-                SpecIssue(
-                    f"{tpath}.trialSpec.metadata",
-                    "must not set name or namespace (the trial's name is used)",
-                )
-            )
-        if not tt.primaryContainerName:
-            issues.append(SpecIssue(f"{tpath}.primaryContainerName", "is required"))
-        container = _find_container(m, tt.primaryContainerName)
-        if container is None:
-            issues.append(
-                SpecIssue(
-                    f"{tpath}.trialSpec",
-                    f"has no container named {tt.primaryContainerName!r} (primaryContainerName)",
-                )
-            )
-        else:
-            argv = [
-                str(a) for a in (container.get("command") or []) + (container.get("args") or [])
-            ]
-            if not argv:
-                issues.append(
-                    SpecIssue(
-                        f"{tpath}.trialSpec",
-                        f"container {tt.primaryContainerName!r} "
-                        "has no command or args to run locally",
-                    )
-                )
-            else:
-                command = tuple(argv)
-                if (
-                    os.path.basename(argv[0]) in ("sh", "bash", "ash", "dash", "zsh")
-                    and "-c" in argv[1:]
-                ):
-                    shell_index = argv.index("-c", 1) + 1
-                    if shell_index >= len(argv):
-                        shell_index = None
-            workdir = container.get("workingDir")
-            for e in container.get("env") or []:
-                if isinstance(e, dict) and "name" in e and "value" in e:
-                    env[str(e["name"])] = str(e["value"])
-
-    mcs = s.metricsCollectorSpec or _MetricsCollectorSpec()
-    kind = (mcs.collector.kind if mcs.collector else "StdOut") or "StdOut"
-    kinds = {
-        "StdOut": CollectorKind.STDOUT,
-        "File": CollectorKind.FILE,
-        "Push": CollectorKind.PUSH,
-        "None": CollectorKind.PUSH,
-    }
-    if kind not in kinds:
-        issues.append(
-            SpecIssue(
-                "spec.metricsCollectorSpec.collector.kind",
-                f"must be StdOut, File or Push to run locally; got {kind!r}",
-            )
-        )
-    src = mcs.source or _Source()
-    filters: list[str] = []
-    if src.filter is not None:
-        filters = list(src.filter.get("metricsFormat") or [])
-    fsp = src.fileSystemPath or _FileSystemPath()
-    if issues:
-        raise SpecError(issues)
     spec = ExperimentSpec(
         name=name,
-        objective=Objective(
-            type=Direction(obj.type),
-            metric=obj.objectiveMetricName,
-            goal=obj.goal,
-            additional_metrics=tuple(obj.additionalMetricNames),
-            strategies=strategies,
-        ),
-        algorithm=AlgorithmSpec(
-            name=s.algorithm.algorithmName,
-            settings={x.name: x.value for x in s.algorithm.algorithmSettings},
-        ),
+        objective=objective,
+        algorithm=AlgorithmSpec(name=alg_name, settings=alg_settings),
         parameters=tuple(params),
         parallel_trial_count=s.parallelTrialCount if s.parallelTrialCount is not None else 3,
         max_trial_count=s.maxTrialCount,
         max_failed_trial_count=s.maxFailedTrialCount,
-        trial_template=TrialTemplate(
-            command=command,
-            workdir=str((base_dir / workdir).resolve())
-            if workdir and Path(base_dir / workdir).is_dir()
-            else str(base_dir.resolve()),
-            env=env,
-            trial_parameters=tuple(
-                TrialParameter(name=t.name, reference=t.reference, description=t.description)
-                for t in tt.trialParameters
-            ),
-            shell_script_index=shell_index,
-            manifest=tt.trialSpec,
-            primary_container_name=tt.primaryContainerName,
-        ),
-        metrics_collector=MetricsCollectorSpec(
-            kind=kinds[kind],
-            path=fsp.path,
-            format=fsp.format or "TEXT",
-            filters=tuple(filters),
-        ),
-        early_stopping=(
-            EarlyStoppingSpec(
-                name=s.earlyStopping.algorithmName,
-                settings={x.name: x.value for x in s.earlyStopping.algorithmSettings},
-            )
-            if s.earlyStopping is not None
-            else None
-        ),
-        resume_policy=s.resumePolicy,
+        trial_template=template,
+        metrics_collector=collector,
+        early_stopping=early,
+        resume_policy=resume,
+        nas_config=nas_config,
         namespace=doc.metadata.namespace,
+        timeout=_budget_annotation(doc.metadata),
         source="katib",
     )
-    return check(spec, _translator(tt.primaryContainerName))
+
+    # Core rules and algorithm settings, in the spec's own paths (translated below).
+    core = [i for i in spec_problems(spec) if not _superseded(i)]
+    if alg_name:
+        try:
+            if is_nas:
+                resolve_nas_settings(spec)
+            elif s.nasConfig is None:
+                resolve_settings(spec)
+        except SpecError as exc:
+            core.extend(exc.issues)
+    if nas_config is not None:
+        core.extend(nas_config_problems(alg_name, nas_config, nas_ops))
+    if early is not None and early.name:
+        try:
+            resolve_stopper_settings(spec)
+        except SpecError as exc:
+            core.extend(exc.issues)
+    if not is_nas and s.nasConfig is None:
+        _algorithm_rules(spec, c)
+
+    translate = _translator(template.primary_container_name, param_index, nas_index)
+    seen: set[tuple[str, str]] = set()
+    unique: list[SpecIssue] = []
+    for issue in [*c.issues, *(SpecIssue(translate(i.path), i.message) for i in core)]:
+        if (issue.path, issue.message) not in seen:
+            seen.add((issue.path, issue.message))
+            unique.append(issue)
+    if unique:
+        raise SpecError(unique)
+    return spec
