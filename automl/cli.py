@@ -212,6 +212,10 @@ def run(
         bool, typer.Option("--dry-run", help="Print the resolved spec and the first trials.")
     ] = False,
     trials: Annotated[int, typer.Option(help="Trials rendered by --dry-run.")] = 3,
+    max_trials: Annotated[
+        int | None, typer.Option(help="Override maxTrialCount (e.g. a quick try).")
+    ] = None,
+    parallel: Annotated[int | None, typer.Option(help="Override parallelTrialCount.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
@@ -227,6 +231,18 @@ def run(
             spec = validate_spec(spec.model_copy(update={"name": name}))
         if path_map:
             spec = _with_path_map(spec, path_map)
+        if max_trials is not None or parallel is not None:
+            max_failed = None
+            if max_trials is not None:  # a quick try stays valid: shrink what must fit in it
+                if parallel is None:
+                    parallel = min(spec.parallel_trial_count, max_trials)
+                if spec.max_failed_trial_count is not None:
+                    max_failed = min(spec.max_failed_trial_count, max_trials)
+            spec = spec.with_budget(
+                max_trial_count=max_trials,
+                parallel_trial_count=parallel,
+                max_failed_trial_count=max_failed,
+            )
         if dry_run:
             _dry_run(spec, trials, as_json)
             return
