@@ -69,6 +69,7 @@ def test_kinds_that_cannot_run_here_say_so(tmp_path: Path, rel: str) -> None:
         "hp-tuning/tpe.yaml",
         "hp-tuning/hyperopt-distribution.yaml",
         "early-stopping/median-stop.yaml",
+        "resume-experiment/from-volume-resume.yaml",
     ],
 )
 def test_katib_example_runs_locally_with_the_shipped_trainer(tmp_path: Path, rel: str) -> None:
