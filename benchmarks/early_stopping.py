@@ -66,6 +66,10 @@ METHODS: dict[str, Any] = {
     "no stopping": None,
     "medianstop": {"name": "medianstop", "settings": {"min_trials_required": 3, "start_step": 3}},
     "asha": {"name": "asha", "settings": {"min_resource": 1, "reduction_factor": 3}},
+    "hyperband rf=4": {
+        "name": "hyperband",
+        "settings": {"min_resource": 1, "reduction_factor": 4, "max_resource": EPOCHS},
+    },
     "hyperband": {
         "name": "hyperband",
         "settings": {"min_resource": 1, "reduction_factor": 3, "max_resource": EPOCHS},
@@ -95,7 +99,7 @@ def main() -> None:
                 seed=0,
                 early_stopping=stopping,
                 store=url,
-                name=label.replace(" ", "-"),
+                name=label.replace(" ", "-").replace("=", ""),
             )
             seconds = time.perf_counter() - t0
             obs = automl.Client(url).observations(res.name)

@@ -267,6 +267,7 @@ class OptunaPrunerStopper(EarlyStopper):
 
         self.name = name
         self._ostate = OState
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         pruner = _make_pruner(name, settings)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
