@@ -41,7 +41,16 @@ from trials import reap_runner
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Client", "TuneResult", "categorical", "discrete", "double", "int", "tune"]
+__all__ = [
+    "Client",
+    "Progress",
+    "TuneResult",
+    "categorical",
+    "discrete",
+    "double",
+    "int",
+    "tune",
+]
 
 _int = builtins.int
 
@@ -612,6 +621,3 @@ def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFr
         if col in df:
             df[col] = pd.to_datetime(df[col], unit="s")
     return df
-
-
-__all__ += ["Progress"]

@@ -50,9 +50,6 @@ from trials import render_command
 
 NATIVE_EXAMPLE = REPO / "examples" / "sklearn-digits" / "experiment.yaml"
 
-# Every example parses and exports back to itself (no known gaps left).
-PARSER_GAPS: dict[str, str] = {}
-FIELD_GAPS: dict[str, str] = {}
 
 ALL_KATIB = sorted(KATIB_EXAMPLES.glob("*/*.yaml"))
 
@@ -61,24 +58,13 @@ def _rel(p: Path) -> str:
     return p.relative_to(KATIB_EXAMPLES).as_posix()
 
 
-def _cases(*gaps: dict[str, str]) -> list[Any]:
-    out = []
-    for p in ALL_KATIB:
-        rel = _rel(p)
-        reasons = [g[rel] for g in gaps if rel in g]
-        marks = []
-        if rel in PARSER_GAPS:
-            marks.append(pytest.mark.xfail(strict=False, raises=SpecError, reason=reasons[0]))
-        elif reasons:
-            marks.append(pytest.mark.xfail(strict=False, raises=AssertionError, reason=reasons[0]))
-        out.append(pytest.param(p, id=rel, marks=marks))
-    return out
+def _cases() -> list[Any]:
+    return [pytest.param(p, id=_rel(p)) for p in ALL_KATIB]
 
 
 def test_all_twenty_katib_examples_are_covered() -> None:
     assert len(ALL_KATIB) == 20
-    rels = {_rel(p) for p in ALL_KATIB}
-    assert set(PARSER_GAPS) <= rels and set(FIELD_GAPS) <= rels
+    assert len({_rel(p) for p in ALL_KATIB}) == 20  # no duplicates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,7 +72,7 @@ def test_all_twenty_katib_examples_are_covered() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", _cases(PARSER_GAPS))
+@pytest.mark.parametrize("path", _cases())
 def test_katib_example_round_trips(path: Path) -> None:
     spec = load_spec(path)
     text = dump_katib(spec)
@@ -168,7 +154,7 @@ def _canonical(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.parametrize("path", _cases(PARSER_GAPS, FIELD_GAPS))
+@pytest.mark.parametrize("path", _cases())
 def test_katib_example_export_reproduces_the_file(path: Path) -> None:
     original = yaml.safe_load(path.read_text())
     exported = to_katib(load_spec(path))
@@ -347,7 +333,7 @@ def test_command_cannot_replace_a_katib_template() -> None:
 #     shell_script_index: the native ${x} argv becomes a Job with ${trialParameters.x}
 #     placeholders; compared by rendering both commands for the same assignment.
 #   timeout, trial_template.timeout: exported as the automl.io/timeout-seconds annotation and the
-#     Job's activeDeadlineSeconds, which the Katib parser does not read back yet (own xfail test).
+#     Job's activeDeadlineSeconds, read back by the Katib parser (own test).
 NATIVE_EXCLUDE: dict[str, Any] = {
     "source": True,
     "seed": True,

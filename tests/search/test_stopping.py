@@ -445,15 +445,6 @@ def test_no_early_stopping_gives_no_stopper() -> None:
 
 # -- rebuilt from history -----------------------------------------------------------------
 
-REBUILD_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: OptunaPrunerStopper rebuilds history with create_trial(intermediate_values=...) "
-        "but not the completed_rung_<n> system attrs that SuccessiveHalvingPruner compares "
-        "against, so after a resume no past trial competes and nothing is stopped"
-    ),
-)
-
 
 def rebuild_cases() -> Iterator[Any]:
     yield pytest.param(
@@ -644,16 +635,6 @@ def test_native_setting_errors_name_the_field(
     with pytest.raises(SpecError) as exc:
         parse_spec(yaml.safe_dump(native_doc({"name": rule, "settings": settings})))
     assert fragment in issue_at(exc.value, f"early_stopping.{path}")
-
-
-KATIB_SETTINGS_PATH_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: 'threshold needs lower or upper' is raised at path 'early_stopping.settings', "
-        "which the Katib translator (automl/spec/_katib.py) does not map: Katib users see a "
-        "native path instead of spec.earlyStopping.algorithmSettings"
-    ),
-)
 
 
 @pytest.mark.parametrize(
