@@ -104,6 +104,7 @@ class Controller:
         self._next_number = 0
         self._sampler_state: Mapping[str, Any] = experiment.sampler_state
         self._stopper: EarlyStopper | None = None
+        self._nothing_left = False
         self._early: dict[str, int] = {}  # trials the early stopper stopped -> step
         self._stop_requested = threading.Event()
         self._done = threading.Event()
@@ -298,7 +299,7 @@ class Controller:
                 EndReason.STOPPED,
                 "stopped on request; running trials were killed",
             )
-        if suggester.exhausted and not self._live:
+        if (suggester.exhausted or self._nothing_left) and not self._live:
             return (
                 ExperimentState.SUCCEEDED,
                 EndReason.SEARCH_SPACE_EXHAUSTED,
@@ -318,6 +319,8 @@ class Controller:
         ids = [self._new_id() for _ in range(want)]
         suggestions = suggester.suggest(ids)
         if not suggestions:
+            # Nothing running and nothing to suggest: no trial will ever change that.
+            self._nothing_left = not self._live
             return
         now = time.time()
         records = []

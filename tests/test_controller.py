@@ -564,3 +564,38 @@ def test_stop_right_after_the_claim_is_not_lost(sqlite_url: str) -> None:
     res = box["res"]
     assert res.experiment.state is ExperimentState.STOPPED
     assert len(res.trials) < 805
+
+
+def test_an_algorithm_with_nothing_to_suggest_ends_the_experiment(sqlite_url: str) -> None:
+    from automl._controller import Controller
+    from automl.core import Suggestion, TrialRecord
+    from automl.store import Store
+    from search import Suggester
+    from trials import InProcessExecutor
+
+    class Empty(Suggester):
+        def suggest(self, trial_ids: Any) -> list[Suggestion]:
+            return []
+
+        def tell(self, trial: TrialRecord) -> None:
+            return None
+
+    store = Store(sqlite_url)
+    try:
+        exp = Client(store).create(
+            automl.ExperimentSpec.model_validate(
+                {
+                    "name": "empty",
+                    "objective": {"type": "minimize", "metric": "loss"},
+                    "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}],
+                    "source": "python",
+                }
+            )
+        )
+        ex = InProcessExecutor(lambda x: x, "loss")
+        end = Controller(store, exp, ex, suggester=Empty()).run()
+        assert end.state is ExperimentState.SUCCEEDED
+        assert end.reason == "SearchSpaceExhausted"
+        assert Client(store).trials("empty") == []
+    finally:
+        store.close()
