@@ -56,6 +56,7 @@ class Progress:
     best_value: float | None
     best_trial: str | None
     last: TrialRecord | None = None
+    early_stopped: int = 0
 
 
 @dataclass
@@ -467,6 +468,7 @@ class Controller:
             best[0] if best else None,
             best[1] if best else None,
             last,
+            c[TrialState.EARLY_STOPPED],
         )
 
     # -- the end ----------------------------------------------------------------------------

@@ -57,6 +57,8 @@ class ProgressBar:
             else "no result yet"
         )
         status = f"{best} · running {snap.running}"
+        if snap.early_stopped:
+            status += f" · stopped early {snap.early_stopped}"
         if snap.failed:
             status += f" · [red]failed {snap.failed}[/red]"
         self._progress.update(self._task, completed=snap.done, status=status)
