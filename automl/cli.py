@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -170,6 +171,11 @@ _STATE_STYLE = {
 }
 
 
+def _words(camel: str) -> str:
+    """``EarlyStopped`` -> ``early stopped``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", camel).lower()
+
+
 def _summary(
     e: ExperimentRecord,
     trials: Sequence[TrialRecord],
@@ -178,7 +184,7 @@ def _summary(
 ) -> None:
     style = {"Succeeded": "green", "Failed": "red"}.get(e.state.value, "yellow")
     n = {s: sum(1 for t in trials if t.state is s) for s in TrialState}
-    parts = ", ".join(f"{v} {s.value.lower()}" for s, v in n.items() if v)
+    parts = ", ".join(f"{v} {_words(s.value)}" for s, v in n.items() if v)
     console.print(
         f"[bold]{e.name}[/bold]: [{style}]{e.state.value}[/{style}] ({e.reason}) — "
         f"{len(trials)} trials: {parts}",
