@@ -1,4 +1,4 @@
-"""The ``automl`` command line: run, validate, list, show, best, stop, resume, delete.
+"""The ``automl`` command line: run, validate, list, show, best, stop, resume, delete, dashboard.
 
 Bad input (a spec, a name, a store URL) prints one message per problem and exits with code 2;
 nothing already stored is touched.
@@ -557,6 +557,44 @@ def delete(
             raise typer.Exit(1)
         client.delete(name)
     console.print(f"deleted {name}")
+
+
+@app.command()
+def dashboard(
+    store: StoreOpt = DEFAULT,
+    port: Annotated[int, typer.Option(help="Port to serve on (0 picks a free one).")] = 8501,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to bind. Anything but loopback makes the app read-only "
+            "unless --allow-remote-actions."
+        ),
+    ] = "127.0.0.1",
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Hide stop/resume/delete actions.")
+    ] = False,
+    allow_remote_actions: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote-actions",
+            help="Keep actions enabled when --host is not a loopback address.",
+        ),
+    ] = False,
+) -> None:
+    """Open the web dashboard (Streamlit) on a store; Ctrl-C stops it."""
+    from automl import _dashboard
+
+    with _errors():
+        code = _dashboard.serve(
+            store,
+            host=host,
+            port=port,
+            read_only=read_only,
+            allow_remote_actions=allow_remote_actions,
+            echo=lambda line: console.print(line, highlight=False, markup=False),
+        )
+    if code != 0:
+        raise typer.Exit(code)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -1,1 +1,1 @@
-"""The Streamlit dashboard: not built yet; it will read the store and act through automl.Client."""
+"""The Streamlit dashboard: read-only queries, plotly figures and the app over an automl store."""

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 scripts/services.sh
+scripts/browser.sh   # Debian's chromium for the dashboard's real-browser test
 .venv/bin/ruff check automl search trials nas dashboard integrations tests benchmarks examples
-.venv/bin/ruff format --check automl search trials nas dashboard integrations
+.venv/bin/ruff format --check automl search trials nas dashboard integrations tests
 .venv/bin/mypy
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
 exec .venv/bin/python -m pytest "$@"

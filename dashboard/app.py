@@ -1,0 +1,529 @@
+"""The automl dashboard (Streamlit).
+
+Start it with::
+
+    streamlit run dashboard/app.py --server.address 127.0.0.1 -- --store sqlite:///automl.db \
+        [--read-only] [--allow-remote-actions]
+
+or set ``AUTOML_STORE`` (and ``AUTOML_READ_ONLY=1`` / ``AUTOML_ALLOW_REMOTE_ACTIONS=1``).
+
+Pages are linkable through query parameters: ``?experiment=NAME``, ``?trial=ID``,
+``?page=compare`` and ``?page=steer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# ``streamlit run dashboard/app.py`` puts dashboard/ first on sys.path, not the project root.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from automl.store import DEFAULT_STORE, Store  # noqa: E402
+from dashboard import plots  # noqa: E402
+from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries, downsample  # noqa: E402
+
+REFRESH_S = 3.0
+PAGE_SIZE = 50
+CURVE_TRIALS = 200  # above this many trials, plot the best ones (and stopped, running)
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+_TRUE = {"1", "true", "yes", "on"}
+_STATES = [
+    "Created",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Killed",
+    "EarlyStopped",
+    "MetricsUnavailable",
+]
+
+
+# -- configuration -------------------------------------------------------------------------------
+def config(argv: list[str] | None = None) -> argparse.Namespace:
+    """Store URL and flags from the script's argv (after ``--``), then the environment."""
+    parser = argparse.ArgumentParser(prog="automl dashboard", add_help=False)
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--read-only", action="store_true")
+    parser.add_argument("--allow-remote-actions", action="store_true")
+    parser.add_argument("--refresh", type=float, default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    env = os.environ
+    args.store = args.store or env.get("AUTOML_STORE") or DEFAULT_STORE
+    args.read_only = args.read_only or env.get("AUTOML_READ_ONLY", "").lower() in _TRUE
+    args.allow_remote_actions = (
+        args.allow_remote_actions or env.get("AUTOML_ALLOW_REMOTE_ACTIONS", "").lower() in _TRUE
+    )
+    if args.refresh is None:
+        args.refresh = float(env.get("AUTOML_DASHBOARD_REFRESH", REFRESH_S))
+    return args
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> Store:
+    return Store(url)
+
+
+def _client_is_local() -> bool:
+    """Whether the browser connects over loopback (None, as in tests, counts as local)."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # pragma: no cover - older Streamlit
+        return True
+    return ip is None or ip in _LOOPBACK or ip.startswith("127.")
+
+
+def actions_allowed(cfg: argparse.Namespace) -> tuple[bool, str]:
+    """Whether mutating actions may be offered, and why not."""
+    if cfg.read_only:
+        return False, "The dashboard is read-only (--read-only)."
+    if not _client_is_local() and not cfg.allow_remote_actions:
+        return False, "Actions are offered only on 127.0.0.1 (see --allow-remote-actions)."
+    return True, ""
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.6g}"
+
+
+def _link(**params: str) -> str:
+    return "?" + "&".join(f"{k}={v}" for k, v in params.items())
+
+
+# -- experiments page -------------------------------------------------------------------------
+def page_experiments(q: Queries) -> None:
+    """Every experiment with its status and progress; filter and sort."""
+    st.title("Experiments")
+    summaries = q.experiments_summary()
+    if not summaries:
+        st.info(
+            "No experiments in this store yet. Submit one on the Steer page or run `automl run`."
+        )
+        return
+    df = pd.DataFrame([s.row() for s in summaries])
+    c1, c2, c3 = st.columns([2, 2, 1])
+    states = c1.multiselect("Status", sorted(df["status"].unique()), key="exp_status")
+    text = c2.text_input("Name contains", key="exp_filter")
+    sort = c3.selectbox(
+        "Sort by", ["started", "name", "status", "best", "elapsed_s"], key="exp_sort"
+    )
+    if states:
+        df = df[df["status"].isin(states)]
+    if text:
+        df = df[df["name"].str.contains(text, case=False, regex=False)]
+    df = df.sort_values(sort, ascending=sort in ("name", "status"), na_position="last")
+    df.insert(0, "open", [_link(experiment=n) for n in df["name"]])
+    st.dataframe(
+        df,
+        hide_index=True,
+        width="stretch",
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open")},
+    )
+    st.caption(f"{len(df)} of {len(summaries)} experiments")
+
+
+# -- experiment page ------------------------------------------------------------------------
+def _header(exp: ExperimentSummary) -> None:
+    c = st.columns(5)
+    c[0].metric(f"Best {exp.metric} ({exp.direction})", _fmt(exp.best_value))
+    c[1].metric("Status", exp.state, help=exp.reason or None)
+    c[2].metric("Progress", f"{exp.done}/{exp.max_trials or '-'}")
+    c[3].metric("Running", exp.counts.get("Running", 0))
+    failed = exp.counts.get("Failed", 0) + exp.counts.get("MetricsUnavailable", 0)
+    c[4].metric("Failed / early-stopped", f"{failed} / {exp.counts.get('EarlyStopped', 0)}")
+    if exp.reason:
+        st.caption(f"{exp.reason}: {exp.message}" if exp.message else exp.reason)
+
+
+def _trials_table(q: Queries, exp: ExperimentSummary) -> None:
+    st.subheader("Trials")
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 2])
+    states = c1.multiselect("State", _STATES, key="trial_states")
+    sort = c2.selectbox("Sort by", list(SORT_KEYS), key="trial_sort")
+    desc = c3.toggle("Desc", key="trial_desc")
+    search = c4.text_input("Search params / id", key="trial_search")
+    size = PAGE_SIZE
+    first = q.trials_page(exp.id, states, sort, desc, 0, 1, search or None)
+    pages = max(1, -(-first.total // size))
+    page = int(st.number_input("Page", 1, pages, 1, key="trial_page")) if pages > 1 else 1
+    res = q.trials_page(exp.id, states, sort, desc, (page - 1) * size, size, search or None)
+    rows = []
+    for r in res.rows:
+        row = {k: v for k, v in r.items() if k not in ("params", "metrics")}
+        row["open"] = _link(trial=r["id"])
+        row.update({f"param.{k}": v for k, v in r["params"].items()})
+        row.update({f"metric.{k}": v for k, v in r["metrics"].items()})
+        rows.append(row)
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open")},
+    )
+    st.caption(f"page {page}/{pages}, {res.total} trials match")
+
+
+def _curves(q: Queries, exp: ExperimentSummary, metric: str, hist: list[Any]) -> None:
+    stopped = {n for n, _, s, _ in hist if s == "EarlyStopped"}
+    failed = {n for n, _, s, _ in hist if s in ("Failed", "Killed", "MetricsUnavailable")}
+    wanted: set[int] | None = None
+    if len(hist) > CURVE_TRIALS:  # the best trials, the running ones and the last stopped ones
+        maximize = exp.direction == "maximize"
+        ok = sorted(
+            ((v, n) for n, v, s, _ in hist if s == "Succeeded" and v is not None),
+            reverse=maximize,
+        )
+        running = {n for n, _, s, _ in hist if s == "Running"}
+        wanted = {n for _, n in ok[:CURVE_TRIALS]} | running | set(sorted(stopped)[-CURVE_TRIALS:])
+    key = f"curves:{exp.id}:{metric}"
+    cur = q.curves_for(exp.id, metric, wanted, st.session_state.get(key))  # only what is new
+    st.session_state[key] = cur
+    if not cur.points:
+        st.caption("No intermediate values reported.")
+        return
+    fig = plots.curves_figure(downsample(cur, 50, wanted), metric, stopped, failed)
+    st.plotly_chart(fig, width="stretch", key=f"curves_{metric}")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _importances(url: str, exp_id: str, n_done: int, spec_json: str) -> dict[str, float]:
+    from automl.core import ExperimentSpec
+
+    q = Queries(_store(url))
+    return plots.param_importances(q.params_values(exp_id), ExperimentSpec.from_json(spec_json))
+
+
+def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
+    """One experiment: best trial, trials, plots, spec."""
+    exp = q.experiment(name)
+    st.title(f"Experiment {name}")
+    if exp is None:
+        st.error(f"No experiment named {name!r} in this store.")
+        return
+    st.markdown(f"[All experiments]({_link()}) · {exp.algorithm} · {exp.direction} {exp.metric}")
+    running = exp.state in ("Created", "Running")
+
+    @st.fragment(run_every=cfg.refresh if running else None)
+    def live() -> None:
+        e = q.experiment(name) or exp
+        _header(e)
+        best = q.best_trial(e.id, e.direction)
+        if best is not None:
+            st.subheader(f"Best trial {best['number']}")
+            c1, c2 = st.columns(2)
+            c1.markdown(f"[{best['id']}]({_link(trial=best['id'])})")
+            c1.json(best["params"])
+            c2.json(best["metrics"])
+        hist = q.history(e.id)
+        if hist:
+            st.plotly_chart(
+                plots.history_figure(hist, e.direction), width="stretch", key="history"
+            )
+        metrics = [e.metric, *e.spec.objective.additional_metrics]
+        metric = st.selectbox("Intermediate values of", metrics, key="curve_metric")
+        _curves(q, e, metric or e.metric, hist)
+
+    live()
+    _trials_table(q, exp)
+
+    spec = exp.spec
+    if spec.nas_config is not None:
+        st.info(
+            "Neural architecture search: trials evaluate sampled architectures; parameter plots "
+            "show the architecture choices the algorithm exposes, if any."
+        )
+    rows = q.params_values(exp.id)
+    if rows and spec.parameters:
+        st.subheader("Search space")
+        st.plotly_chart(plots.parallel_figure(rows, spec), width="stretch", key="par")
+        n_done = len(rows)
+        imp = _importances(q.store.url.render_as_string(False), exp.id, n_done, spec.to_json())
+        if imp:
+            st.plotly_chart(plots.importance_figure(imp), width="stretch", key="imp")
+        else:
+            st.caption("Parameter importance needs at least 2 succeeded trials.")
+        names = [p.name for p in spec.parameters]
+        p = st.selectbox("Slice parameter", names, key="slice_param")
+        if p:
+            st.plotly_chart(plots.slice_figure(rows, p, exp.metric), width="stretch", key="slice")
+        if len(names) >= 2:
+            c1, c2 = st.columns(2)
+            px = c1.selectbox("Contour x", names, index=0, key="contour_x")
+            py = c2.selectbox("Contour y", names, index=1, key="contour_y")
+            if px and py and px != py:
+                st.plotly_chart(plots.contour_figure(rows, px, py), width="stretch", key="contour")
+    lineage = q.lineage(exp.id) if spec.algorithm.name == "pbt" else []
+    if lineage:
+        st.subheader("PBT lineage")
+        st.plotly_chart(plots.lineage_figure(lineage), width="stretch", key="lineage")
+    with st.expander("Spec (YAML)"):
+        import yaml
+
+        st.code(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), language="yaml")
+
+
+# -- trial page -------------------------------------------------------------------------------
+def _log_tail(workdir: str | None, lines: int = 200) -> str | None:
+    if not workdir:
+        return None
+    path = Path(workdir) / "trial.log"
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64_000))
+        data = f.read().decode("utf-8", "replace")
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def page_trial(q: Queries, cfg: argparse.Namespace, trial_id: str) -> None:
+    """One trial: params, curves, state, log tail, where it ran."""
+    t = q.trial(trial_id)
+    st.title(f"Trial {trial_id}")
+    if t is None:
+        st.error(f"No trial {trial_id!r} in this store.")
+        return
+    st.markdown(f"[Experiment {t['experiment']}]({_link(experiment=t['experiment'])})")
+    running = t["state"] in ("Created", "Running")
+
+    @st.fragment(run_every=cfg.refresh if running else None)
+    def live() -> None:
+        tr = q.trial(trial_id) or t
+        c = st.columns(4)
+        c[0].metric("State", tr["state"])
+        c[1].metric("Value", _fmt(tr["value"]))
+        c[2].metric("Number", tr["number"])
+        dur = (
+            None
+            if tr["started_at"] is None or tr["finished_at"] is None
+            else tr["finished_at"] - tr["started_at"]
+        )
+        c[3].metric("Duration (s)", _fmt(dur))
+        if tr["message"]:
+            if tr["state"] == "Succeeded":
+                st.caption(tr["message"])
+            else:
+                st.warning(tr["message"])
+        c1, c2 = st.columns(2)
+        c1.subheader("Parameters")
+        c1.json(tr["params"])
+        c2.subheader("Metrics (latest)")
+        c2.json(tr["metrics"])
+        obs = q.trial_observations(trial_id)
+        if obs:
+            st.plotly_chart(plots.trial_curves_figure(obs), width="stretch", key="tc")
+        st.subheader("Where it ran")
+        runner = dict(tr["runner"])
+        st.json(runner or {"runner": "in-process"})
+        tail = _log_tail(runner.get("workdir"))
+        if tail is not None:
+            st.subheader("Log (tail)")
+            st.code(tail or "(empty)", language=None)
+        if tr["attrs"]:
+            with st.expander("Algorithm attributes"):
+                st.json(tr["attrs"])
+
+    live()
+
+
+# -- compare ----------------------------------------------------------------------------------
+def page_compare(q: Queries) -> None:
+    """History and best values of several experiments on one chart."""
+    st.title("Compare experiments")
+    summaries = q.experiments_summary()
+    names = [s.name for s in summaries]
+    default = names[-2:] if len(names) >= 2 else names
+    chosen = st.multiselect("Experiments", names, default=default, key="compare")
+    if len(chosen) < 2:
+        st.info("Choose two or more experiments.")
+        return
+    by_name = {s.name: s for s in summaries}
+    hists = {n: (q.history(by_name[n].id), by_name[n].direction) for n in chosen}
+    st.plotly_chart(plots.compare_figure(hists), width="stretch", key="compare_hist")
+    best = {n: by_name[n].best_value for n in chosen}
+    st.plotly_chart(plots.best_bar_figure(best), width="stretch", key="compare_best")
+    st.dataframe(
+        pd.DataFrame([by_name[n].row() for n in chosen]), hide_index=True, width="stretch"
+    )
+
+
+# -- steer ------------------------------------------------------------------------------------
+def _specs_dir() -> Path:
+    d = Path(os.environ.get("AUTOML_DASHBOARD_SPECS", ".automl-dashboard"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def launch(argv: list[str], log: Path) -> int:
+    """Start the controller as a detached subprocess (output to ``log``); returns its pid."""
+    import subprocess
+
+    kwargs: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, **kwargs).pid
+
+
+def page_steer(q: Queries, cfg: argparse.Namespace) -> None:
+    """Submit, stop, resume, raise the budget of, delete experiments."""
+    from automl import Client
+    from automl.errors import AutoMLError, SpecError
+    from automl.spec import parse_spec
+
+    st.title("Steer")
+    ok, why = actions_allowed(cfg)
+    if not ok:
+        st.warning(why)
+        return
+    url = q.store.url.render_as_string(hide_password=False)
+    client = Client(q.store)
+
+    st.header("Submit an experiment")
+    up = st.file_uploader("Upload YAML", type=["yaml", "yml", "json"], key="upload")
+    if up is not None and st.session_state.get("uploaded") != up.name:
+        st.session_state["uploaded"] = up.name
+        st.session_state["spec_text"] = up.getvalue().decode("utf-8", "replace")
+    text = st.text_area("Experiment YAML", height=260, key="spec_text")
+    spec = None
+    if text and text.strip():
+        try:
+            spec = parse_spec(text)
+        except SpecError as exc:
+            st.error("The spec is invalid:")
+            st.dataframe(
+                pd.DataFrame([{"path": i.path, "problem": i.message} for i in exc.issues]),
+                hide_index=True,
+                width="stretch",
+            )
+        else:
+            st.success(
+                f"Valid: {spec.name} ({spec.algorithm.name}, {len(spec.parameters)} parameters, "
+                f"maxTrialCount {spec.max_trial_count})"
+            )
+    if st.button("Submit and run", disabled=spec is None, key="submit"):
+        name = spec.name if spec else "spec"
+        path = _specs_dir() / f"{name}-{int(time.time())}.yaml"
+        path.write_text(text)
+        argv = [sys.executable, "-m", "automl", "run", str(path), "--store", url, "--no-progress"]
+        pid = launch(argv, path.with_suffix(".log"))
+        st.success(
+            f"Started controller pid {pid} (log {path.with_suffix('.log')}): "
+            f"[{name}]({_link(experiment=name)})"
+        )
+
+    st.header("Act on an experiment")
+    summaries = q.experiments_summary()
+    if not summaries:
+        st.info("No experiments yet.")
+        return
+    names = [s.name for s in summaries]
+    pre = st.query_params.get("experiment")
+    name = st.selectbox(
+        "Experiment", names, index=names.index(pre) if pre in names else 0, key="steer_exp"
+    )
+    exp = next(s for s in summaries if s.name == name)
+    st.caption(f"{exp.state} {exp.reason} · {exp.done}/{exp.max_trials or '-'} trials")
+    c1, c2 = st.columns(2)
+    if c1.button("Stop", key="stop", disabled=exp.state not in ("Created", "Running")):
+        try:
+            rec = client.stop(name)
+            st.success(f"Stop requested: {rec.state.value}")
+        except AutoMLError as exc:
+            st.error(str(exc))
+    budget = c2.number_input(
+        "New maxTrialCount",
+        min_value=1,
+        value=int(exp.max_trials or exp.total or 1),
+        key="budget",
+    )
+    if c2.button("Raise budget", key="raise"):
+        try:
+            rec = client.prepare_resume(name, max_trials=int(budget))
+            st.success(f"maxTrialCount is now {rec.spec.max_trial_count}")
+        except AutoMLError as exc:
+            st.error(str(exc))
+    if st.button("Resume", key="resume", disabled=exp.state == "Running"):
+        try:
+            client.prepare_resume(name)
+        except AutoMLError as exc:
+            st.error(str(exc))
+        else:
+            argv = [
+                sys.executable,
+                "-m",
+                "automl",
+                "resume",
+                name,
+                "--store",
+                url,
+                "--no-progress",
+            ]
+            log = _specs_dir() / f"{name}-resume-{int(time.time())}.log"
+            st.success(f"Resuming: controller pid {launch(argv, log)} (log {log})")
+    confirm = st.checkbox(f"Yes, delete {name} and all its trials", key="confirm_delete")
+    if st.button("Delete", key="delete", disabled=not confirm):
+        try:
+            client.delete(name)
+            st.success(f"Deleted {name}")
+        except AutoMLError as exc:
+            st.error(str(exc))
+
+
+# -- main -------------------------------------------------------------------------------------
+def main() -> None:
+    """Route on query params: ?experiment=, ?trial=, ?page=compare|steer."""
+    cfg = config()
+    qp = st.query_params
+    exp_name = qp.get("experiment")
+    trial_id = qp.get("trial")
+    page = qp.get("page", "")
+    title = (
+        f"automl · {exp_name}"
+        if exp_name and page != "steer"
+        else f"automl · trial {trial_id}"
+        if trial_id
+        else "automl"
+    )
+    st.set_page_config(page_title=title, layout="wide")
+    try:
+        store = _store(cfg.store)
+    except Exception as exc:
+        st.title("automl dashboard")
+        st.error(f"Cannot open the store: {exc}")
+        return
+    q = Queries(store)
+    with st.sidebar:
+        st.markdown("### automl")
+        st.markdown(f"[Experiments]({_link()})  \n[Compare]({_link(page='compare')})")
+        ok, _ = actions_allowed(cfg)
+        if ok:
+            st.markdown(f"[Steer]({_link(page='steer')})")
+        st.caption(f"store: {store.display_url}" + (" (read-only)" if cfg.read_only else ""))
+    if page == "compare":
+        page_compare(q)
+    elif page == "steer":
+        page_steer(q, cfg)
+    elif trial_id:
+        page_trial(q, cfg, trial_id)
+    elif exp_name:
+        page_experiment(q, cfg, exp_name)
+        ok, _ = actions_allowed(cfg)
+        if ok:
+            st.markdown(f"[Steer this experiment]({_link(page='steer', experiment=exp_name)})")
+    else:
+        page_experiments(q)
+
+
+if __name__ == "__main__":  # streamlit run and AppTest execute the script as __main__
+    main()

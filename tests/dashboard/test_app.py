@@ -1,0 +1,194 @@
+"""The Streamlit app, page by page, with AppTest on a seeded store and an empty one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import automl
+from dashboard.queries import Queries
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("AUTOML_READ_ONLY", raising=False)
+    monkeypatch.delenv("AUTOML_ALLOW_REMOTE_ACTIONS", raising=False)
+    yield
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, url: str, read_only: bool = False, **qp: str) -> AppTest:
+    monkeypatch.setenv("AUTOML_STORE", url)
+    if read_only:
+        monkeypatch.setenv("AUTOML_READ_ONLY", "1")
+    at = AppTest.from_file(APP, default_timeout=30)
+    for k, v in qp.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _plotly(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def test_experiments_page(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> None:
+    at = _app(monkeypatch, seeded_url)
+    assert at.title[0].value == "Experiments"
+    df = at.dataframe[0].value
+    assert set(df["name"]) == {"quad", "curves", "broken"}
+    assert set(df.columns) >= {"status", "reason", "algorithm", "progress", "best", "elapsed_s"}
+    at.multiselect(key="exp_status").select("Failed").run()
+    assert list(at.dataframe[0].value["name"]) == ["broken"]
+
+
+def test_empty_store(monkeypatch: pytest.MonkeyPatch, empty_url: str) -> None:
+    at = _app(monkeypatch, empty_url)
+    assert at.title[0].value == "Experiments"
+    assert "No experiments" in at.info[0].value
+
+
+def test_experiment_page(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> None:
+    at = _app(monkeypatch, seeded_url, experiment="quad")
+    assert at.title[0].value == "Experiment quad"
+    best = automl.Client(seeded_url).best_trial("quad")
+    assert best is not None and best.value is not None
+    assert at.metric[0].value == f"{best.value:.6g}"
+    assert "Best" in at.metric[0].label
+    # history, parallel coordinates, importance, slice, contour
+    assert _plotly(at) >= 5
+    trials = at.dataframe[0].value
+    assert len(trials) == 12
+    assert {"param.x", "param.y", "param.kind", "metric.objective"} <= set(trials.columns)
+    at.selectbox(key="trial_sort").select("value").run()
+    values = list(at.dataframe[0].value["value"])
+    assert values == sorted(values)
+    assert any("maxTrialCount" in c.value or "max_trial_count" in c.value for c in at.code)
+
+
+def test_experiment_page_curves_and_failed(
+    monkeypatch: pytest.MonkeyPatch, seeded_url: str
+) -> None:
+    at = _app(monkeypatch, seeded_url, experiment="curves")
+    charts = at.get("plotly_chart")
+    assert charts  # history + curves + search space plots
+    at.multiselect(key="trial_states").select("EarlyStopped").run()
+    assert set(at.dataframe[0].value["state"]) == {"EarlyStopped"}
+    at = _app(monkeypatch, seeded_url, experiment="broken")
+    assert at.metric[0].value == "-"
+    assert at.metric[1].value == "Failed"
+    at = _app(monkeypatch, seeded_url, experiment="nope")
+    assert "No experiment" in at.error[0].value
+
+
+def test_trial_page(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> None:
+    q = Queries(automl.Client(seeded_url).store)
+    exp = q.experiment("curves")
+    assert exp is not None
+    row = q.trials_page(exp.id, states=["EarlyStopped"], limit=1).rows[0]
+    at = _app(monkeypatch, seeded_url, trial=row["id"])
+    assert at.title[0].value == f"Trial {row['id']}"
+    assert at.metric[0].value == "EarlyStopped"
+    assert any("medianstop" in w.value for w in at.warning)
+    assert _plotly(at) == 1
+    assert at.get("json")
+
+
+def test_compare_page(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> None:
+    at = _app(monkeypatch, seeded_url, page="compare")
+    assert at.title[0].value == "Compare experiments"
+    assert _plotly(at) == 2
+
+
+def test_steer_read_only(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> None:
+    at = _app(monkeypatch, seeded_url, read_only=True, page="steer")
+    assert "read-only" in at.warning[0].value
+    assert len(at.button) == 0
+    at = _app(monkeypatch, seeded_url, read_only=True, experiment="quad")
+    assert len(at.button) == 0
+
+
+def test_steer_validates_yaml(monkeypatch: pytest.MonkeyPatch, empty_url: str) -> None:
+    at = _app(monkeypatch, empty_url, page="steer")
+    assert at.button(key="submit").disabled
+    bad = (
+        "name: x\nobjective: {type: minimize, metric: loss}\n"
+        "parameters:\n  - {name: a, type: double, min: 2, max: 1}\n"
+    )
+    at.text_area(key="spec_text").input(bad).run()
+    assert at.error and at.dataframe[0].value["path"].str.contains("parameters").any()
+    assert at.button(key="submit").disabled
+
+
+def test_steer_actions(monkeypatch: pytest.MonkeyPatch, seeded_url: str, tmp_path) -> None:
+    import shutil
+
+    db = tmp_path / "copy.db"
+    shutil.copy(seeded_url.removeprefix("sqlite:///"), db)
+    url = f"sqlite:///{db}"
+    at = _app(monkeypatch, url, page="steer", experiment="quad")
+    assert at.selectbox(key="steer_exp").value == "quad"
+    assert at.button(key="stop").disabled  # finished
+    at.number_input(key="budget").set_value(20).run()
+    at.button(key="raise").click().run()
+    assert not at.exception
+    assert automl.Client(url).get("quad").spec.max_trial_count == 20
+    at.selectbox(key="steer_exp").select("broken").run()
+    at.checkbox(key="confirm_delete").check().run()
+    at.button(key="delete").click().run()
+    assert any("Deleted broken" in s.value for s in at.success)
+    names = [e.name for e in automl.Client(url).list()]
+    assert "broken" not in names and "quad" in names
+
+
+def test_steer_submit_launches_a_detached_controller(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'submit.db'}"
+    monkeypatch.chdir(tmp_path)  # the controller's automl-runs/ lands here
+    monkeypatch.setenv("AUTOML_DASHBOARD_SPECS", str(tmp_path / "specs"))
+    spec = (
+        "name: submitted\n"
+        "objective: {metric: loss, direction: minimize}\n"
+        "algorithm: {name: random}\n"
+        "parameters:\n  x: {type: double, min: 0, max: 1}\n"
+        "budget: {max_trials: 2}\n"
+        "trial:\n"
+        "  command: [python, -c, \"print('loss=${x}')\"]\n"
+    )
+    at = _app(monkeypatch, url, page="steer")
+    at.text_area(key="spec_text").input(spec).run()
+    assert not at.error, [e.value for e in at.error]
+    assert "Valid: submitted" in at.success[0].value
+    at.button(key="submit").click().run()
+    assert any("Started controller pid" in s.value for s in at.success)
+    client = automl.Client(url)
+    deadline = time.monotonic() + 60
+    while not [e for e in client.list() if e.name == "submitted"]:
+        logs = "".join(p.read_text() for p in (tmp_path / "specs").glob("*.log"))
+        assert time.monotonic() < deadline, logs
+        time.sleep(0.2)
+    exp = client.wait("submitted", timeout=60, poll=0.2)
+    assert exp.state.value == "Succeeded"
+    assert len(automl.Client(url).trials("submitted")) == 2
+
+
+def test_config_and_log_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dashboard import app
+
+    monkeypatch.setenv("AUTOML_STORE", "sqlite:///env.db")
+    cfg = app.config(["--read-only"])
+    assert cfg.store == "sqlite:///env.db" and cfg.read_only and not cfg.allow_remote_actions
+    cfg = app.config(["--store", "sqlite:///x.db", "--allow-remote-actions"])
+    assert cfg.store == "sqlite:///x.db" and not cfg.read_only and cfg.allow_remote_actions
+    assert app.actions_allowed(app.config(["--read-only"]))[0] is False
+    (tmp_path / "trial.log").write_text("".join(f"line {i}\n" for i in range(500)))
+    tail = app._log_tail(str(tmp_path), lines=3)
+    assert tail == "line 497\nline 498\nline 499"
+    assert app._log_tail(None) is None and app._log_tail(str(tmp_path / "nope")) is None
