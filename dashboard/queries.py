@@ -29,6 +29,18 @@ __all__ = [
 ]
 
 E = S.experiments.c
+# The experiment columns every summary reads (never the trials' JSON).
+_SUMMARY_COLUMNS = (
+    E.id,
+    E.name,
+    E.spec,
+    E.state,
+    E.reason,
+    E.message,
+    E.created_at,
+    E.started_at,
+    E.finished_at,
+)
 T = S.trials.c
 O = S.observations.c  # noqa: E741
 
@@ -144,19 +156,7 @@ class Queries:
     def experiments_summary(self) -> list[ExperimentSummary]:
         """Every experiment with its trial counts per state and best value (two queries)."""
         with self.engine.connect() as c:
-            exps = c.execute(
-                sa.select(
-                    E.id,
-                    E.name,
-                    E.spec,
-                    E.state,
-                    E.reason,
-                    E.message,
-                    E.created_at,
-                    E.started_at,
-                    E.finished_at,
-                ).order_by(E.created_at)
-            ).all()
+            exps = c.execute(sa.select(*_SUMMARY_COLUMNS).order_by(E.created_at)).all()
             agg = c.execute(
                 sa.select(
                     T.experiment_id,
@@ -201,19 +201,7 @@ class Queries:
     def experiment(self, name: str) -> ExperimentSummary | None:
         """One experiment's summary by name (None when it does not exist)."""
         with self.engine.connect() as c:
-            r = c.execute(
-                sa.select(
-                    E.id,
-                    E.name,
-                    E.spec,
-                    E.state,
-                    E.reason,
-                    E.message,
-                    E.created_at,
-                    E.started_at,
-                    E.finished_at,
-                ).where(E.name == name)
-            ).first()
+            r = c.execute(sa.select(*_SUMMARY_COLUMNS).where(E.name == name)).first()
             if r is None:
                 return None
             agg = c.execute(

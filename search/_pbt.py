@@ -52,7 +52,7 @@ from automl.core import (
 )
 from search._base import Suggester
 from search._registry import resolve_settings
-from search._space import ParamCodec, SpaceCodec
+from search._space import ParamCodec, SpaceCodec, index_of
 
 __all__ = ["PbtSuggester"]
 
@@ -338,7 +338,7 @@ def _perturb(p: Parameter, value: ParamValue, rng: random.Random) -> ParamValue:
         if p.type is ParameterType.DISCRETE:
             choices.sort(key=float)
         try:
-            i = _position(choices, value)
+            i = index_of(tuple(choices), value)
         except ValueError:  # not a value of the space (the stored value is stale): resample
             return choices[rng.randrange(len(choices))]
         j = min(max(i + rng.choice((-1, 1)), 0), len(choices) - 1)
@@ -367,23 +367,3 @@ def _snap(p: Parameter, x: float, step: float | None) -> float:
         x = min(max(x, p.min), p.max)
         return float(f"{x:.12g}")
     return x
-
-
-def _position(choices: Sequence[ParamValue], value: ParamValue) -> int:
-    """Index of ``value`` in ``choices``: same type and value first, then the text form."""
-    for i, c in enumerate(choices):
-        if type(c) is type(value) and c == value:
-            return i
-    for i, c in enumerate(choices):
-        if str(c) == str(value):
-            return i
-    for i, c in enumerate(choices):
-        if (
-            isinstance(c, (int, float))
-            and isinstance(value, (int, float))
-            and not isinstance(c, bool)
-            and not isinstance(value, bool)
-            and math.isclose(float(c), float(value))
-        ):
-            return i
-    raise ValueError(f"{value!r} is not one of {list(choices)}")

@@ -26,7 +26,7 @@ from optuna.distributions import (
 
 from automl.core import Distribution, Parameter, ParameterType, ParamValue
 
-__all__ = ["ParamCodec", "SpaceCodec"]
+__all__ = ["ParamCodec", "SpaceCodec", "index_of"]
 
 _STD = NormalDist()
 _TAIL = 3.0  # sigma = (max - min) / 6: the range spans +-3 standard deviations.
@@ -83,7 +83,7 @@ class ParamCodec:
         """Internal Optuna value for a typed parameter value (used to rebuild from the store)."""
         p = self.param
         if self.choices:
-            return _index_of(self.choices, value)
+            return index_of(self.choices, value)
         if not self.warped:
             return value
         assert p.min is not None and p.max is not None
@@ -101,7 +101,7 @@ class ParamCodec:
         return min(max(u, 0.0), 1.0)
 
 
-def _index_of(choices: tuple[ParamValue, ...], value: ParamValue) -> int:
+def index_of(choices: tuple[ParamValue, ...], value: ParamValue) -> int:
     """Index of ``value`` among ``choices``.
 
     Same type and value first (so True is not 1), then the text form (Katib passes strings),
