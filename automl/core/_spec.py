@@ -23,6 +23,8 @@ __all__ = [
     "Direction",
     "Distribution",
     "EarlyStoppingSpec",
+    "ExecutorKind",
+    "ExecutorSpec",
     "ExperimentSpec",
     "MetricStrategy",
     "MetricsCollectorSpec",
@@ -30,8 +32,10 @@ __all__ = [
     "ParamValue",
     "Parameter",
     "ParameterType",
+    "Resources",
     "TrialParameter",
     "TrialTemplate",
+    "parse_quantity",
 ]
 
 ParamValue = bool | int | float | str
@@ -341,6 +345,122 @@ class TrialParameter(_Frozen):
     description: str = ""
 
 
+_QUANTITY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(Ki|Mi|Gi|Ti|Pi|k|K|M|G|T|P|KB|MB|GB|TB)?$")
+_QUANTITY_UNITS = {
+    None: 1,
+    "k": 10**3,
+    "K": 10**3,
+    "KB": 10**3,
+    "M": 10**6,
+    "MB": 10**6,
+    "G": 10**9,
+    "GB": 10**9,
+    "T": 10**12,
+    "TB": 10**12,
+    "P": 10**15,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+}
+
+
+def parse_quantity(value: str | float, path: str) -> int:
+    """Bytes in a memory quantity written the Kubernetes way (``512Mi``, ``4Gi``, ``2G``, ``1e9``).
+
+    Raises:
+        SpecError: ``value`` is not a non-negative quantity; names ``path``.
+    """
+    if isinstance(value, bool):
+        raise SpecError(f"must be a memory quantity such as '4Gi'; got {value!r}", path=path)
+    if isinstance(value, int | float):
+        if value < 0 or not math.isfinite(value):
+            raise SpecError(f"must be a non-negative memory quantity; got {value!r}", path=path)
+        return int(value)
+    m = _QUANTITY_RE.match(value.strip())
+    if not m:
+        raise SpecError(
+            f"must be a memory quantity such as '512Mi', '4Gi' or '2G'; got {value!r}", path=path
+        )
+    return int(float(m.group(1)) * _QUANTITY_UNITS[m.group(2)])
+
+
+class Resources(_Frozen):
+    """What one trial needs.
+
+    Set by native ``trial.resources``, Katib container limits and
+    ``automl.tune(resources_per_trial=...)``.
+
+    Attributes:
+        cpu: CPU cores per worker process group (None: no reservation).
+        memory: Memory per worker as a Kubernetes quantity (``"4Gi"``), None for none.
+        gpu: GPUs per worker; a fraction in (0, 1) shares one device (0.25: four trials per
+            GPU); above 1 it must be a whole number.
+        gpu_memory: GPU memory a trial needs on its device (``"10Gi"``); with it, trials are
+            packed by free device memory as well as by fraction.
+        workers: Nodes (Ray placement-group bundles, PyTorchJob replicas) of a distributed trial.
+        processes_per_worker: Processes per worker (``torchrun --nproc-per-node``).
+    """
+
+    cpu: float | None = None
+    memory: str | None = None
+    gpu: float = 0.0
+    gpu_memory: str | None = None
+    workers: int = 1
+    processes_per_worker: int = 1
+
+    @property
+    def distributed(self) -> bool:
+        """Whether a trial runs as more than one process."""
+        return self.workers > 1 or self.processes_per_worker > 1
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """``memory`` in bytes (validated, so it parses)."""
+        return None if self.memory is None else parse_quantity(self.memory, "memory")
+
+    @property
+    def gpu_memory_bytes(self) -> int | None:
+        """``gpu_memory`` in bytes (validated, so it parses)."""
+        return None if self.gpu_memory is None else parse_quantity(self.gpu_memory, "gpu_memory")
+
+
+class ExecutorKind(str, Enum):
+    """Where trials run."""
+
+    LOCAL = "local"  # processes (or threads, for a Python function) on this machine
+    RAY = "ray"  # tasks/actors on a Ray cluster
+    KUBERNETES = "kubernetes"  # Jobs / PyTorchJobs / the Katib trialSpec on a cluster
+
+
+class ExecutorSpec(_Frozen):
+    """Where and how trials are placed (native ``executor:``).
+
+    Attributes:
+        kind: ``local``, ``ray`` or ``kubernetes``.
+        address: Ray: an existing cluster's address, ``auto``, or None to start a local one.
+        namespace: Kubernetes namespace for trial jobs (default: the Katib namespace or
+            ``default``).
+        kubeconfig: Kubernetes: path of a kube-config file (default: ``$KUBECONFIG``,
+            ``~/.kube/config``, then the in-cluster service account).
+        context: Kubernetes: kube-config context to use.
+        image: Kubernetes: container image for a native command trial (it runs inside it).
+        max_retries: Times a trial whose worker, node or pod died (not one that failed by
+            itself) is started again.
+        settings: Executor-specific extras, validated by the executor.
+    """
+
+    kind: ExecutorKind = ExecutorKind.LOCAL
+    address: str | None = None
+    namespace: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    image: str | None = None
+    max_retries: int = 0
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrialTemplate(_Frozen):
     """How one trial runs.
 
@@ -368,6 +488,9 @@ class TrialTemplate(_Frozen):
             None when it can.
         path_map: Prefix rewrites for paths that exist only inside the image
             (``/opt/pytorch-mnist`` -> a local directory), applied to argv, env and file paths.
+        notebook: A Jupyter notebook that is the trial, run with papermill (parameters go to
+            its cell tagged ``parameters``); set instead of ``command``/``function``.
+        resources: What each trial needs (CPU, memory, GPUs, distributed workers).
     """
 
     command: tuple[str, ...] | None = None
@@ -386,6 +509,8 @@ class TrialTemplate(_Frozen):
     retain: bool = False
     local_blocker: str | None = None
     path_map: dict[str, str] = Field(default_factory=dict)
+    notebook: str | None = None
+    resources: Resources = Field(default_factory=Resources)
 
 
 class MetricsCollectorSpec(_Frozen):
@@ -425,6 +550,7 @@ class ExperimentSpec(_Frozen):
         nas_config: Katib's ``nasConfig`` (graphConfig, operations) as written, for neural
             architecture search; set instead of ``parameters``.
         namespace: Katib namespace (kept for export).
+        executor: Where trials run (local processes, a Ray cluster, Kubernetes).
         source: ``native``, ``katib`` or ``python``: which front door made the spec.
     """
 
@@ -443,6 +569,7 @@ class ExperimentSpec(_Frozen):
     early_stopping: EarlyStoppingSpec | None = None
     nas_config: dict[str, Any] | None = None
     namespace: str | None = None
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     source: str = "native"
 
     def to_json(self) -> str:

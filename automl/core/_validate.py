@@ -65,6 +65,67 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     out.extend(_budget_problems(spec))
     out.extend(_template_problems(spec))
     out.extend(_collector_problems(spec))
+    out.extend(_resource_problems(spec))
+    return out
+
+
+def _resource_problems(spec: ExperimentSpec) -> list[SpecIssue]:
+    from automl.core._spec import ExecutorKind, parse_quantity
+
+    r = spec.trial_template.resources
+    path = "trial_template.resources"
+    out: list[SpecIssue] = []
+    if r.cpu is not None and not r.cpu > 0:
+        out.append(SpecIssue(f"{path}.cpu", f"must be greater than 0; got {r.cpu}"))
+    if r.gpu < 0:
+        out.append(SpecIssue(f"{path}.gpu", f"must be 0 or more; got {r.gpu:g}"))
+    elif r.gpu > 1 and r.gpu != int(r.gpu):
+        out.append(
+            SpecIssue(
+                f"{path}.gpu",
+                "a fraction shares one device, so above 1 it must be a whole number of GPUs; "
+                f"got {r.gpu:g}",
+            )
+        )
+    for name in ("memory", "gpu_memory"):
+        value = getattr(r, name)
+        if value is not None:
+            try:
+                parse_quantity(value, f"{path}.{name}")
+            except SpecError as exc:
+                out.extend(exc.issues)
+    if r.gpu_memory is not None and r.gpu <= 0:
+        out.append(
+            SpecIssue(f"{path}.gpu_memory", "needs gpu > 0 (memory on which device?); got gpu 0")
+        )
+    for name in ("workers", "processes_per_worker"):
+        if getattr(r, name) < 1:
+            out.append(SpecIssue(f"{path}.{name}", f"must be 1 or more; got {getattr(r, name)}"))
+    t = spec.trial_template
+    if r.distributed and t.command is None and t.manifest is None:
+        out.append(
+            SpecIssue(
+                f"{path}.workers" if r.workers > 1 else f"{path}.processes_per_worker",
+                "a distributed trial runs a training command in several processes; this "
+                "trial has no command (a Python function or notebook runs in one process)",
+            )
+        )
+    ex = spec.executor
+    if ex.max_retries < 0:
+        out.append(SpecIssue("executor.max_retries", f"must be 0 or more; got {ex.max_retries}"))
+    if ex.kind is not ExecutorKind.RAY and ex.address is not None:
+        out.append(
+            SpecIssue("executor.address", f"is a Ray setting; executor kind is {ex.kind.value}")
+        )
+    if ex.kind is not ExecutorKind.KUBERNETES:
+        for name in ("kubeconfig", "context", "image"):
+            if getattr(ex, name) is not None:
+                out.append(
+                    SpecIssue(
+                        f"executor.{name}",
+                        f"is a Kubernetes setting; executor kind is {ex.kind.value}",
+                    )
+                )
     return out
 
 
@@ -124,14 +185,19 @@ def _budget_problems(spec: ExperimentSpec) -> list[SpecIssue]:
 def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     t = spec.trial_template
     out: list[SpecIssue] = []
-    if t.command is not None and t.function is not None:
+    kinds = [k for k in ("command", "function", "notebook") if getattr(t, k) is not None]
+    if len(kinds) > 1:
         out.append(
-            SpecIssue("trial_template", "must set either a command or a function, not both")
+            SpecIssue(
+                "trial_template",
+                f"must set one of command, function or notebook; got {' and '.join(kinds)}",
+            )
         )
     if (
         spec.source != "python"
         and t.command is None
         and t.function is None
+        and t.notebook is None
         and t.local_blocker is None
     ):
         out.append(SpecIssue("trial_template.command", "is required: the argv each trial runs"))

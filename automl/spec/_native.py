@@ -17,12 +17,15 @@ from automl.core import (
     Direction,
     Distribution,
     EarlyStoppingSpec,
+    ExecutorKind,
+    ExecutorSpec,
     ExperimentSpec,
     MetricsCollectorSpec,
     MetricStrategy,
     Objective,
     Parameter,
     ParameterType,
+    Resources,
     TrialTemplate,
 )
 from automl.errors import SpecError, SpecIssue
@@ -75,11 +78,33 @@ class _Budget(_M):
     timeout: float | str | None = None
 
 
+class _Resources(_M):
+    cpu: float | None = None
+    memory: str | int | None = None
+    gpu: float = 0.0
+    gpu_memory: str | int | None = None
+    workers: int = 1
+    processes_per_worker: int = 1
+
+
 class _Trial(_M):
-    command: list[Scalar] | str
+    command: list[Scalar] | str | None = None
+    notebook: str | None = None
     workdir: str | None = None
     env: dict[str, Scalar] = Field(default_factory=dict)
     timeout: float | str | None = None
+    resources: _Resources = Field(default_factory=_Resources)
+
+
+class _Executor(_M):
+    kind: Literal["local", "ray", "kubernetes"] = "local"
+    address: str | None = None
+    namespace: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    image: str | None = None
+    max_retries: int = 0
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class _Metrics(_M):
@@ -101,6 +126,7 @@ class _Doc(_M):
     budget: _Budget = Field(default_factory=_Budget)
     trial: _Trial
     metrics: _Metrics = Field(default_factory=_Metrics)
+    executor: Literal["local", "ray", "kubernetes"] | _Executor = "local"
 
 
 _COLLECTORS = {
@@ -203,7 +229,15 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         trial_timeout = parse_duration(doc.trial.timeout, "trial.timeout")
     except SpecError as exc:
         issues.extend(exc.issues)
-    if isinstance(doc.trial.command, str):
+    command: tuple[str, ...] | None = None
+    if doc.trial.command is None:
+        if doc.trial.notebook is None:
+            issues.append(
+                SpecIssue(
+                    "trial.command", "is required (or trial.notebook): the argv each trial runs"
+                )
+            )
+    elif isinstance(doc.trial.command, str):
         issues.append(
             SpecIssue(
                 "trial.command",
@@ -211,7 +245,6 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
                 f"shell); got the string {doc.trial.command!r}",
             )
         )
-        command: tuple[str, ...] = ()
     else:
         command = tuple(str(a) for a in doc.trial.command)
     workdir = Path(doc.trial.workdir).expanduser() if doc.trial.workdir else Path(".")
@@ -220,6 +253,17 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         issues.append(
             SpecIssue("trial.workdir", f"must be an existing directory; got {str(workdir)!r}")
         )
+    notebook = None
+    if doc.trial.notebook is not None:
+        nb = Path(doc.trial.notebook).expanduser()
+        nb = nb if nb.is_absolute() else (workdir / nb).resolve()
+        if not nb.is_file():
+            issues.append(
+                SpecIssue("trial.notebook", f"must be an existing notebook file; got {str(nb)!r}")
+            )
+        notebook = str(nb)
+    res = doc.trial.resources
+    executor = _Executor(kind=doc.executor) if isinstance(doc.executor, str) else doc.executor
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
@@ -242,6 +286,15 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             workdir=str(workdir),
             env={k: str(v) for k, v in doc.trial.env.items()},
             timeout=trial_timeout,
+            notebook=notebook,
+            resources=Resources(
+                cpu=res.cpu,
+                memory=None if res.memory is None else str(res.memory),
+                gpu=res.gpu,
+                gpu_memory=None if res.gpu_memory is None else str(res.gpu_memory),
+                workers=res.workers,
+                processes_per_worker=res.processes_per_worker,
+            ),
         ),
         metrics_collector=MetricsCollectorSpec(
             kind=_COLLECTORS[doc.metrics.collector.lower()],
@@ -260,6 +313,16 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             )
         ),
         resume_policy="LongRunning",
+        executor=ExecutorSpec(
+            kind=ExecutorKind(executor.kind),
+            address=executor.address,
+            namespace=executor.namespace,
+            kubeconfig=executor.kubeconfig,
+            context=executor.context,
+            image=executor.image,
+            max_retries=executor.max_retries,
+            settings=executor.settings,
+        ),
         source="native",
     )
     return check(spec, _translator(doc))
