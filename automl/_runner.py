@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from automl._controller import Controller, Progress
-from automl.core import ExperimentRecord, ExperimentSpec
+from automl.core import ExecutorKind, ExperimentRecord, ExperimentSpec
 from automl.errors import SpecError
 from automl.store import Store
 from trials import Executor, InProcessExecutor, LocalProcessExecutor
@@ -45,12 +45,25 @@ def make_executor(
     objective: Callable[..., Any] | None = None,
     runs_dir: str | Path = "automl-runs",
 ) -> Executor:
-    """The executor a spec needs: local processes for a command, threads for a function.
+    """The executor a spec needs.
+
+    ``executor: ray`` and ``executor: kubernetes`` place trials on a cluster (their backends are
+    imported only here); locally, a command runs as processes and a function on threads.
 
     Raises:
-        SpecError: A Python experiment whose objective is neither given nor importable.
+        SpecError: A Python experiment whose objective is neither given nor importable, or a
+            cluster that cannot be reached (named by its field).
     """
     t = spec.trial_template
+    kind = spec.executor.kind
+    if kind is ExecutorKind.RAY:
+        from trials._ray import RayExecutor
+
+        return RayExecutor(spec, Path(runs_dir), objective=objective)
+    if kind is ExecutorKind.KUBERNETES:
+        from trials._kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor(spec, Path(runs_dir))
     if t.command is not None and objective is None:
         return LocalProcessExecutor(spec, Path(runs_dir))
     if objective is None:
@@ -80,7 +93,7 @@ def local_problem(spec: ExperimentSpec) -> str | None:
     """
     from search._nas_settings import NAS_ALGORITHMS
 
-    if spec.trial_template.local_blocker:
+    if spec.trial_template.local_blocker and spec.executor.kind is ExecutorKind.LOCAL:
         return (
             f"{spec.trial_template.local_blocker}; this trial kind cannot run as a local process"
         )

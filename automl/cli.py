@@ -11,7 +11,7 @@ import math
 import re
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -516,26 +516,48 @@ def resume(
         _run_and_report(client, e, runs_dir, progress, as_json)
 
 
+Exporter = Callable[[Any, ExperimentRecord, Path | None, dict[str, Any]], str | None]
+
+
+def _export_katib(
+    client: Any, e: ExperimentRecord, output: Path | None, options: dict[str, Any]
+) -> str | None:
+    from automl.spec._export import dump_katib
+
+    return dump_katib(e.spec, image=options["image"])
+
+
+# Formats of `automl export`: each takes (client, experiment, --output, options) and returns the
+# text to print or write, or None when it wrote --output itself. Sections below add their own.
+_EXPORTERS: dict[str, Exporter] = {"katib": _export_katib}
+
+
 @app.command()
 def export(
     name: str,
     store: StoreOpt = DEFAULT,
-    fmt: Annotated[str, typer.Option("--format", help="Output format: katib.")] = "katib",
+    fmt: Annotated[
+        str, typer.Option("--format", help="Output format: katib, kserve or torch.")
+    ] = "katib",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
     ] = None,
     image: Annotated[
         str, typer.Option(help="Container image for trials of native experiments.")
     ] = "python:3.11-slim",
+    trial: Annotated[
+        int | None, typer.Option(help="Trial number to export (default: the best trial).")
+    ] = None,
 ) -> None:
-    """Export an experiment as a Katib kubeflow.org/v1beta1 Experiment."""
-    from automl.spec._export import dump_katib
-
+    """Export an experiment: a Katib Experiment, a KServe InferenceService, or a torch module."""
     with _errors():
-        if fmt != "katib":
-            raise SpecError(f"must be katib; got {fmt!r}", path="--format")
-        e = _client(store).get(name)
-        text = dump_katib(e.spec, image=image)
+        if fmt not in _EXPORTERS:
+            raise SpecError(f"must be one of {sorted(_EXPORTERS)}; got {fmt!r}", path="--format")
+        client = _client(store)
+        e = client.get(name)
+        text = _EXPORTERS[fmt](client, e, output, {"image": image, "trial": trial})
+    if text is None:
+        return
     if output is None:
         print(text, end="")
     else:
@@ -595,6 +617,15 @@ def dashboard(
         )
     if code != 0:
         raise typer.Exit(code)
+
+
+# ---- serving: `automl serve`, `automl export --format kserve` (integrations.serving) ----
+
+
+# ---- pipelines: `automl pipeline run|compile` (integrations.pipelines) ----
+
+
+# ---- neural architecture search: `automl export --format torch` (nas) ----
 
 
 def _terminate(signum: int, frame: object) -> None:
