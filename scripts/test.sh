@@ -9,5 +9,5 @@ scripts/browser.sh   # Debian's chromium for the dashboard's real-browser test
 .venv/bin/ruff check automl search trials nas dashboard integrations tests benchmarks examples
 .venv/bin/ruff format --check automl search trials nas dashboard integrations tests
 .venv/bin/mypy
-if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
+if [ "$#" -eq 0 ]; then set -- -m "not slow and not k8s"; fi
 exec .venv/bin/python -m pytest "$@"

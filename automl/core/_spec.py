@@ -393,10 +393,11 @@ class Resources(_Frozen):
     ``automl.tune(resources_per_trial=...)``.
 
     Attributes:
-        cpu: CPU cores per worker process group (None: no reservation).
+        cpu: CPU cores per worker (None: no reservation).
         memory: Memory per worker as a Kubernetes quantity (``"4Gi"``), None for none.
-        gpu: GPUs per worker; a fraction in (0, 1) shares one device (0.25: four trials per
-            GPU); above 1 it must be a whole number.
+        gpu: GPUs per training process; a fraction in (0, 1) shares one device (0.25: four
+            trials per GPU); above 1 it must be a whole number. A worker running
+            ``processes_per_worker`` processes gets ``gpu * processes_per_worker``.
         gpu_memory: GPU memory a trial needs on its device (``"10Gi"``); with it, trials are
             packed by free device memory as well as by fraction.
         workers: Nodes (Ray placement-group bundles, PyTorchJob replicas) of a distributed trial.

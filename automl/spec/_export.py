@@ -84,6 +84,14 @@ TIMEOUT_ANNOTATION = "automl.io/timeout-seconds"
 DEFAULT_IMAGE = "python:3.11-slim"
 #: Name of the generated Job's only container (Katib SDK's name for it).
 PRIMARY_CONTAINER = "training-container"
+#: Container name Kubeflow's training operator expects in a PyTorchJob.
+PYTORCH_CONTAINER = "pytorch"
+#: Kubernetes extended resource of NVIDIA GPUs.
+GPU_RESOURCE = "nvidia.com/gpu"
+#: Katib's default primary pod label and conditions for Kubeflow training jobs.
+MASTER_ROLE_LABEL = "training.kubeflow.org/job-role"
+KUBEFLOW_SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+KUBEFLOW_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 #: Prefix of the environment variables that carry parameters the command does not mention.
 PARAM_ENV_PREFIX = "AUTOML_PARAM_"
 
@@ -356,16 +364,45 @@ def _trial_template(
             var = PARAM_ENV_PREFIX + re.sub(r"[^A-Za-z0-9_]", "_", tp.name)
             env.setdefault(var, "${trialParameters." + tp.name + "}")
 
-    container: dict[str, Any] = {"name": PRIMARY_CONTAINER, "image": image, "command": katib_argv}
+    res = t.resources
+    name = PYTORCH_CONTAINER if res.distributed else PRIMARY_CONTAINER
+    container: dict[str, Any] = {"name": name, "image": image, "command": katib_argv}
     if t.workdir:
         container["workingDir"] = t.workdir
     if env:
         container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    limits = _limits(spec)
+    if limits:
+        container["resources"] = {"limits": limits}
+    out["primaryContainerName"] = name
+    if res.distributed:
+        # A Kubeflow PyTorchJob: a Master and workers-1 Workers, each running the same command;
+        # the training operator sets MASTER_ADDR/RANK/WORLD_SIZE and runs nprocPerNode processes.
+        def replica(count: int) -> dict[str, Any]:
+            return {
+                "replicas": count,
+                "restartPolicy": "OnFailure",
+                "template": {"spec": {"containers": [copy.deepcopy(container)]}},
+            }
+
+        replicas = {"Master": replica(1)}
+        if res.workers > 1:
+            replicas["Worker"] = replica(res.workers - 1)
+        pt_spec: dict[str, Any] = {"pytorchReplicaSpecs": replicas}
+        if res.processes_per_worker > 1:
+            pt_spec["nprocPerNode"] = str(res.processes_per_worker)
+        if t.timeout is not None:
+            pt_spec["runPolicy"] = {"activeDeadlineSeconds": max(1, math.ceil(t.timeout))}
+        out["primaryPodLabels"] = dict(t.primary_pod_labels or {MASTER_ROLE_LABEL: "master"})
+        out["successCondition"] = t.success_condition or KUBEFLOW_SUCCESS
+        out["failureCondition"] = t.failure_condition or KUBEFLOW_FAILURE
+        out["trialParameters"] = [_trial_parameter(tp) for tp in bindings.items]
+        out["trialSpec"] = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": pt_spec}
+        return out
     job_spec: dict[str, Any] = {}
     if t.timeout is not None:
         job_spec["activeDeadlineSeconds"] = max(1, math.ceil(t.timeout))
     job_spec["template"] = {"spec": {"containers": [container], "restartPolicy": "Never"}}
-    out["primaryContainerName"] = PRIMARY_CONTAINER
     if t.primary_pod_labels:
         out["primaryPodLabels"] = dict(t.primary_pod_labels)
     if t.success_condition:
@@ -374,6 +411,25 @@ def _trial_template(
         out["failureCondition"] = t.failure_condition
     out["trialParameters"] = [_trial_parameter(tp) for tp in bindings.items]
     out["trialSpec"] = {"apiVersion": "batch/v1", "kind": "Job", "spec": job_spec}
+    return out
+
+
+def _limits(spec: ExperimentSpec) -> dict[str, Any]:
+    """Container limits for ``trial_template.resources`` (per worker)."""
+    r = spec.trial_template.resources
+    out: dict[str, Any] = {}
+    if r.cpu is not None:
+        out["cpu"] = _number(r.cpu)
+    if r.memory is not None:
+        out["memory"] = r.memory
+    if r.gpu:
+        if r.gpu != int(r.gpu):
+            raise SpecError(
+                "Kubernetes schedules whole GPUs (nvidia.com/gpu); a fractional GPU cannot be "
+                f"exported; got {r.gpu:g}",
+                path="trial_template.resources.gpu",
+            )
+        out[GPU_RESOURCE] = int(r.gpu * r.processes_per_worker)
     return out
 
 
