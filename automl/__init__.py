@@ -40,6 +40,9 @@ _EXPORTS = {
     "SpecError": "automl.errors",
     "StorageError": "automl.errors",
     "NotFoundError": "automl.errors",
+    "save_model": "automl._artifacts",
+    "load_model": "automl._artifacts",
+    "log_outputs": "automl._artifacts",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -66,6 +69,9 @@ if TYPE_CHECKING:
     from automl._api import (
         tune as tune,
     )
+    from automl._artifacts import load_model as load_model
+    from automl._artifacts import log_outputs as log_outputs
+    from automl._artifacts import save_model as save_model
     from automl._report import (
         TrialInfo as TrialInfo,
     )

@@ -7,18 +7,22 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from automl._controller import Progress
-from automl._runner import function_path, run_experiment
+from automl._runner import function_path, preflight, reap_any, run_experiment
 from automl.core import (
     AlgorithmSpec,
     Direction,
     Distribution,
     EarlyStoppingSpec,
     EndReason,
+    ExecutorKind,
+    ExecutorSpec,
     ExperimentRecord,
     ExperimentSpec,
     ExperimentState,
@@ -28,15 +32,15 @@ from automl.core import (
     Parameter,
     ParameterType,
     ParamValue,
+    Resources,
     TrialRecord,
     TrialState,
     TrialTemplate,
 )
 from automl.errors import AutoMLError, NotFoundError, SpecError, SpecIssue
 from automl.spec import load_spec
-from automl.spec._common import check
+from automl.spec._common import check, pydantic_issues
 from automl.store import DEFAULT_STORE, Store
-from trials import reap_runner
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,11 +131,65 @@ class TuneResult:
         experiment: The stored experiment at the end.
         best_trial: The best succeeded trial, or None.
         trials: One row per trial (a pandas DataFrame).
+        store_url: The store it came from (for plots that read observations).
+        runs_dir: Where its trials kept their files.
     """
 
     experiment: ExperimentRecord
     best_trial: TrialRecord | None
     trials: pd.DataFrame
+    store_url: str | None = field(default=None, repr=False, compare=False)
+    runs_dir: Path | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def artifacts(self) -> Path:
+        """The best trial's artifact directory.
+
+        Raises:
+            NotFoundError: No trial succeeded, or the best one saved nothing.
+        """
+        if self.best_trial is None:
+            raise NotFoundError(f"experiment {self.name!r} has no succeeded trial")
+        return _artifacts_of(self.name, self.best_trial, self.runs_dir)
+
+    def best_model(self, model: str = "model") -> Any:
+        """The model the best trial saved with :func:`automl.save_model`.
+
+        Raises:
+            NotFoundError: No trial succeeded, or the best trial saved no such model.
+        """
+        from automl._artifacts import load_model
+
+        return load_model(self.artifacts, model)
+
+    def plot_history(self) -> Any:
+        """Objective value per trial with the best so far (a Plotly figure)."""
+        from automl import plots
+
+        return plots.history(self)
+
+    def plot_parallel_coordinates(self) -> Any:
+        """Parameters against the objective value (a Plotly figure)."""
+        from automl import plots
+
+        return plots.parallel_coordinates(self)
+
+    def plot_importance(self) -> Any:
+        """Parameter importance (a Plotly figure)."""
+        from automl import plots
+
+        return plots.importance(self)
+
+    def plot_intermediate_values(self) -> Any:
+        """Reported intermediate objective values per trial (a Plotly figure)."""
+        from automl import plots
+
+        return plots.intermediate_values(self)
+
+    def _repr_html_(self) -> str:
+        from automl.plots import summary_html
+
+        return summary_html(self)
 
     @property
     def name(self) -> str:
@@ -166,9 +224,61 @@ def _default_name(objective: Callable[..., Any]) -> str:
     return f"{base or 'tune'}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
+def _resources_arg(
+    value: Mapping[str, Any] | Resources | None, issues: list[SpecIssue]
+) -> Resources:
+    """``tune(resources_per_trial=...)`` as Resources; problems go to ``issues``."""
+    if value is None:
+        return Resources()
+    if isinstance(value, Resources):
+        return value
+    if not isinstance(value, Mapping):
+        issues.append(
+            SpecIssue(
+                "resources_per_trial",
+                f"must be a dict or automl.core.Resources; got {type(value).__name__}",
+            )
+        )
+        return Resources()
+    data = dict(value)
+    for key in ("memory", "gpu_memory"):  # a plain number of bytes, as in the YAML
+        if isinstance(data.get(key), builtins.int | float) and not isinstance(data[key], bool):
+            data[key] = str(data[key])
+    try:
+        return Resources.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(pydantic_issues(exc, prefix="resources_per_trial"))
+        return Resources()
+
+
+def _executor_arg(
+    value: str | Mapping[str, Any] | ExecutorSpec | None, issues: list[SpecIssue]
+) -> ExecutorSpec:
+    """``tune(executor=...)`` as an ExecutorSpec; problems go to ``issues``."""
+    if value is None:
+        return ExecutorSpec()
+    if isinstance(value, ExecutorSpec):
+        return value
+    kinds = ", ".join(repr(k.value) for k in ExecutorKind)
+    if not isinstance(value, str | Mapping):
+        issues.append(
+            SpecIssue("executor", f"must be one of {kinds} or a dict; got {type(value).__name__}")
+        )
+        return ExecutorSpec()
+    data: dict[str, Any] = {"kind": value} if isinstance(value, str) else dict(value)
+    if data.get("kind", "local") not in [k.value for k in ExecutorKind]:
+        issues.append(SpecIssue("executor", f"must be one of {kinds}; got {data.get('kind')!r}"))
+        return ExecutorSpec()
+    try:
+        return ExecutorSpec.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(pydantic_issues(exc, prefix="executor"))
+        return ExecutorSpec()
+
+
 def tune(
     objective: Callable[..., Any],
-    parameters: Mapping[str, Parameter],
+    parameters: Mapping[str, Parameter] | None = None,
     *,
     objective_metric: str = "objective",
     direction: str = "minimize",
@@ -188,6 +298,10 @@ def tune(
     store: str | Store = DEFAULT_STORE,
     resume: bool = False,
     progress: bool = False,
+    resources_per_trial: Mapping[str, Any] | Resources | None = None,
+    executor: str | Mapping[str, Any] | ExecutorSpec | None = None,
+    nas: Any = None,
+    runs_dir: str | Path = "automl-runs",
 ) -> TuneResult:
     """Tune a Python function; every trial lands in the store.
 
@@ -198,6 +312,7 @@ def tune(
     Args:
         objective: The function to tune.
         parameters: Search space: ``{"C": automl.double(1e-3, 1e3, log=True), ...}``.
+            Leave it out to search ``nas`` instead.
         objective_metric: Name of the metric to optimize (a plain return value is stored under it).
         direction: ``minimize`` or ``maximize``.
         algorithm: One of ``search.algorithm_names()``.
@@ -217,8 +332,24 @@ def tune(
             lets :class:`automl.TrialStopped` propagate).
         name: Experiment name (generated if None).
         store: Store URL or an open :class:`~automl.store.Store`.
+        runs_dir: Where trials keep their files (logs, checkpoints, saved models).
         resume: Continue the experiment called ``name`` if it exists (its budgets may be raised).
         progress: Show a progress bar.
+        resources_per_trial: What each trial needs, as :class:`automl.core.Resources` or a
+            dict of its fields: ``cpu``, ``memory`` (``"4Gi"``), ``gpu`` (whole, or a fraction
+            such as 0.25 that shares a device), ``gpu_memory``, ``workers``,
+            ``processes_per_worker``. Ray and Kubernetes reserve it for each trial. Locally a
+            function's trials are threads of this process, so they cannot hold GPUs of their
+            own (``gpu`` needs ``executor="ray"``, or a command trial: ``docs/scale-out.md``).
+        executor: Where trials run: ``"local"`` (default), ``"ray"``, ``"kubernetes"``, or a
+            dict like the YAML ``executor:`` mapping (``{"kind": "ray", "address": "auto"}``).
+        nas: An architecture space to search instead of ``parameters``: a
+            :class:`search.NasSpace`, its native mapping (``{"layers": 3, "operations":
+            [...]}``) or a Katib ``nasConfig`` mapping. With ``enas`` the LSTM controller
+            proposes; with ``random``, ``tpe``, ``evolution``... the layer choices
+            (``layer_{i}_op``, ``layer_{i}_skip_{j}``) are searched. The objective gets those
+            choices, ``nn_config`` (Katib's string) and ``architecture`` decoded as a
+            :class:`search.Architecture` (``nas.build_model(space, architecture)`` builds it).
 
     Returns:
         The result, with ``best_params``, ``best_value`` and ``trials`` (a DataFrame).
@@ -231,7 +362,8 @@ def tune(
         raise SpecError(f"must be callable; got {type(objective).__name__}", path="objective")
     issues: list[SpecIssue] = []
     params: list[Parameter] = []
-    for pname, p in parameters.items():
+    nas_config = _nas_arg(nas, parameters, issues)
+    for pname, p in (parameters or {}).items():
         if not isinstance(p, Parameter):
             issues.append(
                 SpecIssue(
@@ -275,6 +407,17 @@ def tune(
         issues.append(
             SpecIssue("early_stopping", f"must be a rule name or a dict; got {early_stopping!r}")
         )
+    resources = _resources_arg(resources_per_trial, issues)
+    executor_spec = _executor_arg(executor, issues)
+    if executor_spec.kind is ExecutorKind.LOCAL and resources.gpu > 0:
+        issues.append(
+            SpecIssue(
+                "resources_per_trial.gpu",
+                "local function trials are threads of this process and share its GPUs, so "
+                f"none can hold its own; got gpu {resources.gpu:g} (use executor='ray', or a "
+                "command trial: automl run with trial.resources.gpu)",
+            )
+        )
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
@@ -292,12 +435,18 @@ def tune(
         max_trial_count=max_trials,
         max_failed_trial_count=max_failed_trials,
         timeout=timeout,
-        trial_template=TrialTemplate(function=function_path(objective), timeout=trial_timeout),
+        trial_template=TrialTemplate(
+            function=function_path(objective), timeout=trial_timeout, resources=resources
+        ),
+        executor=executor_spec,
         seed=seed,
         early_stopping=stopping,
         resume_policy="LongRunning",
+        nas_config=nas_config,
         source="python",
     )
+    if nas_config is not None:
+        objective = _NasObjective(objective)
     paths = {
         "parallel_trial_count": "parallel_trials",
         "max_trial_count": "max_trials",
@@ -305,6 +454,7 @@ def tune(
         "objective.metric": "objective_metric",
         "algorithm.name": "algorithm",
         "trial_template.timeout": "trial_timeout",
+        "trial_template.resources": "resources_per_trial",
     }
 
     def translate(path: str) -> str:
@@ -313,10 +463,12 @@ def tune(
             return f"parameters.{params[_int(m.group(1))].name}{m.group(2)}"
         if path.startswith("algorithm.settings."):
             return "algorithm_settings." + path.removeprefix("algorithm.settings.")
+        if path.startswith("trial_template.resources."):
+            return "resources_per_trial." + path.removeprefix("trial_template.resources.")
         return paths.get(path, path)
 
     check(spec, translate)
-    with Client(store) as client:
+    with Client(store, runs_dir=runs_dir) as client:
         if resume and name is not None:
             try:
                 client.get(name)
@@ -330,8 +482,47 @@ def tune(
                     parallel_trials=parallel_trials,
                     progress=progress,
                 )
+        preflight(spec)
         exp = client._store.experiments.create(spec)
         return client._run(exp, objective=objective, progress=progress)
+
+
+def _nas_arg(nas: Any, parameters: Any, issues: list[SpecIssue]) -> dict[str, Any] | None:
+    """``tune(nas=...)`` as a Katib ``nasConfig`` (None without one); problems go to ``issues``."""
+    if nas is None:
+        return None
+    from search._nas_space import NasSpace
+
+    if parameters:
+        issues.append(SpecIssue("nas", "give parameters or nas, not both"))
+    try:
+        if isinstance(nas, NasSpace):
+            return nas.to_katib()
+        if isinstance(nas, Mapping) and "graphConfig" in nas:
+            return NasSpace.from_katib(nas, "nas").to_katib()
+        if isinstance(nas, Mapping):
+            return NasSpace.from_native(nas, "nas").to_katib()
+    except SpecError as exc:
+        issues.extend(exc.issues)
+        return None
+    issues.append(SpecIssue("nas", f"must be a NasSpace or a mapping; got {type(nas).__name__}"))
+    return None
+
+
+class _NasObjective:
+    """Calls an objective with ``architecture`` decoded into a :class:`search.Architecture`."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        from search._nas_space import Architecture
+        from trials._inprocess import call_objective
+
+        decoded = dict(params)
+        if isinstance(decoded.get("architecture"), str):
+            decoded["architecture"] = Architecture.from_katib(decoded["architecture"])
+        return call_objective(self.fn, decoded)
 
 
 class Client:
@@ -394,7 +585,44 @@ class Client:
         """The experiment, its best trial and its trials table."""
         exp = self.get(name)
         trials = self._store.trials.list(exp.id)
-        return TuneResult(exp, _best(exp.spec, trials), _dataframe(exp.spec, trials))
+        return TuneResult(
+            exp,
+            _best(exp.spec, trials),
+            _dataframe(exp.spec, trials),
+            store_url=self._store.url.render_as_string(hide_password=False),
+            runs_dir=self.runs_dir,
+        )
+
+    def artifacts(self, name: str, trial: _int | None = None) -> Path:
+        """The artifact directory of a trial (by number), the best trial by default.
+
+        Raises:
+            NotFoundError: No such trial, no succeeded trial, or the trial saved nothing.
+        """
+        exp = self.get(name)
+        trials = self._store.trials.list(exp.id)
+        if trial is None:
+            chosen = _best(exp.spec, trials)
+            if chosen is None:
+                raise NotFoundError(
+                    f"experiment {name!r} has no succeeded trial, so no best trial's artifacts; "
+                    "pass trial=<number>"
+                )
+        else:
+            chosen = next((t for t in trials if t.number == trial), None)
+            if chosen is None:
+                raise NotFoundError(f"experiment {name!r} has no trial number {trial}")
+        return _artifacts_of(name, chosen, self.runs_dir)
+
+    def load_model(self, name: str, trial: _int | None = None, model: str = "model") -> Any:
+        """Load a model a trial saved (the best trial by default).
+
+        Raises:
+            NotFoundError: The trial saved nothing, or no model called ``model``.
+        """
+        from automl._artifacts import load_model
+
+        return load_model(self.artifacts(name, trial), model)
 
     # -- acting -----------------------------------------------------------------------------
     def create(self, spec: ExperimentSpec | str | Path) -> ExperimentRecord:
@@ -405,6 +633,9 @@ class Client:
 
     def run(self, spec: ExperimentSpec | str | Path, *, progress: bool = False) -> TuneResult:
         """Create an experiment from a spec or YAML file and run it here to its end."""
+        if not isinstance(spec, ExperimentSpec):
+            spec = load_spec(spec)
+        preflight(spec)
         return self._run(self.create(spec), progress=progress)
 
     def wait(self, name: str, timeout: float | None = None, poll: float = 1.0) -> ExperimentRecord:
@@ -436,7 +667,7 @@ class Client:
             # Nobody will act on the request: end the trials the dead controller left behind.
             runners = self._store.trials.runners(exp.id)
             for trial_id, runner in runners.items():
-                reap_runner(runner)
+                reap_any(exp.spec, runner, Path(self.runs_dir))
                 self._store.trials.finish(
                     trial_id,
                     TrialState.KILLED,
@@ -561,9 +792,9 @@ class Client:
         on_progress = None
         bar = None
         if progress:
-            from automl._progress import ProgressBar
+            from automl._progress import progress_display
 
-            bar = ProgressBar(exp.spec)
+            bar = progress_display(exp.spec)
             on_progress = bar.update
         if bar is not None:
             with bar:
@@ -577,6 +808,24 @@ class Client:
         else:
             run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir)
         return self.result(exp.name)
+
+
+def _artifacts_of(name: str, trial: TrialRecord, runs_dir: Path | None) -> Path:
+    """A trial's artifact directory as recorded, or where it would be under ``runs_dir``."""
+    from automl._artifacts import artifact_dir
+
+    recorded = trial.outputs.get("artifact_dir") if trial.outputs else None
+    candidates = [Path(recorded)] if recorded else []
+    if runs_dir is not None:
+        candidates.append(artifact_dir(runs_dir, name, trial.id))
+    for path in candidates:
+        if path.is_dir() and any(path.iterdir()):
+            return path
+    raise NotFoundError(
+        f"trial {trial.number} ({trial.id}) of experiment {name!r} saved no artifacts; save a "
+        "model from the objective or trial script with automl.save_model(obj), or write files "
+        "into automl.current_trial().artifact_dir ($AUTOML_ARTIFACT_DIR)"
+    )
 
 
 def _best(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> TrialRecord | None:

@@ -315,6 +315,9 @@ class Controller:
         if spec.max_trial_count is not None:
             terminal = sum(n for s, n in self._counts.items() if not s.is_active)
             want = min(want, spec.max_trial_count - terminal - len(self._live))
+        room = self._executor.capacity()  # free devices/cores: a trial that cannot start waits
+        if room is not None:
+            want = min(want, room)
         if want <= 0 or suggester.exhausted:
             return
         ids = [self._new_id() for _ in range(want)]
@@ -434,8 +437,16 @@ class Controller:
         else:
             state = TrialState.FAILED
         now = time.time()
+        outputs = self._outputs(record_id)
         self._store.trials.finish(
-            live.record.id, state, value, live.metrics, message, live.pending, finished_at=now
+            live.record.id,
+            state,
+            value,
+            live.metrics,
+            message,
+            live.pending,
+            finished_at=now,
+            outputs=outputs,
         )
         record = replace(
             live.record,
@@ -444,6 +455,7 @@ class Controller:
             metrics=dict(live.metrics),
             message=message,
             finished_at=now,
+            outputs=outputs or {},
         )
         del self._live[record.id]
         self._early.pop(record_id, None)  # a trial may end on its own right after the decision
@@ -453,6 +465,14 @@ class Controller:
             self._stopper.finish(record)
         if self._on_progress is not None:
             self._on_progress(self.progress(record))
+
+    def _outputs(self, trial_id: str) -> dict[str, Any] | None:
+        """What the trial's artifact directory holds (one scandir), or None without one."""
+        if self._runs_dir is None:
+            return None
+        from automl._artifacts import artifact_dir, collect_outputs
+
+        return collect_outputs(artifact_dir(self._runs_dir, self._spec.name, trial_id))
 
     def progress(self, last: TrialRecord | None = None) -> Progress:
         """The current snapshot."""

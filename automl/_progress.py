@@ -1,8 +1,18 @@
-"""A rich progress bar for a running experiment: trials done, running, failed, best so far."""
+"""A progress display for a running experiment: trials done, running, failed, best so far.
+
+In a terminal it is a rich progress bar. In a Jupyter kernel it is one display output updated in
+place (``display(..., display_id=True)`` then ``update``): an HTML bar with a plain-text
+fallback. That needs no widget library, works in JupyterLab, VS Code and classic Notebook, and
+the final state stays in the saved (or papermill-executed) notebook.
+"""
 
 from __future__ import annotations
 
+import html
+import sys
+import time
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -17,11 +27,107 @@ from rich.progress import (
 from automl._controller import Progress as Snapshot
 from automl.core import ExperimentSpec
 
-__all__ = ["ProgressBar"]
+__all__ = ["NotebookProgress", "ProgressBar", "in_jupyter", "progress_display"]
+
+
+def in_jupyter() -> bool:
+    """Whether this code runs in a Jupyter kernel (IPython over ZMQ), not a terminal."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _status(spec: ExperimentSpec, snap: Snapshot | None) -> str:
+    if snap is None:
+        return "starting"
+    metric = spec.objective.metric
+    best = (
+        f"best {metric}={snap.best_value:.6g}" if snap.best_value is not None else "no result yet"
+    )
+    status = f"{best} · running {snap.running}"
+    if snap.early_stopped:
+        status += f" · stopped early {snap.early_stopped}"
+    if snap.failed:
+        status += f" · failed {snap.failed}"
+    return status
+
+
+class NotebookProgress:
+    """Progress of an experiment as one Jupyter output, updated in place.
+
+    Updates are sent at most every ``interval`` seconds (a thousand quick trials do not flood
+    the notebook); the last state is always shown when the run ends.
+    """
+
+    def __init__(self, spec: ExperimentSpec, interval: float = 0.25) -> None:
+        self._spec = spec
+        self._interval = interval
+        self._snap: Snapshot | None = None
+        self._handle: Any = None
+        self._sent = 0.0
+        self._started = time.monotonic()
+        self._ended = ""
+
+    def _bundle(self) -> dict[str, str]:
+        spec, snap = self._spec, self._snap
+        done = snap.done if snap is not None else 0
+        total = spec.max_trial_count
+        elapsed = time.monotonic() - self._started
+        count = f"{done}/{total}" if total else f"{done}"
+        text = (
+            f"{spec.name}: {count} trials · {_status(spec, snap)} · {elapsed:.1f} s{self._ended}"
+        )
+        bar = (
+            f"<progress value='{done}' max='{total}' style='width:16em'></progress> "
+            if total
+            else ""
+        )
+        status = html.escape(_status(spec, snap) + self._ended)
+        markup = (
+            f"<div class='automl-progress'><b>{html.escape(spec.name)}</b> {bar}"
+            f"<code>{count}</code> trials · {status} · {elapsed:.1f} s</div>"
+        )
+        return {"text/plain": text, "text/html": markup}
+
+    def _show(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._sent < self._interval:
+            return
+        self._sent = now
+        from IPython.display import display
+
+        bundle = self._bundle()
+        if self._handle is None:
+            self._handle = display(bundle, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+        else:
+            self._handle.update(bundle, raw=True)
+
+    def __enter__(self) -> NotebookProgress:
+        self._started = time.monotonic()
+        self._show(force=True)
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._ended = " · done" if et is None else f" · ended by {et.__name__}"
+        self._show(force=True)
+
+    def update(self, snap: Snapshot) -> None:
+        """Show a new snapshot."""
+        self._snap = snap
+        self._show()
 
 
 class ProgressBar:
-    """Context manager that renders controller snapshots."""
+    """Context manager that renders controller snapshots as a rich progress bar.
+
+    Args:
+        spec: The experiment.
+        console: A rich console to draw on (a terminal bar even inside Jupyter).
+    """
 
     def __init__(self, spec: ExperimentSpec, console: Console | None = None) -> None:
         self._spec = spec
@@ -50,15 +156,12 @@ class ProgressBar:
 
     def update(self, snap: Snapshot) -> None:
         """Show a new snapshot."""
-        metric = self._spec.objective.metric
-        best = (
-            f"best {metric}={snap.best_value:.6g}"
-            if snap.best_value is not None
-            else "no result yet"
-        )
-        status = f"{best} · running {snap.running}"
-        if snap.early_stopped:
-            status += f" · stopped early {snap.early_stopped}"
+        status = _status(self._spec, snap)
         if snap.failed:
-            status += f" · [red]failed {snap.failed}[/red]"
+            status = status.replace(f"failed {snap.failed}", f"[red]failed {snap.failed}[/red]")
         self._progress.update(self._task, completed=snap.done, status=status)
+
+
+def progress_display(spec: ExperimentSpec) -> ProgressBar | NotebookProgress:
+    """The display for this environment: in-place notebook output in Jupyter, else a rich bar."""
+    return NotebookProgress(spec) if in_jupyter() else ProgressBar(spec)

@@ -29,6 +29,10 @@ class TrialStopped(Exception):
 
 
 REPORT_FILE_ENV = "AUTOML_REPORT_FILE"
+#: Set to ``1`` where no report file can be shared (a Kubernetes pod): reports are printed to
+#: stdout as :data:`REPORT_LINE_PREFIX` + JSON, and the executor picks them out of the log.
+REPORT_STDOUT_ENV = "AUTOML_REPORT_STDOUT"
+REPORT_LINE_PREFIX = "[automl.report] "
 TRIAL_ENV = "AUTOML_TRIAL"  # JSON: id, experiment, number, params, workdir
 
 Reporter = Callable[[int | None, Mapping[str, float]], None]
@@ -46,6 +50,8 @@ class TrialInfo:
         workdir: The trial's own output directory, if it has one.
         checkpoint_dir: Where the trial writes its checkpoint (population-based training).
         parent_checkpoint_dir: The checkpoint it starts from, copied from its parent (PBT).
+        artifact_dir: Where the trial keeps models and outputs (``automl.save_model``); created
+            on first use.
     """
 
     id: str
@@ -55,6 +61,7 @@ class TrialInfo:
     workdir: str | None = None
     checkpoint_dir: str | None = None
     parent_checkpoint_dir: str | None = None
+    artifact_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,7 @@ def current_trial() -> TrialInfo | None:
         data.get("workdir"),
         data.get("checkpoint_dir"),
         data.get("parent_checkpoint_dir"),
+        data.get("artifact_dir") or os.environ.get("AUTOML_ARTIFACT_DIR"),
     )
 
 
@@ -107,7 +115,8 @@ def report(step: int | None = None, **metrics: float) -> None:
 
     Works inside an in-process trial (``automl.tune``) and inside a subprocess trial started by
     the process executor. Outside a trial it warns once and does nothing, so a training script
-    still runs on its own.
+    still runs on its own. In a distributed subprocess trial (``RANK`` set, as torchrun and
+    PyTorchJob set it) only rank 0's reports are kept, so each value is observed once.
 
     Args:
         step: Training step or epoch the values belong to.
@@ -138,6 +147,9 @@ def report(step: int | None = None, **metrics: float) -> None:
         b.reporter(step, clean)
         return
     path = os.environ.get(REPORT_FILE_ENV)
+    subprocess_trial = bool(path) or os.environ.get(REPORT_STDOUT_ENV) == "1"
+    if subprocess_trial and os.environ.get("RANK", "0") != "0":
+        return  # a distributed trial (torchrun, PyTorchJob) is observed through rank 0 only
     if path:
         line = json.dumps(
             {
@@ -148,6 +160,16 @@ def report(step: int | None = None, **metrics: float) -> None:
         )
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
+        return
+    if os.environ.get(REPORT_STDOUT_ENV) == "1":
+        stdout_line = json.dumps(
+            {
+                "step": step,
+                "metrics": {k: (v if math.isfinite(v) else str(v)) for k, v in clean.items()},
+                "time": time.time(),
+            }
+        )
+        print(REPORT_LINE_PREFIX + stdout_line, flush=True)
         return
     if not _warned:
         _warned = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +11,9 @@ from automl._controller import Controller, Progress
 from automl.core import ExecutorKind, ExperimentRecord, ExperimentSpec
 from automl.errors import SpecError
 from automl.store import Store
-from trials import Executor, InProcessExecutor, LocalProcessExecutor
+from trials import Executor, InProcessExecutor, LocalProcessExecutor, reap_runner
 
-__all__ = ["function_path", "make_executor", "run_experiment"]
+__all__ = ["function_path", "make_executor", "preflight", "reap_any", "run_experiment"]
 
 
 def function_path(fn: Callable[..., Any]) -> str | None:
@@ -64,8 +64,21 @@ def make_executor(
         from trials._kubernetes import KubernetesExecutor
 
         return KubernetesExecutor(spec, Path(runs_dir))
+    if t.notebook is not None and objective is None:
+        # A notebook trial is a process running papermill: checked here, before any trial.
+        from trials._notebook import notebook_command, validate_notebook
+
+        validate_notebook(
+            t.notebook, [p.name for p in spec.parameters], field="trial_template.notebook"
+        )
+        command = notebook_command(t.notebook)
+        template = t.model_copy(update={"command": command, "notebook": None})
+        return LocalProcessExecutor(
+            spec.model_copy(update={"trial_template": template}), Path(runs_dir).absolute()
+        )
     if t.command is not None and objective is None:
-        return LocalProcessExecutor(spec, Path(runs_dir))
+        # Absolute: a trial runs in its workdir, and its AUTOML_* paths must still point here.
+        return LocalProcessExecutor(spec, Path(runs_dir).absolute())
     if objective is None:
         if t.function is None:
             raise SpecError(
@@ -82,27 +95,58 @@ def make_executor(
         spec.parallel_trial_count,
         t.timeout,
         inline=False if spec.early_stopping is not None else None,
+        runs_dir=runs_dir,
     )
 
 
 def local_problem(spec: ExperimentSpec) -> str | None:
     """Why this spec cannot run here, or None.
 
-    A trial kind that needs Kubernetes, or an algorithm that is validated but has no local
-    implementation (Katib's NAS algorithms).
+    A trial kind that needs Kubernetes. (Katib's NAS algorithms run here: ``enas`` with its
+    torch controller, ``darts`` as its one search trial; see docs/nas.md.)
     """
-    from search._nas_settings import NAS_ALGORITHMS
-
     if spec.trial_template.local_blocker and spec.executor.kind is ExecutorKind.LOCAL:
         return (
             f"{spec.trial_template.local_blocker}; this trial kind cannot run as a local process"
         )
-    if spec.algorithm.name in NAS_ALGORITHMS:
-        return (
-            f"{spec.algorithm.name} is validated and rendered here, not run: no local suggester "
-            "implements neural architecture search yet (use --dry-run, or export it to Katib)"
-        )
     return None
+
+
+def reap_any(spec: ExperimentSpec, runner: Mapping[str, Any], runs_dir: Path) -> None:
+    """Stop a trial left behind by a dead controller, wherever it ran.
+
+    ``runner`` is what the executor reported when the trial started: a Kubernetes job, a Ray
+    task, or a local process group.
+    """
+    if isinstance(runner.get("kubernetes"), Mapping):
+        from trials._kubernetes import reap_kubernetes
+
+        reap_kubernetes(spec, runner, runs_dir)
+        return
+    reap_runner(runner)
+
+
+def preflight(spec: ExperimentSpec, runs_dir: str | Path = "automl-runs") -> None:
+    """Check that ``spec`` can run here before anything is stored or started.
+
+    Raises:
+        SpecError: A trial kind that cannot run locally, resources this machine can never
+            give (more GPUs or GPU memory than it has), or a cluster that cannot be reached,
+            named by field.
+    """
+    problem = local_problem(spec)
+    if problem:
+        raise SpecError(problem, path="executor")
+    kind = spec.executor.kind
+    if kind is ExecutorKind.LOCAL and spec.trial_template.command is not None:
+        from trials import check_local_resources
+
+        check_local_resources(spec)
+    elif kind is ExecutorKind.KUBERNETES:
+        # Checks the spec offline, then one bounded /version call: cheap enough to do twice.
+        from trials._kubernetes import KubernetesExecutor
+
+        KubernetesExecutor(spec, Path(runs_dir)).close()
 
 
 def run_experiment(

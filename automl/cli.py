@@ -214,6 +214,30 @@ def run(
             "(repeatable), e.g. /opt/pytorch-mnist=examples/katib/pytorch-mnist.",
         ),
     ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            help="Run trial commands in this directory (e.g. where a Katib image's scripts live "
+            "locally: examples/katib/nas/enas-cnn for RunTrial.py).",
+        ),
+    ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            help="Where trials run: local, ray or kubernetes (overrides the spec's executor; "
+            "Katib documents have none).",
+        ),
+    ] = None,
+    executor_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--executor-opt",
+            help="KEY=VALUE executor setting (repeatable): address, namespace, kubeconfig, "
+            "context, image, max_retries; other keys go to executor.settings.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved spec and the first trials.")
     ] = False,
@@ -226,7 +250,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run an experiment to its end; Ctrl-C stops it (resume it later)."""
-    from automl._runner import local_problem
+    from automl._runner import preflight
     from automl.core import validate_spec
     from automl.spec import load_spec
     from trials import local_notice
@@ -237,6 +261,17 @@ def run(
             spec = validate_spec(spec.model_copy(update={"name": name}))
         if path_map:
             spec = _with_path_map(spec, path_map)
+        if executor is not None or executor_opt:
+            spec = _with_executor(spec, executor, executor_opt or [])
+        if workdir is not None:
+            if not workdir.expanduser().is_dir():
+                raise SpecError(
+                    f"must be an existing directory; got {str(workdir)!r}", path="--workdir"
+                )
+            template = spec.trial_template.model_copy(
+                update={"workdir": str(workdir.expanduser().resolve())}
+            )
+            spec = spec.model_copy(update={"trial_template": template})
         if max_trials is not None or parallel is not None:
             max_failed = None
             if max_trials is not None:  # a quick try stays valid: shrink what must fit in it
@@ -252,9 +287,7 @@ def run(
         if dry_run:
             _dry_run(spec, trials, as_json)
             return
-        problem = local_problem(spec)
-        if problem:
-            raise SpecError(problem, path="executor")
+        preflight(spec)  # before anything is stored: a spec that cannot run leaves nothing
         notice = local_notice(spec)
         if notice and not as_json:
             err.print(f"note: {escape(notice)}", highlight=False)
@@ -267,6 +300,39 @@ def run(
                 highlight=False,
             )
         _run_and_report(client, exp, runs_dir, progress, as_json)
+
+
+_EXECUTOR_FIELDS = ("address", "namespace", "kubeconfig", "context", "image", "max_retries")
+
+
+def _with_executor(spec: Any, kind: str | None, pairs: list[str]) -> Any:
+    from automl.core import ExecutorKind, validate_spec
+
+    update: dict[str, Any] = {}
+    if kind is not None:
+        kinds = [k.value for k in ExecutorKind]
+        if kind not in kinds:
+            raise SpecError(f"must be one of {kinds}; got {kind!r}", path="--executor")
+        update["kind"] = ExecutorKind(kind)
+    settings = dict(spec.executor.settings)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(f"must be KEY=VALUE; got {pair!r}", path="--executor-opt")
+        if key == "max_retries":
+            if not value.isdigit():
+                raise SpecError(
+                    f"max_retries must be a whole number; got {value!r}", path="--executor-opt"
+                )
+            update[key] = int(value)
+        elif key in _EXECUTOR_FIELDS:
+            update[key] = value
+        else:
+            settings[key] = value
+    update["settings"] = settings
+    return validate_spec(
+        spec.model_copy(update={"executor": spec.executor.model_copy(update=update)})
+    )
 
 
 def _with_path_map(spec: Any, pairs: list[str]) -> Any:
@@ -439,6 +505,7 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
         data = _exp_json(e, trials, best)
         data["spec"] = json.loads(e.spec.to_json())
         data["trial_list"] = [_trial_json(t) for t in trials]
+        data["architecture"] = _found_architecture(e, best) if best is not None else None
         print(json.dumps(data, indent=2))
         return
     _summary(e, trials, best, table=False)
@@ -465,6 +532,8 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
         cells.append(_fmt(_note(t)))
         table.add_row(*cells)
     console.print(table)
+    if best is not None:
+        _print_architecture(e, best)
 
 
 @app.command()
@@ -548,6 +617,16 @@ def export(
     trial: Annotated[
         int | None, typer.Option(help="Trial number to export (default: the best trial).")
     ] = None,
+    storage_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--storage-uri",
+            help="kserve: the model's storageUri (default pvc://automl-runs/<exp>/<trial>/artifacts).",
+        ),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="kserve: metadata.namespace of the exported resource.")
+    ] = None,
 ) -> None:
     """Export an experiment: a Katib Experiment, a KServe InferenceService, or a torch module."""
     with _errors():
@@ -555,7 +634,13 @@ def export(
             raise SpecError(f"must be one of {sorted(_EXPORTERS)}; got {fmt!r}", path="--format")
         client = _client(store)
         e = client.get(name)
-        text = _EXPORTERS[fmt](client, e, output, {"image": image, "trial": trial})
+        options = {
+            "image": image,
+            "trial": trial,
+            "storage_uri": storage_uri,
+            "namespace": namespace,
+        }
+        text = _EXPORTERS[fmt](client, e, output, options)
     if text is None:
         return
     if output is None:
@@ -620,12 +705,463 @@ def dashboard(
 
 
 # ---- serving: `automl serve`, `automl export --format kserve` (integrations.serving) ----
+_MAX_BODY = 10 * 1024 * 1024  # bytes; integrations.serving's default, kept here so --help is cheap
+
+
+@app.command("serve")
+def serve_(
+    name: Annotated[str, typer.Argument(help="Experiment (EXP or EXP/TRIAL) to serve.")],
+    store: StoreOpt = DEFAULT,
+    runs_dir: Annotated[
+        str, typer.Option(help="Where trials wrote their artifacts.")
+    ] = "automl-runs",
+    trial: Annotated[
+        int | None, typer.Option(help="Trial number to serve (default: the best trial).")
+    ] = None,
+    model: Annotated[
+        str, typer.Option(help="Saved model name (automl.save_model(obj, name=...)).")
+    ] = "model",
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name in URLs (default: the experiment name).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on (0 picks a free one).")] = 8080,
+    canary: Annotated[
+        str | None,
+        typer.Option(help="OTHER:PCT or OTHER/TRIAL:PCT: a second model taking PCT% of requests."),
+    ] = None,
+    transformer: Annotated[
+        str | None,
+        typer.Option(help="module:Class or file.py:Class with preprocess/postprocess hooks."),
+    ] = None,
+    explainer: Annotated[
+        str, typer.Option(help="auto (attributions for scikit-learn models) or none.")
+    ] = "auto",
+    predict_proba: Annotated[
+        bool, typer.Option("--predict-proba", help="Classifiers answer with probabilities.")
+    ] = False,
+    background: Annotated[
+        Path | None, typer.Option(help="Baseline rows (.npy/.csv) for explanations.")
+    ] = None,
+    max_batch: Annotated[int, typer.Option(help="Most instances per request.")] = 1000,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body in bytes.")
+    ] = _MAX_BODY,
+    seed: Annotated[int | None, typer.Option(help="Seed of the canary traffic split.")] = None,
+) -> None:
+    """Serve a trial's saved model with KServe's v1 and v2 (Open Inference) protocols."""
+    from integrations.serving import build_endpoint
+    from integrations.serving import serve as run_server
+
+    def echo(line: str) -> None:
+        console.print(line, highlight=False, markup=False)
+        sys.stdout.flush()  # a caller reading our pipe sees the URL before the first request
+
+    with _errors():
+        if not 0 <= port <= 65535:
+            raise SpecError(f"must be in 0-65535; got {port}", path="--port")
+        if max_batch < 1:
+            raise SpecError(f"must be at least 1; got {max_batch}", path="--max-batch")
+        if max_body_bytes < 1:
+            raise SpecError(f"must be at least 1; got {max_body_bytes}", path="--max-body-bytes")
+        client = _client(store, runs_dir)
+        endpoint, sources = build_endpoint(
+            client,
+            name,
+            trial=trial,
+            model=model,
+            model_name=model_name,
+            canary=canary,
+            transformer=transformer,
+            explainer=explainer,
+            predict_proba=predict_proba,
+            background=background,
+            seed=seed,
+        )
+        for src, b in zip(sources, endpoint.backends, strict=True):
+            share = (
+                f" ({endpoint.canary_percent:g}% of requests)"
+                if b.variant == "canary"
+                else f" ({100 - endpoint.canary_percent:g}% of requests)"
+                if endpoint.canary is not None
+                else ""
+            )
+            extra = f", explainer: {b.explainer.method}" if b.explainer is not None else ""
+            echo(
+                f"{b.variant}: {src.experiment} trial #{src.trial_number} ({src.trial_id}), "
+                f"{b.predictor.info.model_class}{share}{extra}"
+            )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            err.print(
+                f"[yellow]warning:[/yellow] binding {escape(host)}: the model is reachable "
+                "from the network, without authentication",
+                highlight=False,
+            )
+        try:
+            run_server(
+                endpoint,
+                host=host,
+                port=port,
+                max_batch=max_batch,
+                max_body_bytes=max_body_bytes,
+                echo=echo,
+            )
+        except KeyboardInterrupt:  # Ctrl-C is how a server ends: a clean exit, not 130
+            console.print("stopped")
+
+
+def _export_kserve(
+    client: Any, e: ExperimentRecord, output: Path | None, options: dict[str, Any]
+) -> str | None:
+    from integrations.serving import dump_yaml, inference_service_for
+
+    manifest = inference_service_for(
+        client,
+        e.name,
+        trial=options.get("trial"),
+        model=options.get("model") or "model",
+        storage_uri=options.get("storage_uri"),
+        namespace=options.get("namespace"),
+        protocol=options.get("protocol"),
+    )
+    return dump_yaml(manifest)
+
+
+_EXPORTERS["kserve"] = _export_kserve
 
 
 # ---- pipelines: `automl pipeline run|compile` (integrations.pipelines) ----
+pipeline_app = typer.Typer(
+    help="Pipelines around the tuning loop: run them here, compile them for Kubeflow Pipelines.",
+    no_args_is_help=True,
+)
+app.add_typer(pipeline_app, name="pipeline")
+PipelineFile = Annotated[Path, typer.Argument(help="Pipeline file: YAML (kind: Pipeline) or .py.")]
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    file: PipelineFile,
+    store: StoreOpt = DEFAULT,
+    runs_dir: Annotated[
+        str, typer.Option(help="Root of trial and pipeline run directories.")
+    ] = "automl-runs",
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue the latest run (or --run-id), skipping unchanged stages."),
+    ] = False,
+    run_id: Annotated[str | None, typer.Option(help="Run id to create or resume.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a pipeline's stages here in dependency order (each stage a subprocess)."""
+    from integrations.pipelines._cli import failure_lines, parse_pairs, run_with_progress
+
+    with _errors():
+        run = run_with_progress(
+            console,
+            file,
+            store=store,
+            runs_dir=runs_dir,
+            params=parse_pairs(param, "--param"),
+            resume=resume,
+            run_id=run_id,
+            as_json=as_json,
+        )
+    for line in failure_lines(run):
+        err.print(f"[red]error:[/red] {escape(line)}", highlight=False)
+    if not run.ok:
+        raise typer.Exit(1)
+
+
+@pipeline_app.command("compile")
+def pipeline_compile(
+    file: PipelineFile,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Pipeline YAML to write.")] = Path(
+        "pipeline.yaml"
+    ),
+    image: Annotated[
+        str, typer.Option(help="Image with automl and the pipeline's directory.")
+    ] = "automl:latest",
+    workdir: Annotated[
+        str, typer.Option(help="Directory of the pipeline file inside the image.")
+    ] = "/workspace",
+    default_store: Annotated[
+        str, typer.Option(help="Default of the automl_store pipeline parameter.")
+    ] = "sqlite:////tmp/automl.db",
+) -> None:
+    """Compile a pipeline to a Kubeflow Pipelines v2 pipeline YAML (kfp SDK)."""
+    from integrations.pipelines import compile_pipeline, load_compiled, load_pipeline
+    from integrations.pipelines._cli import print_compiled
+
+    with _errors():
+        out = compile_pipeline(
+            load_pipeline(file), output, image=image, workdir=workdir, store=default_store
+        )
+        print_compiled(console, load_compiled(out), out)
+
+
+@pipeline_app.command(
+    "stage",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def pipeline_stage(
+    ctx: typer.Context,
+    file: PipelineFile,
+    stage: Annotated[str, typer.Option("--stage", help="The stage to run.")],
+    store: StoreOpt = DEFAULT,
+    runs_dir: Annotated[str, typer.Option(help="Where a tune stage's trials write.")] = (
+        "automl-runs"
+    ),
+    run_id: Annotated[str, typer.Option(help="The pipeline run.")] = "",
+) -> None:
+    """Run one stage (what `pipeline run` and compiled components call).
+
+    Takes --input K V, --output K PATH and --param K V (repeatable).
+    """
+    from integrations.pipelines._cli import stage_command
+
+    with _errors():
+        try:
+            stage_command(
+                file,
+                stage,
+                list(ctx.args),
+                {"store": store, "runs_dir": runs_dir, "run_id": run_id},
+            )
+        except SpecError:
+            raise
+        except AutoMLError as exc:  # the stage failed: exit 1, not 2 (bad input)
+            err.print(f"error: {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from None
 
 
 # ---- neural architecture search: `automl export --format torch` (nas) ----
+
+
+def _found_architecture(e: ExperimentRecord, t: TrialRecord) -> dict[str, Any] | None:
+    """What a NAS trial found, as data, or None.
+
+    ``{"kind": "layers", "architecture": {...}}`` for ENAS and multi-trial NAS,
+    ``{"kind": "darts", "genotype": {...}, ...}`` for DARTS; None for other experiments or a
+    trial that left nothing readable.
+    """
+    if e.spec.nas_config is None:
+        return None
+    data = (getattr(t, "outputs", None) or {}).get("data") or {}
+    described = data.get("nas") if isinstance(data, dict) else None  # nas.record_result
+    if isinstance(described, dict) and described.get("kind") == "darts":
+        return dict(described)
+    genotype = _logged_genotype(t)
+    if genotype is not None:
+        return {"kind": "darts", "genotype": genotype}
+    from search._enas import trial_architecture
+
+    arch = trial_architecture(t)
+    if arch is None:
+        return None
+    return {"kind": "layers", "architecture": arch.to_dict()}
+
+
+def _logged_genotype(t: TrialRecord) -> dict[str, Any] | None:
+    """The ``Best-Genotype=...`` line a Katib DARTS trial prints, read from its log."""
+    if not t.workdir:
+        return None
+    log = Path(t.workdir) / "trial.log"
+    try:
+        lines = [ln for ln in log.read_text(errors="replace").splitlines() if "Genotype(" in ln]
+    except OSError:
+        return None
+    best = [ln for ln in lines if ln.startswith("Best-Genotype=")] or lines
+    if not best:
+        return None
+    try:
+        from nas import Genotype
+
+        return Genotype.parse(best[-1]).to_dict()
+    except Exception:  # torch missing or an unreadable line: nothing to show
+        return None
+
+
+def _darts_state(src: int) -> str:
+    """A DARTS edge's input: the two previous cells' outputs, then the cell's own nodes."""
+    return "c_{k-2}" if src == 0 else "c_{k-1}" if src == 1 else f"node {src - 2}"
+
+
+def _print_architecture(e: ExperimentRecord, t: TrialRecord) -> None:
+    """``automl show``: the best trial's architecture, operations by layer, or its genotype."""
+    found = _found_architecture(e, t)
+    if found is None:
+        return
+    if found["kind"] == "darts":
+        g = found["genotype"]
+        console.print(f"[bold]genotype of {t.id}[/bold] (DARTS)", highlight=False)
+        for cell in ("normal", "reduce"):
+            for i, node in enumerate(g.get(cell) or []):
+                edges = ", ".join(f"{op} <- {_darts_state(src)}" for op, src in node)
+                console.print(f"  {cell} node {i}: {escape(edges)}", highlight=False)
+        return
+    from search._nas_space import Architecture, NasSpace
+
+    space = NasSpace.from_spec(e.spec)
+    arch = Architecture.from_dict(found["architecture"])
+    names = space.operation_names
+    table = Table(title=f"architecture of {t.id}", show_header=True, header_style="bold")
+    table.add_column("layer", justify="right")
+    table.add_column("operation")
+    table.add_column("inputs")
+    for i, (op, skips) in enumerate(zip(arch.ops, arch.skips, strict=True)):
+        # Node 0 is the network input, node j > 0 the output of layer j - 1 (docs/nas.md).
+        extra = [("input" if j == 0 else f"layer {j - 1}") for j, b in enumerate(skips) if b]
+        main = "input" if i == 0 else f"layer {i - 1}"
+        label = names[op] if op < len(names) else f"#{op}"
+        table.add_row(str(i), label, ", ".join([main, *extra]))
+    console.print(table)
+
+
+_TORCH_HEAD = '''"""The network trial $trial of experiment $experiment found (value $value).
+
+Written by `automl export --format torch`. `build()` returns the untrained torch module;
+`python $file --epochs N` retrains it (digits by default, or --data PATH for
+nas.load_image_data) and prints Validation-Accuracy=..., so it also runs as a trial command.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import nas
+'''
+
+_TORCH_LAYERS = '''from nas import Architecture, NasSpace, build_model
+
+NAS_CONFIG = $nas_config
+ARCHITECTURE = $architecture
+
+
+def build(**sizes: int) -> Any:
+    """The architecture as a torch module (in_channels, num_classes, height and width are
+    needed only where NAS_CONFIG declares no inputSizes / outputSizes)."""
+    return build_model(
+        NasSpace.from_katib(NAS_CONFIG), Architecture.from_dict(ARCHITECTURE), **sizes
+    )
+
+
+def _sizes(data: Any) -> dict[str, int]:
+    graph = NAS_CONFIG["graphConfig"]
+    sizes: dict[str, int] = {}
+    if "inputSizes" not in graph:
+        sizes.update(in_channels=data.in_channels, height=data.height, width=data.width)
+    if "outputSizes" not in graph:
+        sizes["num_classes"] = data.num_classes
+    return sizes
+'''
+
+_TORCH_DARTS = '''from nas import Genotype, build_darts_network
+
+GENOTYPE = $genotype
+SIZES = $sizes
+DATA = $data  # channels and classes of the data the search ran on
+
+
+def build(in_channels: int | None = None, num_classes: int | None = None) -> Any:
+    """The derived DARTS network (Katib's cell layout)."""
+    return build_darts_network(
+        Genotype.from_dict(GENOTYPE),
+        in_channels=in_channels or DATA.get("in_channels", 1),
+        num_classes=num_classes or DATA.get("num_classes", 10),
+        **SIZES,
+    )
+
+
+def _sizes(data: Any) -> dict[str, int]:
+    return {"in_channels": data.in_channels, "num_classes": data.num_classes}
+'''
+
+_TORCH_MAIN = """
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Retrain the exported network.")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", help="images for nas.load_image_data (default: digits)")
+    parser.add_argument("--limit", type=int, help="use at most this many images")
+    args = parser.parse_args()
+    if args.data:
+        data = nas.load_image_data(args.data, seed=args.seed, limit=args.limit)
+    else:
+        data = nas.load_digits_data(seed=args.seed, limit=args.limit)
+    model = build(**_sizes(data))
+    acc = nas.train_network(model, data, epochs=args.epochs, lr=args.lr, seed=args.seed)
+    print(f"Validation-Accuracy={acc:.4f}")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def _export_torch(
+    client: Any, e: ExperimentRecord, output: Path | None, options: dict[str, Any]
+) -> str | None:
+    """A Python module that rebuilds a trial's architecture (or DARTS genotype) with ``nas``."""
+    import pprint
+    from string import Template
+
+    from automl._api import _best
+
+    if e.spec.nas_config is None:
+        raise SpecError(
+            f"needs a neural architecture search; experiment {e.name!r} has no nas_config",
+            path="--format",
+        )
+    trials = client.trials(e.name)
+    number = options.get("trial")
+    if number is None:
+        trial = _best(e.spec, trials)
+        if trial is None:
+            raise SpecError(f"experiment {e.name!r} has no succeeded trial", path="--trial")
+    else:
+        matching = [t for t in trials if t.number == number]
+        if not matching:
+            raise SpecError(f"no trial number {number} in {e.name!r}", path="--trial")
+        trial = matching[0]
+    found = _found_architecture(e, trial)
+    if found is None:
+        raise SpecError(
+            f"trial {trial.id} has no architecture or genotype to export", path="--trial"
+        )
+    text = Template(_TORCH_HEAD).substitute(
+        trial=trial.id,
+        experiment=e.name,
+        value=trial.value,
+        file=output.name if output is not None else "model.py",
+    )
+    if found["kind"] == "darts":
+        sizes = {
+            "init_channels": found.get("init_channels", 16),
+            "num_layers": found.get("num_layers", 3),
+            "stem_multiplier": found.get("stem_multiplier", 3),
+        }
+        data = {k: found[k] for k in ("in_channels", "num_classes") if k in found}
+        text += Template(_TORCH_DARTS).substitute(
+            genotype=pprint.pformat(found["genotype"], width=96),
+            sizes=pprint.pformat(sizes),
+            data=pprint.pformat(data),
+        )
+    else:
+        text += Template(_TORCH_LAYERS).substitute(
+            nas_config=pprint.pformat(e.spec.nas_config, width=96),
+            architecture=pprint.pformat(found["architecture"]),
+        )
+    return text + _TORCH_MAIN
+
+
+_EXPORTERS["torch"] = _export_torch
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go  # type: ignore[import-untyped]
 
-from automl.core import Direction, ExperimentSpec
+from automl.core import Direction
+
+# The figures a notebook also draws live in automl.plots (automl must not import the dashboard).
+from automl.plots import (
+    _best_so_far,
+    _numeric,  # noqa: F401 - kept importable from here
+    history_figure,
+    importance_figure,
+    parallel_figure,
+    param_importances,
+)
 from dashboard.queries import Curves
 
 __all__ = [
@@ -25,136 +33,6 @@ __all__ = [
 ]
 
 _MAX_PLOT_TRIALS = 2000
-
-
-def _best_so_far(values: Sequence[float | None], maximize: bool) -> list[float | None]:
-    out: list[float | None] = []
-    best: float | None = None
-    for v in values:
-        if (
-            v is not None
-            and math.isfinite(v)
-            and (best is None or (v > best if maximize else v < best))
-        ):
-            best = v
-        out.append(best)
-    return out
-
-
-def history_figure(
-    history: Sequence[tuple[int, float | None, str, float | None]], direction: str
-) -> go.Figure:
-    """Objective value per trial number, and the best value so far."""
-    ok = [(n, v) for n, v, s, _ in history if s == "Succeeded" and v is not None]
-    xs = [n for n, _ in ok]
-    ys = [v for _, v in ok]
-    fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", name="value"))
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=_best_so_far(ys, direction == Direction.MAXIMIZE.value),
-            mode="lines",
-            line={"shape": "hv"},
-            name="best so far",
-        )
-    )
-    fig.update_layout(
-        title="Optimisation history", xaxis_title="trial", yaxis_title="objective", height=380
-    )
-    return fig
-
-
-def _numeric(values: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
-    """Values for a parcoords dimension: numbers as is, others as category indexes."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return list(values), {}
-    cats = sorted({str(v) for v in values})
-    index = {c: i for i, c in enumerate(cats)}
-    return [index[str(v)] for v in values], {"tickvals": list(range(len(cats))), "ticktext": cats}
-
-
-def parallel_figure(
-    rows: Sequence[tuple[int, Mapping[str, Any], float | None, str]], spec: ExperimentSpec
-) -> go.Figure:
-    """Parallel coordinates of the parameters of succeeded trials, coloured by value."""
-    rows = [r for r in rows if r[2] is not None][-_MAX_PLOT_TRIALS:]
-    names = [p.name for p in spec.parameters]
-    dims = []
-    for name in names:
-        vals, extra = _numeric([r[1].get(name) for r in rows])
-        dims.append({"label": name, "values": vals, **extra})
-    values = [r[2] for r in rows]
-    dims.append({"label": spec.objective.metric, "values": values})
-    fig = go.Figure(
-        go.Parcoords(
-            line={"color": values, "colorscale": "Viridis", "showscale": True}, dimensions=dims
-        )
-    )
-    fig.update_layout(title="Parallel coordinates", height=420)
-    return fig
-
-
-def param_importances(
-    rows: Sequence[tuple[int, Mapping[str, Any], float | None, str]],
-    spec: ExperimentSpec,
-    max_trials: int = 2000,
-) -> dict[str, float]:
-    """Parameter importances (Optuna's default evaluator) of the last succeeded trials.
-
-    The study is rebuilt from the last ``max_trials`` stored trials; it needs at least 2.
-
-    Returns an empty dict when there are too few trials or parameters to rank.
-    """
-    import optuna
-    from optuna.trial import TrialState as OptunaState
-    from optuna.trial import create_trial
-
-    from search._space import SpaceCodec
-
-    done = [r for r in rows if r[2] is not None and math.isfinite(r[2])][-max_trials:]
-    if len(done) < 2 or not spec.parameters:
-        return {}
-    codec = SpaceCodec(spec.parameters)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = (
-        optuna.study.StudyDirection.MAXIMIZE
-        if spec.objective.type is Direction.MAXIMIZE
-        else optuna.study.StudyDirection.MINIMIZE
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        study = optuna.create_study(direction=direction)
-        frozen = []
-        for _, params, value, _ in done:
-            try:
-                internal = codec.to_internal(params)
-            except Exception:  # outside the space (edited spec): skip
-                continue
-            frozen.append(
-                create_trial(
-                    params=internal,
-                    distributions={n: codec.distributions[n] for n in internal},
-                    state=OptunaState.COMPLETE,
-                    value=value,
-                )
-            )
-        if len(frozen) < 2:
-            return {}
-        study.add_trials(frozen)
-        try:
-            imp = optuna.importance.get_param_importances(study)
-        except (RuntimeError, ValueError):
-            return {}
-    return {k: float(v) for k, v in imp.items()}
-
-
-def importance_figure(importances: Mapping[str, float]) -> go.Figure:
-    """Horizontal bars of parameter importances."""
-    items = sorted(importances.items(), key=lambda kv: kv[1])
-    fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h"))
-    fig.update_layout(title="Parameter importance", xaxis_title="importance", height=320)
-    return fig
 
 
 def slice_figure(

@@ -1,17 +1,22 @@
 """Search spaces and algorithms: a registry of suggesters on Optuna.
 
 Use :func:`create_suggester` to build the suggester an experiment spec asks for, rebuilt from the
-experiment's stored history.
+experiment's stored history. Besides Optuna's samplers: Katib's Hyperband and PBT, regularized
+evolution (``evolution``), and neural architecture search over a ``nas_config``: ENAS's LSTM
+controller (``enas``, torch), Katib's one-trial DARTS (``darts``), or any categorical-capable
+algorithm over the architecture's choices (multi-trial NAS).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from automl.core import ExperimentSpec, TrialRecord
 from search._base import Suggester
+from search._nas_space import Architecture, NasSpace, Operation
 from search._registry import ALGORITHMS, AlgorithmInfo, Setting, algorithm_names, resolve_settings
 from search._stopping import (
     STOPPERS,
@@ -25,7 +30,10 @@ __all__ = [
     "ALGORITHMS",
     "STOPPERS",
     "AlgorithmInfo",
+    "Architecture",
     "EarlyStopper",
+    "NasSpace",
+    "Operation",
     "Setting",
     "Suggester",
     "algorithm_names",
@@ -55,7 +63,44 @@ def create_suggester(
     Raises:
         SpecError: Unknown algorithm or bad settings.
     """
-    name = spec.algorithm.name
+    from search._registry import canonical_name
+
+    name = canonical_name(spec.algorithm.name)
+    if name in ("enas", "darts"):
+        resolve_settings(spec)  # NAS settings and nas_config, named errors before any trial
+        if name == "darts":
+            from search._nas_multitrial import DartsSuggester
+
+            return DartsSuggester(spec, history, state)
+        try:
+            from search._enas import EnasSuggester
+        except ImportError as exc:  # torch is optional
+            from automl.errors import SpecError
+
+            raise SpecError(
+                f"enas needs torch: pip install 'automl[nas]' ({exc})", path="algorithm.name"
+            ) from None
+        return EnasSuggester(spec, history, state)
+    if spec.nas_config is not None and not spec.parameters:
+        # Multi-trial NAS: any algorithm searches the architecture's categorical choices.
+        from search._nas_multitrial import NasSuggester, nas_search_spec
+        from search._nas_space import NasSpace
+
+        resolve_settings(spec)
+        inner_spec = nas_search_spec(spec)
+        wrapper_names = {p.name for p in inner_spec.parameters}
+        inner_history = [
+            dataclasses.replace(
+                t, params={k: v for k, v in t.params.items() if k in wrapper_names}
+            )
+            for t in history
+        ]
+        inner = create_suggester(inner_spec, inner_history, state, runs_dir=runs_dir)
+        return NasSuggester(inner, NasSpace.from_spec(spec))
+    if name == "evolution":
+        from search._evolution import EvolutionSuggester
+
+        return EvolutionSuggester(spec, history, state)
     if name == "hyperband":
         from search._hyperband import HyperbandSuggester
 

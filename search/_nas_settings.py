@@ -1,8 +1,8 @@
 """Katib's neural-architecture-search algorithms (``enas``, ``darts``): settings and search spaces.
 
-These are validated like the runnable algorithms of :mod:`search._registry`, but they are not
-registered there: no suggester implements them, so a spec that names one can be validated, exported
-and rendered (``automl run --dry-run``), not run by the local controller.
+The suggesters live in :mod:`search._enas` (the LSTM controller) and
+:mod:`search._nas_multitrial` (DARTS's one search trial, and architecture spaces for the other
+algorithms); this module holds what is validated before any of them runs.
 
 Names, defaults and rules are Katib's (``pkg/suggestion/v1beta1/nas/enas/AlgorithmSettings.py``,
 ``pkg/suggestion/v1beta1/nas/darts/service.py`` and ``nas/common/validation.py``):
@@ -16,6 +16,10 @@ Names, defaults and rules are Katib's (``pkg/suggestion/v1beta1/nas/enas/Algorit
   ``print_step``, ``num_nodes``, ``stem_multiplier >= 1``. Katib's DARTS service ignores an
   unknown setting; here it is an error, as for every other algorithm (a misspelt setting would
   otherwise be dropped without a word).
+
+Operation parameters also follow the builder's rules (:data:`search._nas_space.OPERATION_TYPES`):
+a parameter the operation type does not take, or a value it cannot take (a filter size of 0, a
+``reduction_type`` other than ``max_pooling``/``avg_pooling``), is an error naming the field.
 
 Paths use the spec's own names (``algorithm.settings.<name>``, ``nas_config.operations[0]...``);
 the Katib front door translates them to the document's
@@ -294,6 +298,7 @@ def nas_config_problems(
                 out.append(SpecIssue(f"{ppath}.name", f"must be unique; {p.name!r} appears twice"))
             seen.add(p.name)
             out.extend(p.problems(ppath))
+            out.extend(_operation_parameter_problems(op_type, p, ppath))
             if p.type is ParameterType.DOUBLE and (p.step is None or p.step <= 0):
                 out.append(
                     SpecIssue(
@@ -332,6 +337,38 @@ def nas_config_problems(
                 )
             )
     return out
+
+
+def _operation_parameter_problems(op_type: str, p: Parameter, path: str) -> list[SpecIssue]:
+    """The builder's rules (:data:`search._nas_space.OPERATION_TYPES`) for one parameter.
+
+    An unknown name, or a value the operation cannot take (a filter size of 0, a reduction
+    type other than max or average pooling), is reported here, before any trial starts.
+    """
+    from search._nas_space import OPERATION_TYPES, _value_problems
+
+    known = OPERATION_TYPES.get(op_type)
+    if known is None or not p.name:
+        return []
+    if p.name not in known:
+        valid = list(known) or "none"
+        return [
+            SpecIssue(
+                f"{path}.name",
+                f"is not a parameter of {op_type!r}; got {p.name!r}; valid parameters: {valid}",
+            )
+        ]
+    if p.type is ParameterType.DOUBLE and (p.step is None or p.step <= 0):
+        return []  # reported above; its grid cannot be enumerated
+    try:
+        values = p.grid()
+    except SpecError:
+        return []
+    for v in values:
+        found = _value_problems(op_type, p.name, v, path)
+        if found:
+            return [SpecIssue(f"{path}.feasibleSpace", f"{p.name}: {found[0].message}")]
+    return []
 
 
 # -- assignments, as Katib's services build them --------------------------------------------

@@ -16,7 +16,15 @@ from typing import Any
 from automl.core import ExperimentSpec, ParameterType
 from automl.errors import SpecError, SpecIssue
 
-__all__ = ["ALGORITHMS", "AlgorithmInfo", "Setting", "algorithm_names", "resolve_settings"]
+__all__ = [
+    "ALGORITHMS",
+    "ALIASES",
+    "AlgorithmInfo",
+    "Setting",
+    "algorithm_names",
+    "canonical_name",
+    "resolve_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -181,12 +189,37 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
             "seed": _SEED_ALIAS,
         },
     ),
+    "evolution": AlgorithmInfo(
+        "Regularized evolution (Real et al. 2019): tournament selection of a parent from a "
+        "sample of the population, one-choice mutation, and ageing (the oldest member leaves).",
+        {
+            "population_size": Setting("int", 20, "an integer >= 2", lambda v: v >= 2),
+            "sample_size": Setting("int", 5, "an integer >= 1", lambda v: v >= 1),
+            "mutation_rate": Setting("float", None, "a number in (0, 1]", lambda v: 0 < v <= 1),
+            "random_state": _SEED,
+            "seed": _SEED_ALIAS,
+        },
+    ),
 }
+
+#: Other names of registered algorithms.
+ALIASES: dict[str, str] = {"regularized-evolution": "evolution"}
+
+#: Algorithms that cannot search an architecture space (``nas_config``): they need a numeric
+#: resource or perturb numbers.
+_NO_NAS = ("hyperband", "pbt")
 
 
 def algorithm_names() -> list[str]:
-    """Names of every registered algorithm."""
-    return sorted(ALGORITHMS)
+    """Names of every runnable algorithm (Katib's NAS algorithms ``enas`` and ``darts`` too)."""
+    from search._nas_settings import NAS_ALGORITHMS
+
+    return sorted({*ALGORITHMS, *NAS_ALGORITHMS})
+
+
+def canonical_name(name: str) -> str:
+    """The registered name for ``name`` (``regularized-evolution`` -> ``evolution``)."""
+    return ALIASES.get(name, name)
 
 
 def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
@@ -198,11 +231,44 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
     Raises:
         SpecError: Unknown algorithm, unknown setting, bad value or unsupported space.
     """
-    name = spec.algorithm.name
+    from search._nas_settings import NAS_ALGORITHMS, resolve_nas_settings
+
+    name = canonical_name(spec.algorithm.name)
+    if spec.nas_config is not None:
+        from search._nas_space import NasSpace
+
+        NasSpace.from_katib(spec.nas_config, "nas_config")  # raises with nas_config.* paths
+    if name in NAS_ALGORITHMS:
+        nas_settings = resolve_nas_settings(spec)
+        if spec.nas_config is None:
+            raise SpecError(
+                [SpecIssue("nas_config", f"is required by the NAS algorithm {name!r}")]
+            )
+        if spec.parameters:
+            raise SpecError(
+                [
+                    SpecIssue(
+                        "parameters",
+                        f"must be empty for {name} (it searches nas_config); got "
+                        f"{[p.name for p in spec.parameters]}",
+                    )
+                ]
+            )
+        return nas_settings
     info = ALGORITHMS.get(name)
     if info is None:
         raise SpecError(
             [SpecIssue("algorithm.name", f"must be one of {algorithm_names()}; got {name!r}")]
+        )
+    if spec.nas_config is not None and name in _NO_NAS:
+        raise SpecError(
+            [
+                SpecIssue(
+                    "algorithm.name",
+                    f"{name} cannot search an architecture space (nas_config); use enas, darts, "
+                    f"evolution, tpe, random or grid; got {name!r}",
+                )
+            ]
         )
     issues: list[SpecIssue] = []
     out: dict[str, Any] = {}

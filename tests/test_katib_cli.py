@@ -52,9 +52,7 @@ def test_dry_run_renders_kubernetes_only_kinds(tmp_path: Path) -> None:
     assert "executor: kubernetes" in p.stdout and "kind: Workflow" in p.stdout
 
 
-@pytest.mark.parametrize(
-    "rel", ["argo/argo-workflow.yaml", "tekton/pipeline-run.yaml", "nas/enas-cpu.yaml"]
-)
+@pytest.mark.parametrize("rel", ["argo/argo-workflow.yaml", "tekton/pipeline-run.yaml"])
 def test_kinds_that_cannot_run_here_say_so(tmp_path: Path, rel: str) -> None:
     p = cli(tmp_path, "run", str(KATIB_EXAMPLES / rel), "--no-progress")
     assert p.returncode == 2

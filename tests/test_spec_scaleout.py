@@ -84,8 +84,7 @@ def test_executor_settings_must_match_its_kind() -> None:
 
 
 def test_notebook_and_command_are_exclusive(tmp_path: Any) -> None:
-    nb = tmp_path / "train.ipynb"
-    nb.write_text("{}")
+    nb = REPO / "examples" / "notebooks" / "train.ipynb"  # a valid notebook with parameters
     d = _doc()
     d["trial"]["notebook"] = str(nb)
     issues = _issues(d)
@@ -140,3 +139,60 @@ def test_export_refuses_fractional_gpu() -> None:
     with pytest.raises(SpecError) as info:
         to_katib(_parse(d))
     assert info.value.issues[0].path == "trial_template.resources.gpu"
+
+
+def test_impossible_gpu_request_fails_before_anything_is_stored(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from automl import Client
+    from automl.cli import app
+
+    monkeypatch.setenv("AUTOML_GPUS", "2")  # two simulated devices
+    d = _doc(name="too-many-gpus")
+    d["trial"]["resources"] = {"gpu": 4}
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(d, sort_keys=False))
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    r = CliRunner().invoke(app, ["run", str(f), "--store", url, "--no-progress"])
+    assert r.exit_code == 2, r.stdout
+    out = " ".join((r.stdout + r.stderr).split())
+    assert "trial.resources.gpu" in out
+    assert "2 GPUs" in out
+    with Client(url) as client:
+        assert client.list() == []  # nothing stored: fixing the file and re-running just works
+
+
+def test_run_executor_flags_override_a_katib_document(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from automl import Client
+    from automl.cli import app
+    from tests.conftest import KATIB_EXAMPLES
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    f = str(KATIB_EXAMPLES / "hp-tuning" / "random.yaml")
+    runner = CliRunner()
+    r = runner.invoke(app, ["run", f, "--store", url, "--executor", "slurm"])
+    assert r.exit_code == 2
+    assert "--executor" in r.stdout + r.stderr
+    missing = tmp_path / "no-such-kubeconfig"
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            f,
+            "--store",
+            url,
+            "--no-progress",
+            "--executor",
+            "kubernetes",
+            "--executor-opt",
+            f"kubeconfig={missing}",
+        ],
+    )
+    assert r.exit_code == 2, r.stdout + r.stderr
+    assert "executor.kubeconfig" in " ".join((r.stdout + r.stderr).split())
+    with Client(url) as client:
+        assert client.list() == []  # checked before the experiment was stored

@@ -85,6 +85,14 @@ class Executor(ABC):
     def cancel(self, trial_id: str) -> None:
         """Stop a running trial."""
 
+    def capacity(self) -> int | None:
+        """How many more trials could start now; None when only ``parallel`` bounds it.
+
+        The controller starts no more than this many new trials in a turn, so a trial that
+        does not fit (no free GPU share, no free cores) waits unstarted, not failed.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; running trials are cancelled."""
 

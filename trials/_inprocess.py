@@ -10,6 +10,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from automl import _report
@@ -60,6 +61,9 @@ class InProcessExecutor(Executor):
         inline: Run calls on the controller's thread (default: when parallel is 1 and there is
             no timeout). Early stopping needs threads: the controller must see reports as they
             come.
+        runs_dir: Root of per-trial directories; a trial's artifact directory
+            (``automl.current_trial().artifact_dir``) is ``<runs_dir>/<experiment>/<trial>/
+            artifacts``, created only when the trial saves something. None: trials have none.
     """
 
     def __init__(
@@ -69,8 +73,10 @@ class InProcessExecutor(Executor):
         parallel: int = 1,
         timeout: float | None = None,
         inline: bool | None = None,
+        runs_dir: str | Path | None = None,
     ) -> None:
         self._fn = fn
+        self._runs_dir = Path(runs_dir).absolute() if runs_dir is not None else None
         self._takes_dict: bool | None = None
         self._metric = objective_metric
         self._timeout = timeout
@@ -119,6 +125,11 @@ class InProcessExecutor(Executor):
             dict(run.params),
             checkpoint_dir=run.attrs.get("checkpoint_dir"),
             parent_checkpoint_dir=run.attrs.get("parent_checkpoint_dir"),
+            artifact_dir=(
+                str(self._runs_dir / run.experiment / tid / "artifacts")
+                if self._runs_dir is not None
+                else None
+            ),
         )
         token = _report.bind(info, reporter, lambda: tid in self._stop or tid in self._ended)
         try:

@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from automl._report import REPORT_FILE_ENV, TRIAL_ENV
 from automl.core import CollectorKind, ExperimentSpec, TrialTemplate
-from automl.errors import SpecError
+from automl.errors import SpecError, SpecIssue
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 from trials._collectors import (
     KATIB_TFEVENT_DIR,
@@ -48,6 +48,8 @@ from trials._collectors import (
     scrape_prometheus,
     tfevent_metrics,
 )
+from trials._gpu import Allocation, GpuDevice, Request, ResourceAllocator, discover_gpus
+from trials._launch import free_port, nproc, python_command, torchrun_argv, torchrun_env
 from trials._metrics import (
     MetricLine,
     TextMetricParser,
@@ -56,13 +58,20 @@ from trials._metrics import (
 )
 from trials._template import render_command, render_text
 
-__all__ = ["LocalProcessExecutor", "local_notice", "process_start_time", "reap_runner"]
+__all__ = [
+    "LocalProcessExecutor",
+    "check_local_resources",
+    "local_notice",
+    "process_start_time",
+    "reap_runner",
+]
 
 #: Trial attributes (set by population-based training) exported to the trial's environment.
 CHECKPOINT_ENV = {
     "checkpoint_dir": "AUTOML_CHECKPOINT_DIR",
     "parent_checkpoint_dir": "AUTOML_PARENT_CHECKPOINT_DIR",
 }
+_NOT_STARTED = TrialExit(ExitStatus.CANCELLED, "cancelled before it started (it waited for room)")
 _GRACE = 1.0  # seconds between SIGTERM and SIGKILL: a stopped trial is gone within a second
 _TICK = 0.1
 SCRAPE_INTERVAL = 1.0  # seconds between scrapes of a PrometheusMetric endpoint
@@ -104,6 +113,7 @@ class _Proc:
     scrape_error: str | None = None
     scrapes: int = 0
     helper: subprocess.Popen[bytes] | None = None  # a running Custom collector
+    groups: set[int] = field(default_factory=set)  # torchrun ranks' own process groups
 
 
 def _primary_image(template: TrialTemplate) -> str | None:
@@ -223,6 +233,16 @@ class LocalProcessExecutor(Executor):
         spec: The experiment spec (template, collector, objective metrics).
         runs_dir: Root of per-trial output directories (``<runs_dir>/<experiment>/<trial>``).
         cwd: Working directory of trial commands (the template's ``workdir`` wins).
+        gpus: The GPUs trials may use (default: discovered, see :func:`trials.discover_gpus`);
+            read only when the template asks for ``resources.gpu``.
+        cpus: Cores trials may hold together when ``resources.cpu`` is set (default:
+            ``executor.settings.cpus``, else ``os.cpu_count()``).
+
+    Resources: with ``resources.gpu`` each trial gets its devices in ``CUDA_VISIBLE_DEVICES``
+    (fractions packed best-fit onto shared devices, never over a device's share or free memory);
+    with ``resources.cpu`` the running trials' cores never exceed ``cpus``. A trial that does not
+    fit waits: :meth:`capacity` tells the controller, and one submitted anyway starts when
+    another ends. ``processes_per_worker`` > 1 runs the trial's Python program under torchrun.
 
     Attributes:
         notice: One line on what running the trials locally means (image not pulled, paths
@@ -231,14 +251,24 @@ class LocalProcessExecutor(Executor):
 
     Raises:
         SpecError: The collector needs a package that is not installed (tensorboard for
-            TensorFlowEvent, prometheus-client for PrometheusMetric), or a path map source is
-            not absolute.
+            TensorFlowEvent, prometheus-client for PrometheusMetric), a path map source is
+            not absolute, the resources can never fit this machine (more GPUs or GPU memory
+            than it has, more cores than ``cpus``), or a distributed trial's command is not a
+            Python program.
     """
 
-    def __init__(self, spec: ExperimentSpec, runs_dir: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        runs_dir: Path,
+        cwd: Path | None = None,
+        *,
+        gpus: Sequence[GpuDevice] | None = None,
+        cpus: float | None = None,
+    ) -> None:
         self._spec = spec
         self._template = spec.trial_template
-        self._runs_dir = Path(runs_dir)
+        self._runs_dir = Path(runs_dir).absolute()  # trials run in their workdir
         mc = spec.metrics_collector
         self._collector = mc
         missing = collector_package(_NEEDS[mc.kind]) if mc.kind in _NEEDS else None
@@ -268,12 +298,66 @@ class LocalProcessExecutor(Executor):
         self._collector_dir = _collector_dir(spec)
         self.notice: str | None = local_notice(spec, created)
         self._parser = TextMetricParser(spec.objective.metrics, mc.filters)
+        self._request = Request.of(self._template.resources)
+        self._allocator = check_local_resources(spec, gpus, cpus)
+        self._waiting: collections.deque[TrialRun] = collections.deque()  # submitted, no room
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._procs: dict[str, _Proc] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="trial-monitor", daemon=True)
         self._monitor.start()
+
+    # -- resources ---------------------------------------------------------------------------
+    def capacity(self) -> int | None:
+        """Trials that could start now (free devices and cores); None without a limit."""
+        if self._allocator is None:
+            return None
+        with self._lock:
+            waiting = len(self._waiting)
+        return max(0, self._allocator.capacity(self._request) - waiting)
+
+    def submit(self, run: TrialRun) -> None:
+        """Start the trial's process, or queue it until its devices and cores are free."""
+        if self._allocator is None:
+            self._launch(run, None)
+            return
+        with self._lock:
+            alloc = (
+                None if self._waiting else self._allocator.allocate(run.trial_id, self._request)
+            )
+            if alloc is None:  # first come, first served: none overtakes a waiting trial
+                self._waiting.append(run)
+                return
+        self._launch(run, alloc)
+
+    def _start_waiting(self) -> None:
+        """Start queued trials, in order, while they fit."""
+        assert self._allocator is not None
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    return
+                run = self._waiting[0]
+                alloc = self._allocator.allocate(run.trial_id, self._request)
+                if alloc is None:
+                    return
+                self._waiting.popleft()
+            self._launch(run, alloc)
+
+    def _release(self, trial_id: str) -> None:
+        if self._allocator is not None:
+            self._allocator.release(trial_id)
+
+    def _resource_env(self, env: dict[str, str], alloc: Allocation | None) -> dict[str, str]:
+        if alloc is not None and self._request.gpu > 0:
+            env["CUDA_VISIBLE_DEVICES"] = alloc.cuda_visible_devices
+            env["AUTOML_GPU_UUIDS"] = ",".join(alloc.uuids)
+            # NVML and nvidia-smi number devices in PCI order; CUDA's default order may differ.
+            env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        if alloc is not None and alloc.cpu is not None:
+            env["AUTOML_CPUS"] = f"{alloc.cpu:g}"
+        return env
 
     # -- submit ------------------------------------------------------------------------------
     def _metadata(self, run: TrialRun) -> dict[str, str]:
@@ -331,9 +415,10 @@ class LocalProcessExecutor(Executor):
     def _fail_at_start(self, run: TrialRun, log: IO[bytes], message: str) -> None:
         log.write(f"[automl] {message}\n".encode())
         log.close()
+        self._release(run.trial_id)
         self._events.put(TrialEvent(run.trial_id, exit=TrialExit(ExitStatus.FAILED, message)))
 
-    def submit(self, run: TrialRun) -> None:
+    def _launch(self, run: TrialRun, alloc: Allocation | None) -> None:
         """Start the trial's process; a command that cannot start fails the trial."""
         workdir = self._runs_dir / run.experiment / run.trial_id
         if workdir.exists() and run.attempt > 1:
@@ -375,6 +460,7 @@ class LocalProcessExecutor(Executor):
                     }
                 ),
                 "AUTOML_TRIAL_DIR": str(workdir),
+                "AUTOML_ARTIFACT_DIR": str(workdir / "artifacts"),  # automl.save_model
                 "AUTOML_TRIAL_NAME": run.trial_id,
                 "KATIB_TRIAL_NAME": run.trial_id,
                 "PYTHONUNBUFFERED": "1",
@@ -382,6 +468,12 @@ class LocalProcessExecutor(Executor):
         )
         if collector_path is not None:
             env["AUTOML_METRICS_PATH"] = str(collector_path)
+        env = self._resource_env(env, alloc)
+        if self._template.resources.distributed:
+            program = python_command(argv)
+            if program is not None:  # checked on the template; a value cannot change its form
+                argv = torchrun_argv(program, nproc(self._template.resources), free_port())
+                env = torchrun_env(env)
         log = open(workdir / "trial.log", "wb")  # noqa: SIM115 - closed by the reader thread
         if self.notice:
             log.write(f"[automl] {self.notice}\n".encode())
@@ -491,6 +583,7 @@ class LocalProcessExecutor(Executor):
         self._drain_reports(p)
         with self._lock:
             self._procs.pop(p.run.trial_id, None)
+        self._release(p.run.trial_id)  # before the exit event: the controller may refill at once
         if p.cancelled:
             result = TrialExit(ExitStatus.CANCELLED, "cancelled")
         elif p.timed_out:
@@ -679,18 +772,29 @@ class LocalProcessExecutor(Executor):
                     p.timed_out = True
                     self._kill(p)
                 if p.kill_at is not None and now >= p.kill_at:
+                    p.groups.update(_descendant_groups(p.proc.pid))
                     _signal_group(p.proc.pid, signal.SIGKILL)
+                    for g in p.groups:
+                        _signal_group(g, signal.SIGKILL)
                     p.kill_at = None
+            if self._allocator is not None:
+                self._start_waiting()
 
     def _kill(self, p: _Proc) -> None:
         helper = p.helper
         if helper is not None and helper.poll() is None:
             _signal_group(helper.pid, signal.SIGKILL)
+        # torchrun starts each rank in a session of its own: find them while the leader lives.
+        p.groups.update(_descendant_groups(p.proc.pid))
         if p.proc.poll() is None:
             _signal_group(p.proc.pid, signal.SIGTERM)
+            for g in p.groups:
+                _signal_group(g, signal.SIGTERM)
             p.kill_at = time.monotonic() + _GRACE
         else:  # the leader is gone; its group may not be
             _signal_group(p.proc.pid, signal.SIGKILL)
+            for g in p.groups:
+                _signal_group(g, signal.SIGKILL)
 
     # -- interface ---------------------------------------------------------------------------
     def poll(self, timeout: float) -> list[TrialEvent]:
@@ -701,6 +805,11 @@ class LocalProcessExecutor(Executor):
         """SIGTERM the trial's process group, then SIGKILL after a grace period."""
         with self._lock:
             p = self._procs.get(trial_id)
+            queued = [r for r in self._waiting if r.trial_id == trial_id]
+            for r in queued:
+                self._waiting.remove(r)
+        if queued:
+            self._events.put(TrialEvent(trial_id, exit=_NOT_STARTED))
         if p is not None:
             p.cancelled = True
             self._kill(p)
@@ -709,6 +818,10 @@ class LocalProcessExecutor(Executor):
         """Cancel what still runs and wait for it to end."""
         with self._lock:
             procs = list(self._procs.values())
+            waiting = list(self._waiting)
+            self._waiting.clear()
+        for r in waiting:
+            self._events.put(TrialEvent(r.trial_id, exit=_NOT_STARTED))
         for p in procs:
             p.cancelled = True
             self._kill(p)
@@ -718,11 +831,66 @@ class LocalProcessExecutor(Executor):
                 p.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             if p.proc.poll() is None:
                 _signal_group(p.proc.pid, signal.SIGKILL)
+            for g in p.groups:
+                _signal_group(g, signal.SIGKILL)
         self._closed.set()
 
     def reap(self, runner: Mapping[str, Any]) -> None:
         """Kill the process group of a trial left running by a dead controller on this host."""
         reap_runner(runner)
+
+
+def check_local_resources(
+    spec: ExperimentSpec, gpus: Sequence[GpuDevice] | None = None, cpus: float | None = None
+) -> ResourceAllocator | None:
+    """The allocator a spec's trial resources need here (None without gpu or cpu), checked.
+
+    Call it before storing an experiment to fail fast; :class:`LocalProcessExecutor` calls it.
+
+    Args:
+        spec: The experiment.
+        gpus: The devices (default: discovered, only when ``resources.gpu`` is set).
+        cpus: Cores trials may hold (default: ``executor.settings.cpus``, else all).
+
+    Raises:
+        SpecError: The resources can never fit this machine (more GPUs or GPU memory than it
+            has, more cores than ``cpus``), or a distributed trial's command is not a Python
+            program; named by field (``trial.resources.gpu`` in a native spec).
+    """
+    template = spec.trial_template
+    r = template.resources
+    field_ = "trial.resources" if spec.source == "native" else "trial_template.resources"
+    issues: list[SpecIssue] = []
+    if r.distributed and python_command(template.command or ()) is None:
+        issues.append(
+            SpecIssue(
+                f"{field_}.processes_per_worker"
+                if r.processes_per_worker > 1
+                else f"{field_}.workers",
+                "a distributed trial runs under torchrun, which needs a Python program "
+                "(python script.py ..., python -m module ..., or script.py ...); got the "
+                f"command {' '.join(template.command or ())!r}",
+            )
+        )
+    if r.gpu <= 0 and r.cpu is None:
+        if issues:
+            raise SpecError(issues)
+        return None
+    if cpus is None and spec.executor.settings.get("cpus") is not None:
+        raw = spec.executor.settings["cpus"]
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+            issues.append(
+                SpecIssue("executor.settings.cpus", f"must be a number > 0; got {raw!r}")
+            )
+        else:
+            cpus = float(raw)
+    if gpus is None and r.gpu > 0:
+        gpus = discover_gpus()
+    allocator = ResourceAllocator(gpus or (), cpus)
+    issues.extend(allocator.problems(Request.of(r), field_))
+    if issues:
+        raise SpecError(issues)
+    return allocator
 
 
 def reap_runner(runner: Mapping[str, Any]) -> None:
@@ -735,7 +903,37 @@ def reap_runner(runner: Mapping[str, Any]) -> None:
         return
     start = process_start_time(pid)
     if start is not None and start == runner.get("start"):
+        groups = _descendant_groups(pid)  # torchrun's ranks run in sessions of their own
         _signal_group(pid, signal.SIGKILL)
+        for g in groups:
+            _signal_group(g, signal.SIGKILL)
+
+
+def _descendant_groups(pid: int) -> set[int]:
+    """Process groups of ``pid``'s descendants other than its own (Linux ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    pgid: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(name))
+        pgid[int(name)] = int(fields[2])
+    out: set[int] = set()
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        if pgid.get(child, pid) != pid:
+            out.add(pgid[child])
+        todo.extend(children.get(child, []))
+    return out
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -131,6 +131,8 @@ class TrialRecord:
             started again with the same parameters).
         attrs: Algorithm state kept with the trial.
         workdir: Where its files and log live (process trials).
+        outputs: What its artifact directory held when it ended: ``{"artifact_dir": path,
+            "models": {name: metadata}, "files": [...], "data": {...}}``; empty if nothing.
     """
 
     id: str
@@ -147,6 +149,7 @@ class TrialRecord:
     attempt: int = 1
     attrs: Mapping[str, Any] = field(default_factory=dict)
     workdir: str | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:

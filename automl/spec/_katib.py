@@ -551,7 +551,72 @@ def _trial_template(
         retain=tt.retain,
         local_blocker=blocker,
         timeout=_deadline(m),
+        resources=trial_resources(m, tt.primaryContainerName, tt.primaryPodLabels),
     )
+
+
+def _cpu_cores(raw: Any) -> float | None:
+    """Kubernetes CPU quantity (``2``, ``0.5``, ``500m``) in cores; None if unreadable."""
+    text = str(raw).strip()
+    try:
+        cores = float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        return None
+    return cores if cores > 0 else None
+
+
+def trial_resources(
+    manifest: dict[str, Any] | None,
+    container_name: str | None,
+    pod_labels: Mapping[str, str] | None = None,
+) -> Any:
+    """``TrialTemplate.resources`` read from a Katib trialSpec.
+
+    The primary container's ``resources.limits`` (``requests`` where no limit is set): ``cpu``,
+    ``memory`` and ``nvidia.com/gpu``. A PyTorchJob's ``Worker.replicas`` (+1 for its Master)
+    gives ``workers``, and a whole ``nprocPerNode`` (or the older
+    ``elasticPolicy.nProcPerNode``) gives ``processes_per_worker``. Values Kubernetes would
+    take but these fields cannot hold (``nprocPerNode: auto``, an ``1e9`` memory) are left at
+    their defaults.
+    """
+    from automl.core import Resources, parse_quantity
+
+    if not manifest:
+        return Resources()
+    out: dict[str, Any] = {}
+    container = find_primary_container(manifest, container_name, pod_labels)
+    res = container.get("resources") if container else None
+    if isinstance(res, dict):
+        merged: dict[str, Any] = {}
+        for key in ("requests", "limits"):  # a limit wins over a request
+            if isinstance(res.get(key), dict):
+                merged.update(res[key])
+        if "cpu" in merged and (cores := _cpu_cores(merged["cpu"])) is not None:
+            out["cpu"] = cores
+        if "memory" in merged:
+            try:
+                parse_quantity(str(merged["memory"]), "memory")
+                out["memory"] = str(merged["memory"])
+            except SpecError:
+                pass
+        gpu = _cpu_cores(merged.get("nvidia.com/gpu", 0))
+        if gpu is not None and gpu.is_integer():
+            out["gpu"] = gpu
+    spec = manifest.get("spec")
+    if manifest.get("kind") == "PyTorchJob" and isinstance(spec, dict):
+        replicas = spec.get("pytorchReplicaSpecs")
+        if isinstance(replicas, dict):
+            worker = replicas.get("Worker")
+            count = worker.get("replicas", 1) if isinstance(worker, dict) else 0
+            if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+                out["workers"] = max(1, count + (1 if "Master" in replicas else 0))
+        elastic = spec.get("elasticPolicy")
+        nproc = spec.get("nprocPerNode")
+        if nproc is None and isinstance(elastic, dict):
+            nproc = elastic.get("nProcPerNode")
+        if nproc is not None and str(nproc).isdigit() and int(str(nproc)) >= 1:
+            out["processes_per_worker"] = int(str(nproc))
+    return Resources(**out)
 
 
 def _deadline(manifest: dict[str, Any] | None) -> float | None:

@@ -26,6 +26,7 @@ from automl.core import (
     Parameter,
     ParameterType,
     Resources,
+    TrialParameter,
     TrialTemplate,
 )
 from automl.errors import SpecError, SpecIssue
@@ -122,7 +123,8 @@ class _Doc(_M):
     algorithm: str | _Algorithm = "tpe"
     seed: int | None = None
     early_stopping: str | _EarlyStopping | None = None
-    parameters: dict[str, Any]  # each entry is validated on its own, for clean error paths
+    parameters: dict[str, Any] = Field(default_factory=dict)  # each entry validated alone
+    nas: dict[str, Any] | None = None  # an architecture space (docs/nas.md), instead of parameters
     budget: _Budget = Field(default_factory=_Budget)
     trial: _Trial
     metrics: _Metrics = Field(default_factory=_Metrics)
@@ -156,6 +158,52 @@ def _parameter(name: str, raw: _Parameter | list[Scalar]) -> Parameter:
         values=tuple(raw.values or ()),
         distribution=Distribution(dist or "uniform"),
     )
+
+
+def _nas(
+    doc: _Doc, algo: AlgorithmSpec, issues: list[SpecIssue]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The ``nas:`` section as Katib's ``nasConfig``, and the names a trial gets.
+
+    ENAS and multi-trial NAS trials get ``architecture``, ``nn_config`` and the layer choices
+    (``layer_{i}_op``, ``layer_{i}_skip_{j}``); DARTS trials Katib's three assignments.
+    """
+    if doc.nas is None:
+        return None, []
+    from search._nas_settings import NAS_ALGORITHMS
+    from search._nas_space import NasSpace
+
+    if doc.parameters:
+        issues.append(SpecIssue("nas", "give parameters or nas, not both"))
+    try:
+        space = NasSpace.from_native(doc.nas, "nas")
+    except SpecError as exc:
+        issues.extend(exc.issues)
+        return None, []
+    info = NAS_ALGORITHMS.get(algo.name)
+    if info is not None:
+        return space.to_katib(), list(info.assignments)
+    return space.to_katib(), ["architecture", "nn_config", *(p.name for p in space.parameters())]
+
+
+def _bind_nas(
+    command: tuple[str, ...] | None, env: dict[str, str], names: list[str]
+) -> tuple[tuple[str, ...] | None, dict[str, str], tuple[TrialParameter, ...]]:
+    """Bind the NAS values a command uses as Katib trial parameters.
+
+    ``${architecture}`` becomes ``${trialParameters.architecture}`` (bound to the value of the
+    same name), so the template is checked and exported as Katib writes it.
+    """
+    pattern = re.compile(r"\$\{(" + "|".join(re.escape(n) for n in names) + r")\}")
+
+    def bind(text: str) -> str:
+        return pattern.sub(lambda m: "${trialParameters." + m.group(1) + "}", text)
+
+    new_command = None if command is None else tuple(bind(a) for a in command)
+    new_env = {k: bind(v) for k, v in env.items()}
+    text = " ".join([*(new_command or ()), *new_env.values()])
+    used = [n for n in names if "${trialParameters." + n + "}" in text]
+    return new_command, new_env, tuple(TrialParameter(name=n, reference=n) for n in used)
 
 
 def _translator(doc: _Doc) -> Any:
@@ -261,9 +309,24 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             issues.append(
                 SpecIssue("trial.notebook", f"must be an existing notebook file; got {str(nb)!r}")
             )
+        else:  # a parameters cell, a Python kernel (trials/_notebook.py)
+            import warnings
+
+            from trials._notebook import validate_notebook
+
+            try:
+                for note in validate_notebook(nb, [p.name for p in params]):
+                    warnings.warn(note, UserWarning, stacklevel=2)
+            except SpecError as exc:
+                issues.extend(exc.issues)
         notebook = str(nb)
     res = doc.trial.resources
     executor = _Executor(kind=doc.executor) if isinstance(doc.executor, str) else doc.executor
+    nas_config, nas_names = _nas(doc, algo, issues)
+    env = {k: str(v) for k, v in doc.trial.env.items()}
+    nas_bindings: tuple[TrialParameter, ...] = ()
+    if nas_names:
+        command, env, nas_bindings = _bind_nas(command, env, nas_names)
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
@@ -284,9 +347,10 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         trial_template=TrialTemplate(
             command=command,
             workdir=str(workdir),
-            env={k: str(v) for k, v in doc.trial.env.items()},
+            env=env,
             timeout=trial_timeout,
             notebook=notebook,
+            trial_parameters=nas_bindings,
             resources=Resources(
                 cpu=res.cpu,
                 memory=None if res.memory is None else str(res.memory),
@@ -313,6 +377,7 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             )
         ),
         resume_policy="LongRunning",
+        nas_config=nas_config,
         executor=ExecutorSpec(
             kind=ExecutorKind(executor.kind),
             address=executor.address,

@@ -4,14 +4,18 @@
 executor) and substitutes them into the trial template the way Katib's manifest generator does;
 :func:`resolved_spec_dict` is the spec with every default filled, as JSON-able data.
 
-Neural architecture search (``enas``, ``darts``; a ``nasConfig`` and no ``parameters``) has no
-suggester here, so its trials are rendered from what Katib's NAS services would assign:
+Katib's neural architecture search (``enas``, ``darts``; a ``nasConfig`` and no ``parameters``) is
+rendered without starting its controller, from what Katib's NAS services would assign:
 
 * ``darts``: exactly Katib's assignments (``algorithm-settings``, ``search-space``,
   ``num-layers``), the same for every trial.
 * ``enas``: ``nn_config`` exactly as Katib's ENAS service builds it, for an ``architecture``
   drawn uniformly at random (operation and skip connections per layer, in Katib's format) in
   place of the RL controller's sample; seeded by ``spec.seed`` when set.
+
+Multi-trial NAS (a ``nasConfig`` searched by ``random``, ``tpe``, ``evolution``...) renders through
+its suggester like any other spec: each trial's params hold the layer choices plus
+``architecture`` and ``nn_config``.
 """
 
 from __future__ import annotations
@@ -172,7 +176,7 @@ def render_trials(spec: ExperimentSpec, count: int = 3) -> list[RenderedTrial]:
         return []
     rng = random.Random(spec.seed) if spec.seed is not None else random.Random()
     ids = [trial_name(spec.name, rng) for _ in range(count)]
-    if not spec.parameters and spec.nas_config is not None:
+    if not spec.parameters and spec.algorithm.name in ("enas", "darts"):
         drawn: list[dict[str, Any]] = list(_nas_assignments(spec, count, rng))
     else:
         drawn = list(_suggested(spec, ids))

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-HEAD = "0001"
+HEAD = "0002"
 
 experiments = sa.Table(
     "automl_experiments",
@@ -45,6 +45,7 @@ trials = sa.Table(
     sa.Column("attempt", sa.Integer, nullable=False, default=1),
     sa.Column("attrs", sa.Text, nullable=False, default="{}"),
     sa.Column("runner", sa.Text, nullable=False, default="{}"),
+    sa.Column("outputs", sa.Text, nullable=True, default="{}"),  # 0002; NULL reads as {}
     sa.UniqueConstraint("experiment_id", "number", name="uq_automl_trials_experiment_number"),
 )
 

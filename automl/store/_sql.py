@@ -81,6 +81,7 @@ _FINISH = (
         finished_at=sa.bindparam("finished_at"),
     )
 )
+_FINISH_OUTPUTS = _FINISH.values(outputs=sa.bindparam("outputs"))
 _INSERT_TRIALS = S.trials.insert()
 _INSERT_OBS = S.observations.insert()
 
@@ -364,6 +365,7 @@ class TrialRepository:
                 "attempt": t.attempt,
                 "attrs": _dumps(dict(t.attrs)),
                 "runner": "{}",
+                "outputs": _dumps(dict(t.outputs)),
             }
             for t in trials
         ]
@@ -384,7 +386,7 @@ class TrialRepository:
         for k, v in fields.items():
             if k == "state":
                 v = TrialState(v).value
-            elif k in ("runner", "attrs"):
+            elif k in ("runner", "attrs", "outputs"):
                 v = _dumps(dict(v))
             values[k] = v
         with self._s.begin() as c:
@@ -399,14 +401,21 @@ class TrialRepository:
         message: str,
         observations: Sequence[Observation] = (),
         finished_at: float | None = None,
+        outputs: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write a trial's end and its last observations in one transaction."""
+        """Write a trial's end and its last observations in one transaction.
+
+        ``outputs`` (what the trial's artifact directory holds) is stored when given.
+        """
         summary = {k: [s.min, s.max, s.latest] for k, s in metrics.items()}
+        params: dict[str, Any] = {}
+        if outputs is not None:
+            params["outputs"] = _dumps(dict(outputs))
         with self._s.begin() as c:
             if observations:
                 c.execute(_INSERT_OBS, _obs_rows(observations))
             c.execute(
-                _FINISH,
+                _FINISH_OUTPUTS if params else _FINISH,
                 {
                     "tid": trial_id,
                     "state": state.value,
@@ -414,6 +423,7 @@ class TrialRepository:
                     "metrics": _dumps(summary),
                     "message": message[:20000],
                     "finished_at": finished_at or time.time(),
+                    **params,
                 },
             )
 
@@ -434,6 +444,7 @@ class TrialRepository:
                     metrics="{}",
                     value=None,
                     runner="{}",
+                    outputs="{}",
                 )
             )
 
@@ -476,6 +487,7 @@ def _trial(m: Any) -> TrialRecord:
         attempt=m["attempt"],
         attrs=json.loads(m["attrs"] or "{}"),
         workdir=json.loads(m["runner"] or "{}").get("workdir"),
+        outputs=json.loads(m["outputs"] or "{}"),
     )
 
 

@@ -57,6 +57,7 @@ CONFIG: dict[str, tuple[dict[str, Any], int, int, bool]] = {
     "multivariate-tpe": ({"n_startup_trials": 5}, 25, 5, True),
     "cmaes": ({}, 25, 5, True),
     "bayesianoptimization": ({"n_initial_points": 5}, 15, 5, True),
+    "evolution": ({"population_size": 5, "sample_size": 3}, 25, 5, True),
 }
 
 
@@ -71,15 +72,25 @@ def test_registry_lists_every_algorithm() -> None:
         "bayesianoptimization",
         "hyperband",
         "pbt",
+        "evolution",
+        "enas",
+        "darts",
     }
-    # Hyperband and PBT schedule trials over a resource / checkpoints: their own test files.
-    assert set(search.algorithm_names()) == set(CONFIG) | {"grid", "hyperband", "pbt"}
+    # Hyperband and PBT schedule trials over a resource / checkpoints, ENAS and DARTS search
+    # architectures: their own test files.
+    assert set(search.algorithm_names()) == set(CONFIG) | {
+        "grid",
+        "hyperband",
+        "pbt",
+        "enas",
+        "darts",
+    }
 
 
 def _algorithm_params() -> list[Any]:
     out = []
     for name in search.algorithm_names():
-        if name not in ("hyperband", "pbt"):
+        if name not in ("hyperband", "pbt", "enas", "darts"):
             out.append(pytest.param(name, id=name))
     return out
 

@@ -1,0 +1,168 @@
+"""Parallel efficiency of the executors, side by side in one run.
+
+32 command trials of a 0.5 s sleep (``python -c``), 8 at a time (parallelTrialCount 8), random
+search, the SQLite store:
+  (a) local processes (LocalProcessExecutor)
+  (b) Ray (RayExecutor on a local cluster started here; the one-off cluster start and worker
+      warm-up are timed and printed, not counted)
+
+ideal = ceil(32 / 8) * 0.5 s = 2 s; efficiency = ideal / wall.
+
+Run: python benchmarks/parallel.py [--trials 32] [--parallel 8] [--sleep 0.5] [--skip-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on 127.0.0.1 only
+
+import yaml
+
+from automl import Client
+
+
+def spec(name: str, trials: int, parallel: int, sleep: float, executor: str) -> dict[str, object]:
+    code = f"import time; time.sleep({sleep}); print('loss=' + str({{x}}))"
+    return {
+        "name": name,
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "algorithm": "random",
+        "seed": 0,
+        "parameters": {"x": {"type": "double", "min": 0, "max": 1}},
+        "budget": {"max_trials": trials, "parallel": parallel},
+        "trial": {"command": [sys.executable, "-c", code.replace("{x}", "${x}")]},
+        "executor": executor,
+    }
+
+
+@dataclass(frozen=True)
+class Result:
+    wall: float  # client.run, start to return
+    done: int  # trials that succeeded
+    trial_s: float  # mean trial time, started -> finished as the store saw it
+    gap_s: float  # mean time from a trial's end to the start of the one taking its slot
+    edges_s: float  # wall outside the trials: before the first start and after the last end
+
+
+def run(tmp: Path, name: str, doc: dict[str, object], parallel: int) -> Result:
+    f = tmp / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    client = Client(f"sqlite:///{tmp / 'store.db'}", runs_dir=tmp / "runs")
+    t0 = time.time()
+    t = time.perf_counter()
+    client.run(f)
+    wall = time.perf_counter() - t
+    trials = client.trials(name)
+    client.close()
+    starts = sorted(tr.started_at or 0.0 for tr in trials)
+    ends = sorted(tr.finished_at or 0.0 for tr in trials)
+    gaps = [starts[i] - ends[i - parallel] for i in range(parallel, len(starts))]
+    return Result(
+        wall,
+        sum(1 for tr in trials if tr.state.value == "Succeeded"),
+        statistics.mean((tr.finished_at or 0.0) - (tr.started_at or 0.0) for tr in trials),
+        statistics.mean(gaps) if gaps else 0.0,
+        (starts[0] - t0) + (wall - (ends[-1] - t0)),
+    )
+
+
+def python_start(n: int) -> tuple[float, float]:
+    """Seconds to start and end ``python -c pass``: alone, and n at once (wall of the batch)."""
+    t = time.perf_counter()
+    for _ in range(3):
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    alone = (time.perf_counter() - t) / 3
+    t = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(n)]
+    for p in procs:
+        p.wait()
+    return alone, time.perf_counter() - t
+
+
+def start_ray(parallel: int) -> tuple[float, float]:
+    import ray
+
+    t = time.perf_counter()
+    ray.init(
+        num_cpus=parallel,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
+    started = time.perf_counter() - t
+
+    @ray.remote(num_cpus=1)
+    def warm() -> int:
+        time.sleep(0.2)
+        return os.getpid()
+
+    t = time.perf_counter()
+    ray.get([warm.remote() for _ in range(parallel)])  # start the job's worker processes
+    return started, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=32)
+    ap.add_argument("--parallel", type=int, default=8)
+    ap.add_argument("--sleep", type=float, default=0.5)
+    ap.add_argument("--skip-ray", action="store_true")
+    args = ap.parse_args()
+    ideal = math.ceil(args.trials / args.parallel) * args.sleep
+    rows: list[tuple[str, Result]] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        # one-off imports (optuna, sqlalchemy, the store schema) are not the executor's cost
+        run(tmp, "warmup", spec("warmup", 1, 1, 0.0, "local"), 1)
+        n, p, s = args.trials, args.parallel, args.sleep
+        rows.append(("local processes", run(tmp, "local", spec("local", n, p, s, "local"), p)))
+        if not args.skip_ray:
+            started, warm = start_ray(p)
+            print(
+                f"ray: local cluster started in {started:.2f} s, {p} workers warmed "
+                f"in {warm:.2f} s (one-off, not timed below)"
+            )
+            rows.append(("ray (local cluster)", run(tmp, "ray", spec("ray", n, p, s, "ray"), p)))
+            import ray
+
+            ray.shutdown()
+    alone, batch = python_start(args.parallel)
+    print(
+        f"\n{args.trials} trials x {args.sleep:g} s sleep, {args.parallel} at a time; "
+        f"ideal {ideal:.2f} s; {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'executor':<20} {'wall s':>7} {'efficiency':>10} {'vs local':>9} {'trial s':>8} "
+        f"{'gap s':>7} {'edges s':>8} {'ok':>4}"
+    )
+    base = rows[0][1].wall
+    for name, r in rows:
+        print(
+            f"{name:<20} {r.wall:>7.2f} {ideal / r.wall:>10.0%} {r.wall / base:>8.2f}x "
+            f"{r.trial_s:>8.3f} {r.gap_s:>7.3f} {r.edges_s:>8.3f} {r.done:>4}"
+        )
+    print(
+        f"\ntrial s: mean start->end of a {args.sleep:g} s trial as the store saw it (overhead = "
+        f"trial s - {args.sleep:g}); gap s: mean end -> next start in the same slot (controller "
+        "latency); edges s: wall before the first start and after the last end"
+    )
+    print(
+        f"python -c pass: {alone * 1000:.0f} ms alone, {batch * 1000:.0f} ms for "
+        f"{args.parallel} at once (process start cost per wave)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1071 @@
+"""Ray executor: each trial runs as Ray tasks on a cluster; the controller and store stay here.
+
+A trial is one Ray task (a distributed trial: one task per worker, in a placement group with a
+bundle per worker) that runs either the command (``subprocess``, no shell, in its own process
+group) or the Python objective (cloudpickled) on a worker node. The task streams what the trial
+prints and reports to an inbox actor on the driver's node; the controller drains it every
+tick, writes the trial's log here (``<runs_dir>/<experiment>/<trial>/trial.log``) and parses
+metrics with the same collectors as local trials (StdOut regexes/filters, ``automl.report``
+JSON lines), so intermediate values arrive while the trial runs.
+
+Resources: ``cpu`` -> ``num_cpus``, ``gpu`` -> ``num_gpus`` (fractions share a device),
+``memory`` -> ``memory``; ``executor.settings.resources`` adds custom Ray resources.
+
+Stop: ``ray.cancel`` raises KeyboardInterrupt in the task, which kills the trial's process
+group; after a grace period the task is force-cancelled (its worker killed; the trial's
+processes die with it: a reaper process per worker kills the groups of its trials when the
+worker is gone). A trial whose node or worker died fails, and is started again as a new
+attempt while ``executor.max_retries`` allows; a trial that failed by itself is not retried.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib
+import io
+import json
+import logging
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from automl import _report
+from automl._report import REPORT_FILE_ENV, TRIAL_ENV
+from automl.core import CollectorKind, ExperimentSpec
+from automl.errors import SpecError
+from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
+from trials._collectors import PathMap
+from trials._inprocess import takes_dict
+from trials._metrics import MetricLine, TextMetricParser, parse_report_line
+from trials._template import render_command
+
+__all__ = ["RayExecutor"]
+
+_TICK = 0.1  # seconds between drains of the inbox (metrics latency)
+_GRACE = 2.0  # seconds between a cancel and a forced cancel (worker killed)
+_KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL of a trial's process group (on the worker)
+CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before giving up
+_SETTINGS = {
+    "num_cpus": "CPUs of a local cluster started here (default: all)",
+    "num_gpus": "GPUs of a local cluster started here (default: detected)",
+    "resources": "custom Ray resources each trial (each worker) needs, {name: amount}",
+    "placement_strategy": "PACK (default) or STRICT_PACK, for a distributed trial's workers",
+    "runtime_env": "Ray runtime_env of the job (env_vars, working_dir, pip...)",
+}
+_STRATEGIES = ("PACK", "STRICT_PACK", "SPREAD", "STRICT_SPREAD")
+_SUPPORTED_COLLECTORS = (CollectorKind.STDOUT, CollectorKind.PUSH)
+# Errors after which a trial did not fail by itself: its node, raylet or worker died.
+_INFRA_ERRORS = ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "OwnerDiedError")
+
+
+def _import_ray() -> Any:
+    try:
+        return importlib.import_module("ray")
+    except ImportError as exc:
+        raise SpecError(
+            f"executor: ray needs the 'ray' package ({exc}): pip install 'automl[ray]'",
+            path="executor.kind",
+        ) from exc
+
+
+# -- worker side ------------------------------------------------------------------------------
+# Everything below down to the executor runs inside Ray tasks on the cluster's nodes.
+
+
+class _Inbox:
+    """A Ray actor collecting what trials print and report, drained by their executor.
+
+    One per driver connection, shared by the executors of this process (each drains its own
+    items): an actor is a worker process, not worth starting per experiment.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, list[tuple[str, int, str, Any]]] = {}
+
+    def put(self, owner: str, items: list[tuple[str, int, str, Any]]) -> None:
+        self._items.setdefault(owner, []).extend(items)
+
+    def drain(self, owner: str) -> list[tuple[str, int, str, Any]]:
+        return self._items.pop(owner, [])
+
+
+_inbox_lock = threading.Lock()
+_inboxes: dict[str, Any] = {}  # Ray job id -> the inbox actor of this process's connection
+
+
+def _shared_inbox(ray: Any) -> Any:
+    ctx = ray.get_runtime_context()
+    job = ctx.get_job_id()
+    with _inbox_lock:
+        inbox = _inboxes.get(job)
+        if inbox is None:
+            strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+                node_id=ctx.get_node_id(), soft=True
+            )
+            # restarted elsewhere if its node dies (lines in flight then are lost, not the trials)
+            inbox = (
+                ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_Inbox)
+                .options(scheduling_strategy=strategy)
+                .remote()
+            )
+            _inboxes.clear()  # actors of an earlier connection died with it
+            _inboxes[job] = inbox
+        return inbox
+
+
+# One reaper per Ray worker process, started on its first command trial and reused: ray kills
+# a dying worker's direct children, not their process groups, so the reaper (double-forked, so
+# it is no child of the worker) holds the process groups of the worker's running trials and
+# SIGKILLs them when its stdin, the worker's end of a pipe, reaches EOF (the worker died or
+# was force-cancelled). Cheaper than a guard process per trial: no interpreter start per trial.
+_REAPER = r"""
+import os, signal, sys
+if os.fork():
+    os._exit(0)
+os.setsid()
+groups = set()
+for line in sys.stdin:
+    pgid = int(line)
+    if pgid > 0:
+        groups.add(pgid)
+    else:
+        groups.discard(-pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+_reaper: IO[str] | None = None
+
+
+def _reap(pgid: int, add: bool) -> None:
+    """Register (or forget) a trial's process group with this worker's reaper."""
+    global _reaper
+    if _reaper is None:
+        starter = subprocess.Popen(
+            [sys.executable, "-c", _REAPER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
+        starter.wait()  # it forked the reaper and left; the reaper keeps the pipe
+        _reaper = starter.stdin
+    assert _reaper is not None
+    with contextlib.suppress(OSError):
+        _reaper.write(f"{pgid if add else -pgid}\n")
+        _reaper.flush()
+
+
+def _killpg(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+class _Outbox:
+    """Buffers a task's lines and pushes them to the inbox every tick (and at the end)."""
+
+    def __init__(self, inbox: Any, owner: str, key: str, rank: int) -> None:
+        self._inbox = inbox
+        self._owner = owner
+        self._key = key
+        self._rank = rank
+        self._items: list[tuple[str, int, str, Any]] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, payload: Any, rank: int | None = None) -> None:
+        with self._lock:
+            self._items.append((self._key, self._rank if rank is None else rank, kind, payload))
+
+    def flush(self, wait: bool = False) -> None:
+        import ray
+
+        with self._lock:
+            items, self._items = self._items, []
+        if items or wait:
+            ref = self._inbox.put.remote(self._owner, items)
+            if wait:  # every item is in the inbox before the task's result is ready
+                ray.get(ref)
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that sends each complete line to the outbox (a function trial's print)."""
+
+    def __init__(self, out: _Outbox) -> None:
+        self._out = out
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        lines = (self._partial + s).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._out.add("out", line)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def close_partial(self) -> None:
+        if self._partial:
+            self._out.add("out", self._partial)
+            self._partial = ""
+
+
+def _trial_dir(path: str) -> str:
+    """The trial's directory on this node.
+
+    The controller's path when it can be made (a shared filesystem, or the same machine), else
+    a fresh temporary one.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        return path
+    except OSError:
+        import tempfile
+
+        return tempfile.mkdtemp(prefix="automl-trial-")
+
+
+def _started(out: _Outbox, job: Mapping[str, Any], pid: int | None) -> None:
+    import ray
+
+    ctx = ray.get_runtime_context()
+    out.add(
+        "started",
+        {
+            "host": socket.gethostname(),
+            "node_ip": _node_ip(),
+            "node_id": ctx.get_node_id(),
+            "pid": pid,
+            "attempt": job["attempt"],
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+        },
+    )
+
+
+def _node_ip() -> str:
+    return str(_import_ray().util.get_node_ip_address())
+
+
+def _rendezvous() -> tuple[str, int]:
+    """The address and a free port for torch.distributed, on the node of worker 0."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port = int(s.getsockname()[1])
+    return _node_ip(), port
+
+
+def _dist_env(
+    job: Mapping[str, Any], master: tuple[str, int] | None, local: int
+) -> dict[str, str]:
+    if master is None:
+        return {}
+    ppw = int(job["processes_per_worker"])
+    worker = int(job["worker"])
+    return {
+        "MASTER_ADDR": master[0],
+        "MASTER_PORT": str(master[1]),
+        "WORLD_SIZE": str(int(job["workers"]) * ppw),
+        "RANK": str(worker * ppw + local),
+        "LOCAL_RANK": str(local),
+        "LOCAL_WORLD_SIZE": str(ppw),
+        "GROUP_RANK": str(worker),
+        "NODE_RANK": str(worker),
+    }
+
+
+def _run_task(
+    inbox: Any, owner: str, key: str, job: dict[str, Any], master: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    """Run one worker of a trial (a Ray task); stream its output; its result for the controller."""
+    rank = int(job["worker"]) * int(job["processes_per_worker"])
+    out = _Outbox(inbox, owner, key, rank)
+    try:
+        if job["kind"] == "command":
+            return _run_command(out, job, master)
+        return _run_function(out, job, master)
+    finally:
+        out.flush(wait=True)
+
+
+def _run_command(
+    out: _Outbox, job: dict[str, Any], master: tuple[str, int] | None
+) -> dict[str, Any]:
+    import ray
+
+    trial_dir = _trial_dir(job["trial_dir"])
+    argv = list(job["argv"])
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # the worker's interpreter: the cluster's environment
+    cwd = job["cwd"] if job["cwd"] and os.path.isdir(job["cwd"]) else trial_dir
+    procs: list[tuple[int, subprocess.Popen[bytes], str]] = []
+    gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
+    for local in range(int(job["processes_per_worker"])):
+        rank = int(job["worker"]) * int(job["processes_per_worker"]) + local
+        report = os.path.join(trial_dir, "metrics.jsonl" if rank == 0 else f"metrics.{rank}.jsonl")
+        open(report, "a").close()
+        env = dict(os.environ)
+        env.update(job["env"])
+        env.update(_dist_env(job, master, local))
+        env.update(
+            {
+                REPORT_FILE_ENV: report,
+                TRIAL_ENV: json.dumps({**job["info"], "workdir": trial_dir}),
+                "AUTOML_TRIAL_DIR": trial_dir,
+                "AUTOML_ARTIFACT_DIR": os.path.join(trial_dir, "artifacts"),  # save_model
+                "AUTOML_RAY_GPU_IDS": gpu_ids,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            for _, p, _ in procs:
+                _killpg(p.pid, signal.SIGKILL)
+                _reap(p.pid, add=False)
+            return {"error": f"cannot start {argv[0]!r}: {exc.strerror or exc}"}
+        _reap(proc.pid, add=True)
+        procs.append((rank, proc, report))
+        if rank == int(job["worker"]) * int(job["processes_per_worker"]):
+            _started(out, job, proc.pid)
+
+    def read(rank: int, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            out.add("out", raw.decode("utf-8", errors="replace").rstrip("\r\n"), rank)
+
+    readers = [threading.Thread(target=read, args=(r, p), daemon=True) for r, p, _ in procs]
+    for t in readers:
+        t.start()
+    offsets = {r: 0 for r, _, _ in procs}
+
+    def tail_reports() -> None:
+        for r, _, path in procs:
+            with (
+                contextlib.suppress(OSError),
+                open(path, encoding="utf-8", errors="replace") as fh,
+            ):
+                fh.seek(offsets[r])
+                chunk = fh.read()
+                # only whole lines: a report being written is read on the next tick
+                end = chunk.rfind("\n") + 1
+                offsets[r] += len(chunk[:end].encode("utf-8"))
+                for line in chunk[:end].splitlines():
+                    if line.strip():
+                        out.add("report", line, r)
+
+    try:
+        while any(p.poll() is None for _, p, _ in procs):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                next(p for _, p, _ in procs if p.poll() is None).wait(timeout=_TICK)
+            tail_reports()
+            out.flush()
+    except KeyboardInterrupt:  # ray.cancel: stop the whole process group of each process
+        for _, p, _ in procs:
+            _killpg(p.pid, signal.SIGTERM)
+        end = time.monotonic() + _KILL_GRACE
+        while time.monotonic() < end and any(p.poll() is None for _, p, _ in procs):
+            time.sleep(0.05)
+        for _, p, _ in procs:
+            _killpg(p.pid, signal.SIGKILL)
+            _reap(p.pid, add=False)
+        raise
+    for t in readers:
+        t.join(timeout=5)
+    tail_reports()
+    codes = [p.wait() for _, p, _ in procs]
+    for _, p, _ in procs:  # children left behind by a process that exited
+        _killpg(p.pid, signal.SIGKILL)
+        _reap(p.pid, add=False)
+    bad = [c for c in codes if c != 0]
+    return {"code": bad[0] if bad else 0}
+
+
+def _as_metrics(result: Any, metric: str) -> dict[str, float]:
+    if result is None:
+        return {}
+    if isinstance(result, Mapping):
+        return {str(k): float(v) for k, v in result.items()}
+    return {metric: float(result)}
+
+
+def _run_function(
+    out: _Outbox, job: dict[str, Any], master: tuple[str, int] | None
+) -> dict[str, Any]:
+    import ray.cloudpickle as cloudpickle
+
+    for p in reversed(job["sys_path"]):  # the controller's import paths, for a local cluster
+        if p not in sys.path and os.path.isdir(p):
+            sys.path.insert(0, p)
+    trial_dir = _trial_dir(job["trial_dir"])
+    os.environ.update(_dist_env(job, master, 0))
+    info = job["info"]
+    _started(out, job, os.getpid())
+    main = int(job["worker"]) == 0
+
+    def reporter(step: int | None, metrics: Mapping[str, float]) -> None:
+        if main:
+            out.add("metrics", (step, dict(metrics)))
+
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.wait(_TICK):
+            out.flush()
+
+    pumper = threading.Thread(target=pump, daemon=True)
+    pumper.start()
+    writer = _LineWriter(out)
+    token = _report.bind(
+        _report.TrialInfo(
+            info["id"],
+            info["experiment"],
+            int(info["number"]),
+            info["params"],
+            trial_dir,
+            info.get("checkpoint_dir"),
+            info.get("parent_checkpoint_dir"),
+            os.path.join(trial_dir, "artifacts"),
+        ),
+        reporter,
+        lambda: False,
+    )
+    try:
+        fn = cloudpickle.loads(job["function"])
+        params = dict(info["params"])
+        with contextlib.redirect_stdout(writer):
+            result = fn(params) if takes_dict(fn, params) else fn(**params)
+        metrics = _as_metrics(result, job["metric"]) if main else {}
+    except _report.TrialStopped:
+        return {"stopped": True}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"}
+    finally:
+        _report.unbind(token)
+        writer.close_partial()
+        stop.set()
+        pumper.join()
+    if metrics:
+        out.add("metrics", (None, metrics))
+    return {"code": 0}
+
+
+# -- controller side --------------------------------------------------------------------------
+
+
+@dataclass
+class _Trial:
+    run: TrialRun
+    attempt: int
+    key: str
+    workdir: Path
+    log: IO[bytes]
+    refs: list[Any]
+    pg: Any = None
+    deadline: float | None = None
+    cancelled: bool = False
+    timed_out: bool = False
+    force_at: float | None = None
+    retries: int = 0
+    tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
+
+
+class RayExecutor(Executor):
+    """Runs trials as tasks on a Ray cluster.
+
+    Args:
+        spec: The experiment spec: ``executor.address`` (an existing cluster's address,
+            ``auto``, or None to start a local one), ``executor.max_retries`` and
+            ``executor.settings`` (``num_cpus``, ``num_gpus`` of a local cluster;
+            ``resources``: custom Ray resources per trial; ``placement_strategy``;
+            ``runtime_env``), the trial template and its resources.
+        runs_dir: Root of per-trial directories (``<runs_dir>/<experiment>/<trial>``): the
+            trial's log is written here; the trial itself gets the same path on its node (a
+            shared filesystem), or a temporary directory where that path cannot be made.
+        objective: The Python objective of a function trial (cloudpickled to the workers);
+            None: the template's command, or its importable ``function``.
+
+    Raises:
+        SpecError: Ray is not installed, the address cannot be reached (``executor.address``),
+            an unknown or bad setting (``executor.settings.<name>``), a metrics collector the
+            cluster cannot serve, or an objective that cannot be imported.
+    """
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        runs_dir: Path,
+        objective: Callable[..., Any] | None = None,
+    ) -> None:
+        self._spec = spec
+        self._template = spec.trial_template
+        self._runs_dir = Path(runs_dir).absolute()
+        self._settings = dict(spec.executor.settings)
+        self._check_settings()
+        mc = spec.metrics_collector
+        if mc.kind not in _SUPPORTED_COLLECTORS:
+            raise SpecError(
+                f"executor ray collects StdOut and Push (automl.report) metrics; got "
+                f"{mc.kind.value!r}",
+                path="metrics_collector.kind",
+            )
+        self._parse_stdout = mc.kind is CollectorKind.STDOUT
+        self._parser = TextMetricParser(spec.objective.metrics, mc.filters)
+        self._function: bytes | None = None
+        res = self._template.resources
+        if self._template.command is None or objective is not None:
+            if res.processes_per_worker > 1:
+                raise SpecError(
+                    "a Python function trial runs one process per worker; got "
+                    f"{res.processes_per_worker} (use a command trial with torchrun-style "
+                    "processes)",
+                    path="trial_template.resources.processes_per_worker",
+                )
+            objective = objective or self._import_objective()
+        try:
+            self._paths = PathMap(self._template.path_map)
+        except ValueError as exc:
+            raise SpecError(str(exc), path="trial_template.path_map") from exc
+        address = spec.executor.address
+        if address is None or _loopback(address):
+            # Ray binds 127.0.0.1 only with this, read when ray is first imported (else it
+            # listens on every interface and advertises the machine's routable address).
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        self._ray = ray = _import_ray()
+        self._owns = self._connect(address)
+        if objective is not None:
+            import ray.cloudpickle as cloudpickle
+
+            self._function = cloudpickle.dumps(objective)  # type: ignore[no-untyped-call]
+        self._inbox = _shared_inbox(ray)
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}:{time.time()}"
+        self._task = ray.remote(_run_task)
+        self._rdv = ray.remote(_rendezvous)
+        self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
+        self._trials: dict[str, _Trial] = {}
+        self._by_key: dict[str, _Trial] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, name="ray-monitor", daemon=True)
+        self._monitor.start()
+
+    # -- setup -------------------------------------------------------------------------------
+    def _check_settings(self) -> None:
+        s = self._settings
+        for name in s:
+            if name not in _SETTINGS:
+                known = ", ".join(sorted(_SETTINGS))
+                raise SpecError(
+                    f"unknown Ray setting {name!r}; known: {known}",
+                    path=f"executor.settings.{name}",
+                )
+        for name in ("num_cpus", "num_gpus"):
+            v = s.get(name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise SpecError(
+                    f"must be a whole number >= 0; got {v!r}", path=f"executor.settings.{name}"
+                )
+        r = s.get("resources")
+        if r is not None and (
+            not isinstance(r, Mapping)
+            or not all(
+                isinstance(k, str)
+                and isinstance(v, (int, float))
+                and not isinstance(v, bool)
+                and v > 0
+                for k, v in r.items()
+            )
+        ):
+            raise SpecError(
+                f"must map resource names to positive amounts; got {r!r}",
+                path="executor.settings.resources",
+            )
+        st = s.get("placement_strategy")
+        if st is not None and st not in _STRATEGIES:
+            raise SpecError(
+                f"must be one of {', '.join(_STRATEGIES)}; got {st!r}",
+                path="executor.settings.placement_strategy",
+            )
+        env = s.get("runtime_env")
+        if env is not None and not isinstance(env, Mapping):
+            raise SpecError(
+                f"must be a mapping; got {env!r}", path="executor.settings.runtime_env"
+            )
+
+    def _import_objective(self) -> Callable[..., Any]:
+        path = self._template.function
+        if path is None:
+            raise SpecError(
+                "a Python function trial on Ray needs the objective passed in, or an importable "
+                "trial_template.function",
+                path="trial_template.function",
+            )
+        module, _, qualname = path.partition(":")
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise SpecError(
+                f"cannot import the objective {path!r}: {exc}", path="trial_template.function"
+            ) from exc
+        if not callable(obj):
+            raise SpecError(f"{path!r} is not callable", path="trial_template.function")
+        return obj  # type: ignore[no-any-return]
+
+    def _connect(self, address: str | None) -> bool:
+        """Connect to (or start) the cluster; whether this executor made the connection."""
+        ray = self._ray
+        if ray.is_initialized():
+            current = ray.get_runtime_context().gcs_address
+            if address in (None, "auto") or _same_address(address, current):
+                return False
+            raise SpecError(
+                f"this process is already connected to the Ray cluster at {current}; it cannot "
+                f"also use {address!r}",
+                path="executor.address",
+            )
+        kwargs: dict[str, Any] = {
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
+        if self._settings.get("runtime_env"):
+            kwargs["runtime_env"] = dict(self._settings["runtime_env"])
+        if address is None:
+            kwargs.update(
+                include_dashboard=False,
+                num_cpus=self._settings.get("num_cpus"),
+                num_gpus=self._settings.get("num_gpus"),
+            )
+        else:
+            self._probe(address)
+            kwargs["address"] = address
+        # "Token authentication is enabled" is printed on every init: news to nobody here
+        token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        level = token_log.level
+        token_log.setLevel(logging.ERROR)
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
+            raise SpecError(
+                f"cannot connect to {where}: {type(exc).__name__}: {exc}".strip(),
+                path="executor.address",
+            ) from exc
+        finally:
+            token_log.setLevel(level)
+        return True
+
+    @staticmethod
+    def _probe(address: str) -> None:
+        """Fail fast (CONNECT_TIMEOUT) on a host:port nothing listens on.
+
+        ray.init would retry for minutes.
+        """
+        if address == "auto":
+            return
+        hostport = address.split("://", 1)[-1].rstrip("/")
+        host, sep, port = hostport.rpartition(":")
+        if not sep or not port.isdigit():
+            if address.startswith("ray://"):
+                host, port = hostport, "10001"
+            else:
+                raise SpecError(
+                    f"must be host:port, ray://host:port or 'auto'; got {address!r}",
+                    path="executor.address",
+                )
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+                pass
+        except OSError as exc:
+            raise SpecError(
+                f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}",
+                path="executor.address",
+            ) from exc
+
+    # -- submit ------------------------------------------------------------------------------
+    def _options(self) -> dict[str, Any]:
+        res = self._template.resources
+        opts: dict[str, Any] = {
+            "num_cpus": res.cpu if res.cpu is not None else res.processes_per_worker,
+            "max_retries": 0,  # retries are ours: a new attempt, counted against max_retries
+            "retry_exceptions": False,
+        }
+        if res.gpu:
+            opts["num_gpus"] = res.gpu
+        if res.memory_bytes:
+            opts["memory"] = res.memory_bytes
+        if self._settings.get("resources"):
+            opts["resources"] = dict(self._settings["resources"])
+        return opts
+
+    def _bundle(self) -> dict[str, float]:
+        opts = self._options()
+        b: dict[str, float] = {"CPU": float(opts["num_cpus"])}
+        if "num_gpus" in opts:
+            b["GPU"] = float(opts["num_gpus"])
+        if "memory" in opts:
+            b["memory"] = float(opts["memory"])
+        b.update({k: float(v) for k, v in opts.get("resources", {}).items()})
+        return {k: v for k, v in b.items() if v > 0}
+
+    def _job(self, run: TrialRun, attempt: int, workdir: Path) -> dict[str, Any]:
+        t = self._template
+        res = t.resources
+        checkpoints = {
+            k: str(run.attrs[k])
+            for k in ("checkpoint_dir", "parent_checkpoint_dir")
+            if run.attrs.get(k)
+        }
+        job: dict[str, Any] = {
+            "attempt": attempt,
+            "trial_dir": str(workdir),
+            "workers": res.workers,
+            "processes_per_worker": res.processes_per_worker,
+            "worker": 0,
+            "info": {
+                "id": run.trial_id,
+                "experiment": run.experiment,
+                "number": run.number,
+                "params": dict(run.params),
+                **checkpoints,
+            },
+        }
+        if self._function is not None:
+            job.update(
+                kind="function",
+                function=self._function,
+                metric=self._spec.objective.metric,
+                sys_path=[p for p in sys.path if p],
+            )
+            return job
+        argv, extra_env = render_command(t, run.params, {"Name": run.trial_id})
+        env = {k: self._paths(v) for k, v in extra_env.items()}
+        env.update({"AUTOML_TRIAL_NAME": run.trial_id, "KATIB_TRIAL_NAME": run.trial_id})
+        env.update(
+            {
+                {"checkpoint_dir": "AUTOML_CHECKPOINT_DIR"}.get(
+                    k, "AUTOML_PARENT_CHECKPOINT_DIR"
+                ): v
+                for k, v in checkpoints.items()
+            }
+        )
+        workdir_tpl = self._paths(t.workdir) if t.workdir else None
+        job.update(
+            kind="command",
+            argv=[self._paths(a) for a in argv],
+            env=env,
+            cwd=str(Path(workdir_tpl).absolute()) if workdir_tpl else str(Path.cwd()),
+        )
+        return job
+
+    def submit(self, run: TrialRun) -> None:
+        """Start the trial's task(s) on the cluster; returns at once."""
+        self._start(run, run.attempt, retries=0)
+
+    def _start(self, run: TrialRun, attempt: int, retries: int) -> None:
+        workdir = self._runs_dir / run.experiment / run.trial_id
+        if workdir.exists() and attempt > 1:
+            old = workdir.with_name(f"{run.trial_id}.attempt{attempt - 1}")
+            shutil.rmtree(old, ignore_errors=True)
+            workdir.rename(old)
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = open(workdir / "trial.log", "ab")  # noqa: SIM115 - closed when the trial ends
+        key = f"{run.trial_id}#{attempt}"
+        job = self._job(run, attempt, workdir)
+        res = self._template.resources
+        opts = self._options()
+        if job["kind"] == "command":
+            log.write(f"$ {' '.join(job['argv'])}\n".encode())
+        log.write(f"[automl] ray attempt {attempt}: {json.dumps(opts, sort_keys=True)}\n".encode())
+        log.flush()
+        pg = None
+        refs: list[Any] = []
+        if res.distributed:
+            from ray.util.placement_group import placement_group
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+            strategy = self._settings.get("placement_strategy", "PACK")
+            bundles = [self._bundle() for _ in range(res.workers)]
+            pg = placement_group(bundles, strategy=strategy, name=f"automl-{key}")
+            log.write(f"[automl] placement group {strategy}: {bundles}\n".encode())
+            log.flush()
+
+            def at(i: int) -> Any:
+                return PlacementGroupSchedulingStrategy(
+                    placement_group=pg, placement_group_bundle_index=i
+                )
+
+            master = self._rdv.options(num_cpus=0, scheduling_strategy=at(0)).remote()
+            task_opts = {k: v for k, v in opts.items() if k != "resources"}
+            task_opts["resources"] = dict(opts.get("resources", {}))
+            for i in range(res.workers):
+                wjob = {**job, "worker": i}
+                refs.append(
+                    self._task.options(**task_opts, scheduling_strategy=at(i)).remote(
+                        self._inbox, self._owner, key, wjob, master
+                    )
+                )
+        else:
+            refs.append(
+                self._task.options(**opts).remote(self._inbox, self._owner, key, job, None)
+            )
+        timeout = self._template.timeout
+        tr = _Trial(
+            run,
+            attempt,
+            key,
+            workdir,
+            log,
+            refs,
+            pg=pg,
+            deadline=time.monotonic() + timeout if timeout is not None else None,
+            retries=retries,
+        )
+        with self._lock:
+            self._trials[run.trial_id] = tr
+            self._by_key[key] = tr
+
+    # -- watch -------------------------------------------------------------------------------
+    def _watch(self) -> None:
+        done: set[Any] = set()  # refs of running trials known to be ready
+        while not self._closed.is_set():
+            try:
+                self._tick(done)
+            except Exception as exc:  # a lost connection must not kill the monitor silently
+                logging.getLogger(__name__).warning("ray executor: %s", exc)
+                self._closed.wait(_TICK)
+
+    def _tick(self, done: set[Any]) -> None:
+        ray = self._ray
+        with self._lock:
+            trials = list(self._trials.values())
+        live = {r for t in trials for r in t.refs}
+        done &= live
+        pending = [r for r in live if r not in done]
+        if pending:  # the tick's wait, cut short when a task ends
+            ray.wait(pending, num_returns=1, timeout=_TICK, fetch_local=False)
+            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0, fetch_local=False)
+            done.update(ready)
+        else:
+            self._closed.wait(_TICK)
+        # drained after the readiness check: a finished task's lines are all in the inbox
+        for key, rank, kind, payload in ray.get(self._inbox.drain.remote(self._owner)):
+            tr = self._by_key.get(key)
+            if tr is not None:
+                self._take(tr, rank, kind, payload)
+        now = time.monotonic()
+        for tr in trials:
+            ended = [r in done for r in tr.refs]
+            if all(ended):
+                self._finish(tr)
+                continue
+            if any(ended) and not tr.cancelled and self._failed_any(tr, done):
+                tr.cancelled = True  # one worker of a distributed trial failed: stop the rest
+                self._cancel_refs(tr, now)
+            if tr.deadline is not None and now >= tr.deadline and not tr.timed_out:
+                tr.timed_out = True
+                self._cancel_refs(tr, now)
+            if tr.force_at is not None and now >= tr.force_at:
+                tr.force_at = None
+                for r in tr.refs:
+                    if r not in done:
+                        with contextlib.suppress(Exception):
+                            ray.cancel(r, force=True)
+
+    def _failed_any(self, tr: _Trial, done: set[Any]) -> bool:
+        for r in tr.refs:
+            if r in done:
+                try:
+                    res = self._ray.get(r)
+                except Exception:
+                    return True
+                if res.get("error") or res.get("code"):
+                    return True
+        return False
+
+    def _take(self, tr: _Trial, rank: int, kind: str, payload: Any) -> None:
+        tid = tr.run.trial_id
+        many = self._template.resources.distributed
+        if kind == "out":
+            line = str(payload)
+            tr.log.write(f"{f'[rank {rank}] ' if many else ''}{line}\n".encode())
+            tr.tail.append(line)
+            if self._parse_stdout and rank == 0:
+                self._emit(tid, self._parser.parse(line))
+        elif kind == "report" and rank == 0:
+            self._emit(tid, parse_report_line(str(payload)))
+        elif kind == "metrics":
+            step, values = payload
+            self._emit(tid, MetricLine(dict(values), step))
+        elif kind == "started" and rank == 0:
+            details = dict(payload)
+            details["workdir"] = str(tr.workdir)
+            details["ray_address"] = self._ray.get_runtime_context().gcs_address
+            tr.log.write(
+                f"[automl] running on node {details['node_ip']} ({details['node_id'][:12]}), "
+                f"pid {details['pid']}, GPUs {details['gpu_ids']}\n".encode()
+            )
+            self._events.put(TrialEvent(tid, started=details))
+        tr.log.flush()
+
+    def _emit(self, trial_id: str, parsed: MetricLine | None) -> None:
+        if parsed is not None and parsed.values:
+            self._events.put(TrialEvent(trial_id, metrics=parsed.values, step=parsed.step))
+
+    def _finish(self, tr: _Trial) -> None:
+        ray = self._ray
+        infra: str | None = None
+        failure: str | None = None
+        stopped = False
+        for r in tr.refs:
+            try:
+                res = ray.get(r)
+            except Exception as exc:
+                name = type(exc).__name__
+                causes = {c.__name__ for c in type(exc).__mro__}
+                if "TaskCancelledError" in causes:
+                    continue
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+                if causes & set(_INFRA_ERRORS):
+                    infra = infra or f"{name}: {msg}"
+                else:
+                    failure = failure or f"{name}: {msg}"
+                continue
+            if res.get("stopped"):
+                stopped = True
+            elif res.get("error"):
+                failure = failure or str(res["error"])
+            elif res.get("code"):
+                code = int(res["code"])
+                how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+                tail = "\n".join(tr.tail)
+                failure = failure or (f"{how}; last output:\n{tail}" if tail else how)
+        if tr.pg is not None:
+            with contextlib.suppress(Exception):
+                ray.util.remove_placement_group(tr.pg)
+        with self._lock:
+            self._by_key.pop(tr.key, None)
+            if self._trials.get(tr.run.trial_id) is tr:
+                del self._trials[tr.run.trial_id]
+        if tr.cancelled and not (infra or failure):
+            result = TrialExit(ExitStatus.CANCELLED, "cancelled")
+        elif tr.timed_out:
+            result = TrialExit(
+                ExitStatus.TIMED_OUT,
+                f"killed after the trial timeout ({self._template.timeout:g} s)",
+            )
+        elif stopped or (tr.cancelled and not infra):
+            result = TrialExit(ExitStatus.CANCELLED, "stopped")
+        elif infra is not None:
+            if tr.retries < self._spec.executor.max_retries and not self._closed.is_set():
+                tr.log.write(
+                    f"[automl] attempt {tr.attempt} lost its node or worker ({infra}); starting "
+                    f"attempt {tr.attempt + 1}\n".encode()
+                )
+                tr.log.close()
+                self._start(tr.run, tr.attempt + 1, tr.retries + 1)
+                return
+            retried = f" (after {tr.retries} retries)" if tr.retries else ""
+            result = TrialExit(
+                ExitStatus.FAILED, f"the trial's node or worker died{retried}: {infra}"
+            )
+        elif failure is not None:
+            result = TrialExit(ExitStatus.FAILED, failure)
+        else:
+            result = TrialExit(ExitStatus.COMPLETED)
+        tr.log.write(f"[automl] {result.status.value}{': ' if result.message else ''}".encode())
+        tr.log.write(f"{result.message.splitlines()[0] if result.message else ''}\n".encode())
+        tr.log.close()
+        self._events.put(TrialEvent(tr.run.trial_id, exit=result))
+
+    def _cancel_refs(self, tr: _Trial, now: float) -> None:
+        for r in tr.refs:
+            with contextlib.suppress(Exception):
+                self._ray.cancel(r, force=False)
+        tr.force_at = now + _GRACE
+
+    # -- interface ---------------------------------------------------------------------------
+    def poll(self, timeout: float) -> list[TrialEvent]:
+        """Events since the last poll."""
+        return drain(self._events, timeout)
+
+    def cancel(self, trial_id: str) -> None:
+        """Cancel the trial's tasks.
+
+        Its processes get SIGTERM, then SIGKILL; the worker is force-killed if the task has
+        not ended after a grace period.
+        """
+        with self._lock:
+            tr = self._trials.get(trial_id)
+        if tr is not None and not tr.cancelled:
+            tr.cancelled = True
+            self._cancel_refs(tr, time.monotonic())
+
+    def close(self) -> None:
+        """Cancel what still runs, wait for it to end, and disconnect.
+
+        A local cluster started here is shut down.
+        """
+        with self._lock:
+            trials = list(self._trials.values())
+        for tr in trials:
+            self.cancel(tr.run.trial_id)
+        end = time.monotonic() + _GRACE + 3
+        while time.monotonic() < end:
+            with self._lock:
+                if not self._trials:
+                    break
+            time.sleep(_TICK)
+        self._closed.set()
+        self._monitor.join(timeout=5)
+        with self._lock:
+            left = list(self._trials.values())
+        for tr in left:
+            for r in tr.refs:
+                with contextlib.suppress(Exception):
+                    self._ray.cancel(r, force=True)
+            with contextlib.suppress(Exception):
+                tr.log.close()
+        if self._owns:
+            self._ray.shutdown()
+
+
+def _loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _same_address(a: str, b: str) -> bool:
+    def norm(x: str) -> str:
+        x = x.split("://", 1)[-1]
+        return x.replace("localhost", "127.0.0.1")
+
+    return norm(a) == norm(b)
