@@ -91,6 +91,7 @@ def _trial_json(t: TrialRecord) -> dict[str, Any]:
         "attempt": t.attempt,
         "message": t.message,
         "lineage": _lineage(t),
+        "outputs": dict(t.outputs),
     }
 
 
@@ -238,6 +239,15 @@ def run(
             "context, image, max_retries; other keys go to executor.settings.",
         ),
     ] = None,
+    resources: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--resources",
+            help="KEY=VALUE override of each trial's resources (repeatable): cpu, memory, gpu, "
+            "gpu_memory, workers, processes_per_worker; e.g. --resources gpu=0 runs a GPU "
+            "example on the CPU.",
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved spec and the first trials.")
     ] = False,
@@ -263,6 +273,8 @@ def run(
             spec = _with_path_map(spec, path_map)
         if executor is not None or executor_opt:
             spec = _with_executor(spec, executor, executor_opt or [])
+        if resources:
+            spec = _with_resources(spec, resources)
         if workdir is not None:
             if not workdir.expanduser().is_dir():
                 raise SpecError(
@@ -287,7 +299,12 @@ def run(
         if dry_run:
             _dry_run(spec, trials, as_json)
             return
-        preflight(spec)  # before anything is stored: a spec that cannot run leaves nothing
+        try:
+            preflight(spec)  # before anything is stored: a spec that cannot run leaves nothing
+        except SpecError as exc:
+            if any(i.path.endswith("resources.gpu") for i in exc.issues):
+                err.print("hint: --resources gpu=0 runs the trials on the CPU", highlight=False)
+            raise
         notice = local_notice(spec)
         if notice and not as_json:
             err.print(f"note: {escape(notice)}", highlight=False)
@@ -333,6 +350,35 @@ def _with_executor(spec: Any, kind: str | None, pairs: list[str]) -> Any:
     return validate_spec(
         spec.model_copy(update={"executor": spec.executor.model_copy(update=update)})
     )
+
+
+_RESOURCE_NUMBERS = {"cpu": float, "gpu": float, "workers": int, "processes_per_worker": int}
+
+
+def _with_resources(spec: Any, pairs: list[str]) -> Any:
+    from automl.core import validate_spec
+
+    update: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in (*_RESOURCE_NUMBERS, "memory", "gpu_memory"):
+            raise SpecError(
+                "must be KEY=VALUE with KEY one of cpu, memory, gpu, gpu_memory, workers, "
+                f"processes_per_worker; got {pair!r}",
+                path="--resources",
+            )
+        if key in _RESOURCE_NUMBERS:
+            try:
+                update[key] = _RESOURCE_NUMBERS[key](value)
+            except ValueError:
+                raise SpecError(
+                    f"{key} must be a number; got {value!r}", path="--resources"
+                ) from None
+        else:
+            update[key] = value or None
+    t = spec.trial_template
+    template = t.model_copy(update={"resources": t.resources.model_copy(update=update)})
+    return validate_spec(spec.model_copy(update={"trial_template": template}))
 
 
 def _with_path_map(spec: Any, pairs: list[str]) -> Any:
@@ -534,6 +580,21 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
     console.print(table)
     if best is not None:
         _print_architecture(e, best)
+        _print_artifacts(best)
+
+
+def _print_artifacts(best: TrialRecord) -> None:
+    """Where the best trial's saved models and files are (``automl.save_model``)."""
+    where = best.outputs.get("artifact_dir")
+    if not where:
+        return
+    models = best.outputs.get("models") or {}
+    files = best.outputs.get("files") or []
+    what = (
+        ", ".join(f"{n} ({m.get('format', '?')})" for n, m in models.items())
+        or f"{len(files)} file(s)"
+    )
+    console.print(f"best trial's artifacts: {what} in {where}", highlight=False, markup=False)
 
 
 @app.command()

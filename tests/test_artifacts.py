@@ -245,6 +245,22 @@ def test_subprocess_trials_save_models(tmp_path: Path) -> None:
         assert tree.score(X, Y) == pytest.approx(res.best_value)
         # result objects from the client work the same way
         assert res.best_model("tree").max_depth == 2
+        best_dir = client.artifacts("sub-art")
+    # `automl show` says where the best trial's models are; --json carries every trial's outputs
+    from typer.testing import CliRunner
+
+    from automl.cli import app
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    shown = CliRunner().invoke(app, ["show", "sub-art", "--store", url], env={"COLUMNS": "300"})
+    assert shown.exit_code == 0, shown.output
+    assert f"tree (sklearn) in {best_dir}" in " ".join(shown.output.split())
+    data = json.loads(
+        CliRunner().invoke(app, ["show", "sub-art", "--store", url, "--json"]).output
+    )
+    assert {t["outputs"]["artifact_dir"] for t in data["trial_list"]} == {
+        str((runs / "sub-art" / t.id / "artifacts").absolute()) for t in trials
+    }
 
 
 def test_migration_adds_outputs_to_an_existing_database(store_url: str) -> None:

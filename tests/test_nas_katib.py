@@ -122,12 +122,30 @@ def _tiny_darts(tmp_path: Path) -> Path:
         {"name": "init_channels", "value": "4"},
         {"name": "num_nodes", "value": "2"},
     ]
-    # The example asks for a GPU (nvidia.com/gpu: 1); this copy runs on the CPU.
-    for c in doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]:
-        c.pop("resources", None)
+    # The example asks for a GPU (nvidia.com/gpu: 1), kept as written: `--resources gpu=0`
+    # runs it on the CPU.
     path = tmp_path / "darts-tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+def test_darts_example_without_a_gpu_is_refused_with_a_hint(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'a.db'}"
+    p = cli(
+        tmp_path,
+        "run",
+        str(NAS_DIR / "darts-gpu.yaml"),
+        "--workdir",
+        str(DARTS_SCRIPTS),
+        "--store",
+        store,
+        "--no-progress",
+        AUTOML_GPUS="0",  # a machine without GPUs
+    )
+    assert p.returncode == 2, p.stdout + p.stderr
+    out = " ".join(p.stderr.split())
+    assert "resources.gpu" in out and "--resources gpu=0" in out
+    assert Client(store).list() == []
 
 
 def test_darts_example_runs_one_search_trial(tmp_path: Path) -> None:
@@ -143,7 +161,10 @@ def test_darts_example_runs_one_search_trial(tmp_path: Path) -> None:
         "--runs-dir",
         str(tmp_path / "runs"),
         "--no-progress",
+        "--resources",
+        "gpu=0",
         NAS_FIRST_ORDER="1",
+        AUTOML_GPUS="0",
     )
     assert p.returncode == 0, p.stdout + p.stderr
     client = Client(store)
