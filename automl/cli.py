@@ -565,6 +565,9 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
     for m in obj.metrics:
         table.add_column(m, justify="right")
     table.add_column("seconds", justify="right")
+    layered = e.spec.nas_config is not None and e.spec.algorithm.name != "darts"
+    if layered:  # NAS: the architecture each trial trained, operations by layer
+        table.add_column("architecture", overflow="fold", max_width=60)
     table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=48)
     for t in trials:
         mark = " *" if best is not None and t.id == best.id else ""
@@ -575,6 +578,8 @@ def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
             s = t.metrics.get(m)
             cells.append(_fmt(s.pick(obj.strategy(m).value)) if s else "-")
         cells.append(f"{t.duration:.2f}" if t.duration is not None else "-")
+        if layered:
+            cells.append(_architecture_cell(e, t))
         cells.append(_fmt(_note(t)))
         table.add_row(*cells)
     console.print(table)
@@ -1003,82 +1008,46 @@ def pipeline_stage(
 
 
 def _found_architecture(e: ExperimentRecord, t: TrialRecord) -> dict[str, Any] | None:
-    """What a NAS trial found, as data, or None.
+    """What a NAS trial found, as data, or None (:func:`automl._nas_view.found_architecture`)."""
+    from automl._nas_view import found_architecture
 
-    ``{"kind": "layers", "architecture": {...}}`` for ENAS and multi-trial NAS,
-    ``{"kind": "darts", "genotype": {...}, ...}`` for DARTS; None for other experiments or a
-    trial that left nothing readable.
-    """
-    if e.spec.nas_config is None:
-        return None
-    data = (getattr(t, "outputs", None) or {}).get("data") or {}
-    described = data.get("nas") if isinstance(data, dict) else None  # nas.record_result
-    if isinstance(described, dict) and described.get("kind") == "darts":
-        return dict(described)
-    genotype = _logged_genotype(t)
-    if genotype is not None:
-        return {"kind": "darts", "genotype": genotype}
-    from search._enas import trial_architecture
-
-    arch = trial_architecture(t)
-    if arch is None:
-        return None
-    return {"kind": "layers", "architecture": arch.to_dict()}
+    return found_architecture(e.spec, t)
 
 
-def _logged_genotype(t: TrialRecord) -> dict[str, Any] | None:
-    """The ``Best-Genotype=...`` line a Katib DARTS trial prints, read from its log."""
-    if not t.workdir:
-        return None
-    log = Path(t.workdir) / "trial.log"
-    try:
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if "Genotype(" in ln]
-    except OSError:
-        return None
-    best = [ln for ln in lines if ln.startswith("Best-Genotype=")] or lines
-    if not best:
-        return None
-    try:
-        from nas import Genotype
+def _architecture_cell(e: ExperimentRecord, t: TrialRecord) -> str:
+    """One trial's layer-wise architecture in a table cell: ``op0 / op1 (+skip) / ...``."""
+    from automl._nas_view import architecture_rows
 
-        return Genotype.parse(best[-1]).to_dict()
-    except Exception:  # torch missing or an unreadable line: nothing to show
-        return None
-
-
-def _darts_state(src: int) -> str:
-    """A DARTS edge's input: the two previous cells' outputs, then the cell's own nodes."""
-    return "c_{k-2}" if src == 0 else "c_{k-1}" if src == 1 else f"node {src - 2}"
+    found = _found_architecture(e, t)
+    if found is None or found["kind"] != "layers":
+        return "-"
+    parts = []
+    for row in architecture_rows(e.spec, found):
+        skips = row["inputs"].count(",")  # inputs beyond the previous layer
+        parts.append(row["operation"] + (f" (+{skips} skip)" if skips else ""))
+    return escape(" / ".join(parts))
 
 
 def _print_architecture(e: ExperimentRecord, t: TrialRecord) -> None:
     """``automl show``: the best trial's architecture, operations by layer, or its genotype."""
+    from automl._nas_view import architecture_rows
+
     found = _found_architecture(e, t)
     if found is None:
         return
+    rows = architecture_rows(e.spec, found)
     if found["kind"] == "darts":
-        g = found["genotype"]
         console.print(f"[bold]genotype of {t.id}[/bold] (DARTS)", highlight=False)
-        for cell in ("normal", "reduce"):
-            for i, node in enumerate(g.get(cell) or []):
-                edges = ", ".join(f"{op} <- {_darts_state(src)}" for op, src in node)
-                console.print(f"  {cell} node {i}: {escape(edges)}", highlight=False)
+        for row in rows:
+            line = f"  {row['cell']} node {row['node']}: {escape(row['edges'])}"
+            console.print(line, highlight=False)
         return
-    from search._nas_space import Architecture, NasSpace
-
-    space = NasSpace.from_spec(e.spec)
-    arch = Architecture.from_dict(found["architecture"])
-    names = space.operation_names
     table = Table(title=f"architecture of {t.id}", show_header=True, header_style="bold")
     table.add_column("layer", justify="right")
     table.add_column("operation")
     table.add_column("inputs")
-    for i, (op, skips) in enumerate(zip(arch.ops, arch.skips, strict=True)):
-        # Node 0 is the network input, node j > 0 the output of layer j - 1 (docs/nas.md).
-        extra = [("input" if j == 0 else f"layer {j - 1}") for j, b in enumerate(skips) if b]
-        main = "input" if i == 0 else f"layer {i - 1}"
-        label = names[op] if op < len(names) else f"#{op}"
-        table.add_row(str(i), label, ", ".join([main, *extra]))
+    for row in rows:
+        table.add_row(str(row["layer"]), row["operation"], row["inputs"])
     console.print(table)
 
 

@@ -223,6 +223,10 @@ def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
             c1.markdown(f"[{best['id']}]({_link(trial=best['id'])})")
             c1.json(best["params"])
             c2.json(best["metrics"])
+            artifacts = _artifacts_line(best["outputs"])
+            if artifacts:
+                st.markdown(f"Best trial's artifacts: {artifacts}")
+            _architecture(e.spec, best["record"], "best_architecture")
         hist = q.history(e.id)
         if hist:
             st.plotly_chart(
@@ -269,6 +273,74 @@ def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
         import yaml
 
         st.code(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), language="yaml")
+
+
+# -- outputs and architectures (trial and experiment pages) ----------------------------------
+def _artifacts_line(outputs: dict[str, Any]) -> str | None:
+    """``name (format), ... in <dir>`` (or a file count), as ``automl show`` says it."""
+    where = outputs.get("artifact_dir")
+    if not where:
+        return None
+    models = outputs.get("models") or {}
+    files = outputs.get("files") or []
+    what = (
+        ", ".join(f"{n} ({m.get('format', '?')})" for n, m in models.items())
+        or f"{len(files)} file(s)"
+    )
+    return f"{what} in `{where}`"
+
+
+def _outputs(outputs: dict[str, Any]) -> None:
+    """A trial's outputs: artifact directory, saved models, files and data (outputs.json)."""
+    st.subheader("Outputs")
+    if not outputs:
+        st.caption("This trial saved no artifacts.")
+        return
+    where = outputs.get("artifact_dir")
+    if where:
+        st.markdown(f"Artifact directory: `{where}`")
+    models = outputs.get("models") or {}
+    if models:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "model": name,
+                        "format": meta.get("format"),
+                        "class": meta.get("class"),
+                        "file": meta.get("file"),
+                    }
+                    for name, meta in models.items()
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            key="trial_models",
+        )
+    files = outputs.get("files") or []
+    if files:
+        with st.expander(f"Files ({len(files)})"):
+            st.code("\n".join(str(f) for f in files), language=None)
+    data = outputs.get("data")
+    if data:
+        with st.expander("Data (outputs.json)"):
+            st.json(data)
+
+
+def _architecture(spec: Any, record: Any, key: str) -> None:
+    """A NAS trial's architecture: operations per layer and their inputs, or the DARTS genotype."""
+    from automl._nas_view import architecture_rows, found_architecture
+
+    found = found_architecture(spec, record)
+    if found is None:
+        return
+    darts = found["kind"] == "darts"
+    st.subheader(f"Genotype of {record.id} (DARTS)" if darts else f"Architecture of {record.id}")
+    st.dataframe(
+        pd.DataFrame(architecture_rows(spec, found)), hide_index=True, width="stretch", key=key
+    )
+    if darts and found.get("genotype_str"):
+        st.code(str(found["genotype_str"]), language=None)
 
 
 # -- trial page -------------------------------------------------------------------------------
@@ -329,6 +401,8 @@ def page_trial(q: Queries, cfg: argparse.Namespace, trial_id: str) -> None:
         if tail is not None:
             st.subheader("Log (tail)")
             st.code(tail or "(empty)", language=None)
+        _architecture(tr["spec"], tr["record"], "trial_architecture")
+        _outputs(tr["outputs"])
         if tr["attrs"]:
             with st.expander("Algorithm attributes"):
                 st.json(tr["attrs"])

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from automl.core import Direction, ExperimentSpec
 from automl.store import Store
 from automl.store import _schema as S
+from automl.store._sql import _trial as _record  # a stored row -> TrialRecord
 
 __all__ = [
     "SORT_KEYS",
@@ -235,23 +236,30 @@ class Queries:
         )
 
     def best_trial(self, exp_id: str, direction: str) -> dict[str, Any] | None:
-        """The best succeeded trial (one indexed query, LIMIT 1)."""
+        """The best succeeded trial (one indexed query, LIMIT 1).
+
+        Besides ``id``, ``number``, ``value``, ``params`` and ``metrics`` (latest), ``outputs``
+        is what its artifact directory held and ``record`` the stored :class:`TrialRecord`.
+        """
         order = T.value.desc() if direction == Direction.MAXIMIZE.value else T.value.asc()
         with self.engine.connect() as c:
             r = c.execute(
-                sa.select(T.id, T.number, T.params, T.metrics, T.value)
+                sa.select(S.trials)
                 .where(T.experiment_id == exp_id, T.state == "Succeeded", T.value.is_not(None))
                 .order_by(order, T.number)
                 .limit(1)
             ).first()
         if r is None:
             return None
+        record = _record(r._mapping)
         return {
             "id": r.id,
             "number": r.number,
             "value": r.value,
             "params": json.loads(r.params),
             "metrics": _metrics(r.metrics),
+            "outputs": dict(record.outputs),
+            "record": record,
         }
 
     # -- trials --------------------------------------------------------------------------------
@@ -436,10 +444,15 @@ class Queries:
         return self.curves(exp_id, metric, previous.last_id, previous, loaded)
 
     def trial(self, trial_id: str) -> dict[str, Any] | None:
-        """Every field of one trial, decoded, plus its experiment's name."""
+        """Every field of one trial, decoded, plus its experiment's name.
+
+        ``outputs`` is what its artifact directory held (``artifact_dir``, ``models``,
+        ``files``, ``data``; ``{}`` when nothing), ``record`` the stored :class:`TrialRecord`
+        and ``spec`` its experiment's :class:`ExperimentSpec`.
+        """
         with self.engine.connect() as c:
             r = c.execute(
-                sa.select(S.trials, E.name.label("experiment"))
+                sa.select(S.trials, E.name.label("experiment"), E.spec.label("experiment_spec"))
                 .join(S.experiments, E.id == T.experiment_id)
                 .where(T.id == trial_id)
             ).first()
@@ -450,6 +463,9 @@ class Queries:
         m["metrics"] = _metrics(m["metrics"])
         m["attrs"] = json.loads(m["attrs"] or "{}")
         m["runner"] = json.loads(m["runner"] or "{}")
+        m["outputs"] = json.loads(m["outputs"] or "{}")
+        m["record"] = _record(r._mapping)
+        m["spec"] = ExperimentSpec.from_json(m.pop("experiment_spec"))
         return m
 
     def trial_observations(self, trial_id: str, since_id: int = 0) -> list[dict[str, Any]]:

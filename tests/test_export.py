@@ -254,7 +254,9 @@ def test_nas_config_replaces_parameters() -> None:
         "graphConfig": {"numLayers": 3},
         "operations": [{"operationType": "skip_connection"}],
     }
-    spec = _katib_spec().model_copy(update={"parameters": (), "nas_config": nas})
+    spec = _katib_spec().model_copy(
+        update={"parameters": (), "nas_config": nas, "algorithm": AlgorithmSpec(name="enas")}
+    )
     body = to_katib(spec)["spec"]
     assert "parameters" not in body
     assert body["nasConfig"] == nas

@@ -1159,11 +1159,11 @@ NAS_RULES = [
         id="nas-reference",
     ),
     pytest.param(
-        lambda d: d["spec"]["algorithm"].update(algorithmName="random"),
+        lambda d: d["spec"]["algorithm"].update(algorithmName="hyperband"),
         "nas/enas-cpu.yaml",
         "spec.algorithm.algorithmName",
-        ["neural architecture search", "'random'"],
-        id="nasconfig-needs-nas-algorithm",
+        ["cannot search an architecture space", "'hyperband'"],
+        id="nasconfig-algorithm-cannot-search-architectures",
     ),
     pytest.param(
         lambda d: (

@@ -102,6 +102,10 @@ def test_enas_example_runs_end_to_end(tmp_path: Path) -> None:
     assert best is not None
     best_op = space.operation_names[Architecture.from_dict(best.attrs["architecture"]).ops[0]]
     assert "architecture of" in show.output and best_op in show.output
+    for t in trials:  # every trial's architecture is a column of the trial table
+        first = space.operation_names[Architecture.from_dict(t.attrs["architecture"]).ops[0]]
+        row = next(ln for ln in show.output.splitlines() if t.id in ln)
+        assert first in row
 
     out = tmp_path / "model.py"
     ex = runner.invoke(
@@ -217,3 +221,136 @@ def test_bad_input_is_named_before_any_trial(tmp_path: Path) -> None:
     assert "controller_temperature" in p.stderr and "'hot'" in p.stderr
     p = cli(tmp_path, "run", str(NAS_DIR / "enas-cpu.yaml"), "--workdir", str(tmp_path / "no"))
     assert p.returncode == 2 and "--workdir" in p.stderr
+
+
+def _enas_with(tmp_path: Path, algorithm: str) -> Path:
+    """Katib's enas-cpu.yaml, unchanged but for algorithmName (multi-trial NAS, docs/nas.md)."""
+    doc = yaml.safe_load((NAS_DIR / "enas-cpu.yaml").read_text())
+    doc["spec"]["algorithm"]["algorithmName"] = algorithm
+    path = tmp_path / f"enas-{algorithm}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_nas_config_with_other_algorithms_is_accepted_but_not_exported(tmp_path: Path) -> None:
+    from automl.errors import SpecError
+    from automl.spec._export import to_katib
+
+    for algorithm in ("random", "evolution", "tpe", "grid"):
+        spec = load_spec(_enas_with(tmp_path, algorithm))
+        assert spec.algorithm.name == algorithm and spec.nas_config is not None
+        # The ENAS template runs unchanged: each trial gets Katib's two strings.
+        for r in render_trials(spec, 2):
+            assert r.argv is not None
+            arch = next(a for a in r.argv if a.startswith("--architecture="))
+            NasSpace.from_spec(spec).check(Architecture.from_katib(arch.split("=", 1)[1]))
+        # Katib cannot run nasConfig with this algorithm: the export says so, naming the field.
+        with pytest.raises(SpecError) as info:
+            to_katib(spec)
+        (issue,) = info.value.issues
+        assert issue.path == "algorithm.name" and repr(algorithm) in issue.message
+        assert "enas" in issue.message
+    assert to_katib(load_spec(NAS_DIR / "enas-cpu.yaml"))["spec"]["algorithm"] == {
+        "algorithmName": "enas"
+    }
+
+    # The template may reference the architecture's choices too; anything else is named.
+    doc = yaml.safe_load(_enas_with(tmp_path, "random").read_text())
+    doc["spec"]["trialTemplate"]["trialParameters"][0]["reference"] = "layer_0_op"
+    assert load_spec(_write(tmp_path, doc)).algorithm.name == "random"
+    doc["spec"]["trialTemplate"]["trialParameters"][0]["reference"] = "layer_1_op"
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, doc))
+    (issue,) = info.value.issues
+    assert issue.path == "spec.trialTemplate.trialParameters[0].reference"
+    assert "'layer_1_op'" in issue.message and "'architecture'" in issue.message
+
+    # Algorithms that cannot search an architecture, a space without sizes, a grid too small.
+    for algorithm in ("hyperband", "pbt"):
+        with pytest.raises(SpecError) as info:
+            load_spec(_enas_with(tmp_path, algorithm))
+        paths = {i.path: i.message for i in info.value.issues}
+        assert "cannot search an architecture space" in paths["spec.algorithm.algorithmName"]
+    doc = yaml.safe_load(_enas_with(tmp_path, "random").read_text())
+    del doc["spec"]["nasConfig"]["graphConfig"]["inputSizes"]
+    doc["spec"]["nasConfig"]["operations"][0]["operationType"] = "convolutions"
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, doc))
+    paths = {i.path: i.message for i in info.value.issues}
+    assert "multi-trial NAS" in paths["spec.nasConfig.graphConfig.inputSizes"]
+    assert "'convolutions'" in paths["spec.nasConfig.operations[0].operationType"]
+    doc = yaml.safe_load(_enas_with(tmp_path, "grid").read_text())
+    doc["spec"]["maxTrialCount"] = 500  # 106 operations, 1 layer: 106 architectures
+    with pytest.raises(SpecError) as info:
+        load_spec(_write(tmp_path, doc))
+    (issue,) = info.value.issues
+    assert issue.path == "spec.maxTrialCount" and "(106)" in issue.message
+
+
+def _write(tmp_path: Path, doc: dict[str, object]) -> Path:
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "trials"),
+    # evolution proves the pairing end to end; random (parsed and rendered by the test above)
+    # runs the same path with another sampler.
+    [("evolution", 3), pytest.param("random", 2, marks=pytest.mark.slow)],
+)
+def test_katib_nas_example_runs_with_another_algorithm(
+    tmp_path: Path, algorithm: str, trials: int
+) -> None:
+    store = f"sqlite:///{tmp_path / 'a.db'}"
+    p = cli(
+        tmp_path,
+        "run",
+        str(_enas_with(tmp_path, algorithm)),
+        "--workdir",
+        str(ENAS_SCRIPTS),
+        "--max-trials",
+        str(trials),
+        "--store",
+        store,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    client = Client(store)
+    e = client.get("enas-cpu")
+    assert e.state is ExperimentState.SUCCEEDED and e.spec.algorithm.name == algorithm
+    got = client.trials("enas-cpu")
+    assert len(got) == trials and all(t.state is TrialState.SUCCEEDED for t in got)
+    space = NasSpace.from_spec(e.spec)
+    for t in got:
+        assert t.value is not None and 0.0 <= t.value <= 1.0
+        arch = Architecture.from_dict(t.attrs["architecture"])
+        space.check(arch)
+        # The algorithm searched the choices; the template got Katib's strings for them.
+        assert space.decode(t.params) == arch
+        assert Architecture.from_katib(str(t.params["architecture"])) == arch
+        assert t.outputs["data"]["architecture"] == arch.to_dict()  # what the trial built
+
+    show = cli(tmp_path, "show", "enas-cpu", "--store", store, "--json")
+    assert show.returncode == 0, show.stderr
+    data = json.loads(show.stdout)
+    for row in data["trial_list"]:  # every trial's architecture, as data
+        stored = next(t for t in got if t.id == row["id"])
+        assert row["outputs"]["data"]["architecture"] == stored.attrs["architecture"]
+        assert (
+            row["params"]["layer_0_op"]
+            == space.operation_names[stored.attrs["architecture"]["ops"][0]]
+        )
+    best = client.best_trial("enas-cpu")
+    assert best is not None
+    assert data["architecture"] == {"kind": "layers", "architecture": best.attrs["architecture"]}
+    text = CliRunner().invoke(app, ["show", "enas-cpu", "--store", store], terminal_width=200)
+    assert text.exit_code == 0, text.output
+    best_op = space.operation_names[best.attrs["architecture"]["ops"][0]]
+    assert f"architecture of {best.id}" in text.output and best_op in text.output
+
+    ex = CliRunner().invoke(app, ["export", "enas-cpu", "--format", "katib", "--store", store])
+    assert ex.exit_code == 2, ex.output
+    assert "algorithm" in ex.output and "Katib cannot run nasConfig" in " ".join(ex.output.split())

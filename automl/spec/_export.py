@@ -133,8 +133,10 @@ def to_katib(
 
     Raises:
         SpecError: The spec cannot be expressed in Katib (a Python function without
-            ``command``, a name Katib rejects), with the field path.
+            ``command``, a name Katib rejects, ``nas_config`` searched by an algorithm other
+            than ``enas``/``darts``), with the field path.
     """
+    _check_nas_pairing(spec)
     exp_name = spec.name if name is None else name
     if not _KATIB_NAME_RE.match(exp_name) or len(exp_name) > _KATIB_NAME_MAX:
         raise SpecError(
@@ -177,6 +179,28 @@ def to_katib(
         "metadata": metadata,
         "spec": body,
     }
+
+
+def _check_nas_pairing(spec: ExperimentSpec) -> None:
+    """Katib pairs ``nasConfig`` only with its NAS algorithms (``enas``, ``darts``).
+
+    Multi-trial NAS (``nasConfig`` searched by random, tpe, evolution...) is an automl extension:
+    Katib's other suggestion services read only ``parameters`` and never assign
+    ``architecture`` / ``nn_config``, so the export refuses it instead of writing an experiment
+    Katib cannot run.
+    """
+    from search._nas_settings import NAS_ALGORITHMS
+
+    name = spec.algorithm.name
+    if spec.nas_config is None or spec.parameters or name in NAS_ALGORITHMS:
+        return
+    raise SpecError(
+        f"Katib cannot run nasConfig with algorithm {name!r}: its nasConfig experiments need "
+        f"one of its NAS algorithms {sorted(NAS_ALGORITHMS)} (multi-trial NAS with {name} is an "
+        "automl extension; run it with automl, or export it with algorithm enas); got "
+        f"{name!r}",
+        path="algorithm.name",
+    )
 
 
 def dump_katib(

@@ -17,6 +17,12 @@ select FPGA nodes, and primary containers without a ``command`` (the image's ent
 here). The primary container's ``command + args`` is still kept in ``TrialTemplate.command`` where
 one is found, for display.
 
+``nasConfig`` with an algorithm other than ``enas``/``darts`` (``random``, ``tpe``,
+``evolution``...) is accepted as an automl extension, multi-trial NAS (docs/nas.md): the
+template may reference ``architecture``, ``nn_config`` and the choices ``layer_{i}_op`` /
+``layer_{i}_skip_{j}``, and the graph's sizes are required. Katib cannot run it, so
+:func:`automl.spec._export.to_katib` refuses to export it.
+
 Katib's validation rules (the experiment webhook, the suggestion services' setting checks) are
 applied on top of the core rules; every problem is reported at once with its Katib field path
 (``spec.trialTemplate.trialParameters[1].reference``).
@@ -650,11 +656,56 @@ def _grid_size(params: Sequence[Parameter]) -> int | None:
     return n
 
 
+def _multi_trial_nas_names(nas_config: Mapping[str, Any] | None) -> list[str]:
+    """What a multi-trial NAS trial is assigned: ``architecture``, ``nn_config`` and the choices.
+
+    The choices (``layer_{i}_op``, ``layer_{i}_skip_{j}``) are only known for a space that
+    parses; a broken ``nasConfig`` is reported on its own fields.
+    """
+    from search._nas_space import NasSpace
+
+    names = ["architecture", "nn_config"]
+    try:
+        space = NasSpace.from_katib(nas_config or {}, "nas_config")
+    except SpecError:
+        return names
+    return [*names, *(p.name for p in space.parameters())]
+
+
+def _multi_trial_size_problems(nas_config: Mapping[str, Any], alg_name: str) -> list[SpecIssue]:
+    """Multi-trial NAS trials get ENAS's ``nn_config``, which carries the network's sizes."""
+    graph = nas_config.get("graphConfig")
+    if not isinstance(graph, Mapping):
+        return []  # reported by nas_config_problems
+    return [
+        SpecIssue(
+            f"nas_config.graphConfig.{key}",
+            f"is required by multi-trial NAS with {alg_name} (each trial's nn_config carries "
+            "the network's sizes, as ENAS's does)",
+        )
+        for key in ("inputSizes", "outputSizes")
+        if graph.get(key) is None
+    ]
+
+
+def _search_parameters(spec: ExperimentSpec) -> Sequence[Parameter]:
+    """The parameters the algorithm searches: the architecture's choices for multi-trial NAS."""
+    if spec.nas_config is None or spec.parameters:
+        return spec.parameters
+    from search._nas_space import NasSpace
+
+    try:
+        return NasSpace.from_spec(spec).parameters()
+    except SpecError:
+        return ()
+
+
 def _algorithm_rules(spec: ExperimentSpec, c: _Checker) -> None:
     """Rules of Katib's suggestion services that the registry does not state."""
     name = spec.algorithm.name
     if name == "grid" and spec.max_trial_count is not None:
-        size = _grid_size(spec.parameters)
+        params = _search_parameters(spec)
+        size = _grid_size(params) if params else None
         if size is not None and spec.max_trial_count > size:
             c.add(
                 "spec.maxTrialCount",
@@ -714,12 +765,10 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             "spec.nasConfig",
             f"is required by the neural architecture search algorithm {alg_name!r}",
         )
-    elif s.nasConfig is not None and alg_name and not is_nas:
-        c.add(
-            "spec.algorithm.algorithmName",
-            f"must be a neural architecture search algorithm ({sorted(NAS_ALGORITHMS)}) when "
-            f"nasConfig is set; got {alg_name!r}",
-        )
+    # nasConfig with a non-NAS algorithm (random, tpe, evolution...) is multi-trial NAS, an
+    # automl extension: Katib pairs nasConfig only with enas/darts (docs/katib-compatibility.md).
+    # hyperband and pbt cannot search the choices; resolve_settings names them below.
+    multi_nas = s.nasConfig is not None and bool(alg_name) and not is_nas
 
     params: list[Parameter] = []
     param_names: list[str] = []
@@ -745,6 +794,9 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     if is_nas:
         known: Sequence[str] = NAS_ALGORITHMS[alg_name].assignments
         known_what = f"a value {alg_name} assigns"
+    elif multi_nas:
+        known = _multi_trial_nas_names(nas_config)
+        known_what = f"a value multi-trial NAS with {alg_name} assigns"
     else:
         known, known_what = param_names, "a parameter"
     template = _trial_template(s.trialTemplate, known, known_what, base_dir, c)
@@ -784,22 +836,30 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
 
     # Core rules and algorithm settings, in the spec's own paths (translated below).
     core = [i for i in spec_problems(spec) if not _superseded(i)]
+    space_issues: list[SpecIssue] = []
     if alg_name:
         try:
             if is_nas:
                 resolve_nas_settings(spec)
-            elif s.nasConfig is None:
+            else:
                 resolve_settings(spec)
         except SpecError as exc:
-            core.extend(exc.issues)
+            core.extend(i for i in exc.issues if not i.path.startswith("nas_config"))
+            space_issues = [i for i in exc.issues if i.path.startswith("nas_config")]
     if nas_config is not None:
-        core.extend(nas_config_problems(alg_name, nas_config, nas_ops))
+        found_nas = nas_config_problems(alg_name, nas_config, nas_ops)
+        if multi_nas:
+            found_nas.extend(_multi_trial_size_problems(nas_config, alg_name))
+        # The space's own parse (resolve_settings) adds what Katib's rules do not cover for a
+        # non-NAS algorithm (an unknown operationType), once per field.
+        reported = {i.path for i in found_nas}
+        core.extend([*found_nas, *(i for i in space_issues if i.path not in reported)])
     if early is not None and early.name:
         try:
             resolve_stopper_settings(spec)
         except SpecError as exc:
             core.extend(exc.issues)
-    if not is_nas and s.nasConfig is None:
+    if not is_nas:
         _algorithm_rules(spec, c)
 
     translate = _translator(template.primary_container_name, param_index, nas_index)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -192,3 +193,91 @@ def test_config_and_log_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     tail = app._log_tail(str(tmp_path), lines=3)
     assert tail == "line 497\nline 498\nline 499"
     assert app._log_tail(None) is None and app._log_tail(str(tmp_path / "nope")) is None
+
+
+def _frame(at: AppTest, *columns: str) -> Any:
+    """The one table on the page with these columns."""
+    (df,) = [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
+    return df
+
+
+def _texts(at: AppTest) -> str:
+    """Every markdown, caption and code text on the page."""
+    return "\n".join(str(e.value) for e in [*at.markdown, *at.caption, *at.code, *at.subheader])
+
+
+def test_trial_page_shows_saved_models_and_files(
+    monkeypatch: pytest.MonkeyPatch, outputs_url: str
+) -> None:
+    client = automl.Client(outputs_url)
+    trial = client.trials("saved")[0]
+    where = trial.outputs["artifact_dir"]
+    assert (Path(where) / "clf.joblib").is_file()  # automl.save_model wrote it
+    at = _app(monkeypatch, outputs_url, trial=trial.id)
+    assert "Outputs" in [s.value for s in at.subheader]
+    assert f"Artifact directory: `{where}`" in [m.value for m in at.markdown]
+    models = _frame(at, "model", "format")
+    assert list(models["model"]) == ["clf"] and list(models["format"]) == ["sklearn"]
+    assert models["class"][0].endswith("LogisticRegression")
+    assert models["file"][0] == "clf.joblib"
+    files = next(c.value for c in at.code if "clf.joblib" in c.value)
+    assert set(files.splitlines()) == {"clf.joblib", "clf.json"}
+    # Not a NAS experiment: no architecture section.
+    assert not any(s.value.startswith("Architecture") for s in at.subheader)
+
+
+def test_experiment_page_shows_best_trials_artifacts(
+    monkeypatch: pytest.MonkeyPatch, outputs_url: str
+) -> None:
+    best = automl.Client(outputs_url).best_trial("saved")
+    assert best is not None
+    at = _app(monkeypatch, outputs_url, experiment="saved")
+    line = f"Best trial's artifacts: clf (sklearn) in `{best.outputs['artifact_dir']}`"
+    assert line in [m.value for m in at.markdown]
+
+
+def test_nas_trial_page_shows_the_architecture(
+    monkeypatch: pytest.MonkeyPatch, outputs_url: str
+) -> None:
+    from search import Architecture, NasSpace
+
+    client = automl.Client(outputs_url)
+    spec = client.get("nas-tiny").spec
+    names = NasSpace.from_spec(spec).operation_names
+    for trial in client.trials("nas-tiny")[:2]:
+        arch = Architecture.from_dict(trial.attrs["architecture"])
+        at = _app(monkeypatch, outputs_url, trial=trial.id)
+        assert f"Architecture of {trial.id}" in [s.value for s in at.subheader]
+        rows = _frame(at, "layer", "operation")
+        assert list(rows["layer"]) == [0, 1, 2]
+        assert list(rows["operation"]) == [names[op] for op in arch.ops]
+        # Layer 2's inputs: layer 1, plus the network input / layer 0 where a skip bit is set.
+        skips = arch.skips[2]
+        expected = ["layer 1"] + [("input", "layer 0")[j] for j in range(2) if skips[j]]
+        assert rows["inputs"][2] == ", ".join(expected)
+        assert "This trial saved no artifacts." in [c.value for c in at.caption]
+    best = client.best_trial("nas-tiny")
+    assert best is not None
+    at = _app(monkeypatch, outputs_url, experiment="nas-tiny")
+    assert f"Architecture of {best.id}" in [s.value for s in at.subheader]
+    best_arch = Architecture.from_dict(best.attrs["architecture"])
+    ops = list(_frame(at, "layer", "operation")["operation"])
+    assert ops == [names[op] for op in best_arch.ops]
+
+
+def test_darts_trial_page_shows_the_genotype(
+    monkeypatch: pytest.MonkeyPatch, outputs_url: str
+) -> None:
+    (trial,) = automl.Client(outputs_url).trials("darts-tiny")
+    found = trial.outputs["data"]["nas"]  # stored by nas.darts_search (record_result)
+    assert found["kind"] == "darts"
+    at = _app(monkeypatch, outputs_url, trial=trial.id)
+    assert f"Genotype of {trial.id} (DARTS)" in [s.value for s in at.subheader]
+    rows = _frame(at, "cell", "edges")
+    normal = found["genotype"]["normal"]
+    assert list(rows["cell"]) == ["normal"] * len(normal)  # 1 layer: no reduction cell
+    op, src = normal[0][0]
+    state = {0: "c_{k-2}", 1: "c_{k-1}"}.get(src, f"node {src - 2}")
+    assert rows["edges"][0].startswith(f"{op} <- {state}")
+    assert found["genotype_str"] in [c.value for c in at.code]
+    assert "outputs.json" in _texts(at)

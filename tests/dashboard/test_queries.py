@@ -172,3 +172,19 @@ def test_curves_for_a_subset_grows_incrementally(q: Queries) -> None:
     assert everything.points == full.points
     again = q.curves_for(exp.id, "loss", None, everything)
     assert again.points == full.points
+
+
+def test_trial_and_best_trial_carry_outputs(outputs_url: str) -> None:
+    q = Queries(Store(outputs_url))
+    exp = q.experiment("saved")
+    assert exp is not None
+    best = q.best_trial(exp.id, exp.direction)
+    assert best is not None
+    stored = automl.Client(q.store).best_trial("saved")
+    assert stored is not None and best["id"] == stored.id
+    assert best["outputs"] == dict(stored.outputs) and best["record"] == stored
+    assert best["outputs"]["models"]["clf"]["format"] == "sklearn"
+    t = q.trial(stored.id)
+    assert t is not None
+    assert t["outputs"]["artifact_dir"] == stored.outputs["artifact_dir"]
+    assert t["record"] == stored and t["spec"] == exp.spec
