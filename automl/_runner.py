@@ -123,6 +123,11 @@ def reap_any(spec: ExperimentSpec, runner: Mapping[str, Any], runs_dir: Path) ->
 
         reap_kubernetes(spec, runner, runs_dir)
         return
+    if isinstance(runner.get("ray"), Mapping):
+        from trials._ray import reap_ray
+
+        reap_ray(spec, runner)
+        return
     reap_runner(runner)
 
 

@@ -4,9 +4,11 @@ processes, node death and retries, distributed trials in placement groups, bad a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import subprocess
 import sys
 import textwrap
 import threading
@@ -629,3 +631,134 @@ def test_the_cluster_listens_on_loopback_only(ray_cluster: RayCluster) -> None:
     ]
     assert listening
     assert {ip.removeprefix("::ffff:") for ip in listening} == {"127.0.0.1"}
+
+
+# -- a controller that died -----------------------------------------------------------------------
+
+ORPHAN = """
+import os, subprocess, sys, time
+mark = os.environ["MARK"]
+if not os.path.exists(mark):  # attempt 1: still running when its controller is killed
+    # a helper in a session of its own: outside the trial's process group, so neither Ray's end
+    # of the dead driver's workers nor a worker's reaper stops it
+    helper = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True
+    )
+    with open(mark + ".tmp", "w") as fh:
+        fh.write(f"{os.getpid()} {helper.pid}")
+    os.rename(mark + ".tmp", mark)
+    time.sleep(300)
+print("loss=0.5", flush=True)
+"""
+
+
+def orphan_trial(ray_cluster: RayCluster, tmp_path: Path) -> tuple[str, list[int]]:
+    """Start ``automl run`` in a subprocess, SIGKILL it while its trial runs; the trial's pids."""
+    mark = tmp_path / "mark"
+    f = spec_file(tmp_path, ORPHAN, ray_cluster.address, trial={"env": {"MARK": str(mark)}})
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    argv = [sys.executable, "-m", "automl", "run", str(f), "--store", store]
+    argv += ["--runs-dir", str(tmp_path / "runs"), "--no-progress"]
+    controller = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = Client(store)
+
+    def runners() -> dict[str, dict[str, Any]]:
+        return client.store.trials.runners(client.get("exp").id)
+
+    try:
+        wait_for(lambda: mark.exists() or controller.poll() is not None, timeout=120)
+        assert controller.poll() is None, "the controller ended before its trial ran"
+        pids = [int(p) for p in mark.read_text().split()]
+        wait_for(lambda: any(runners().values()))  # stored as soon as the trial started
+    finally:
+        controller.kill()  # SIGKILL: no cleanup of its own
+        controller.wait()
+    try:
+        [runner] = runners().values()
+        assert runner["ray"]["mark"] and runner["ray"]["address"] == ray_cluster.address
+        # Ray ends the dead driver's worker (and its reaper the trial's group): not the helper
+        assert alive(pids[1])
+    except BaseException:
+        kill_left(pids)
+        raise
+    finally:
+        client.close()
+    return store, pids
+
+
+def kill_left(pids: list[int]) -> None:
+    for p in pids:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(p).kill()
+
+
+def test_resume_reaps_the_trial_a_killed_controller_left_on_the_cluster(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    store, pids = orphan_trial(ray_cluster, tmp_path)
+    try:
+        client = Client(store, runs_dir=tmp_path / "runs")
+        client.resume("exp")  # this process is a driver of the same cluster already
+        wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
+    finally:
+        kill_left(pids)
+    [t] = client.trials("exp")
+    assert t.state is TrialState.SUCCEEDED and t.attempt == 2
+    assert t.value == pytest.approx(0.5)
+    assert (tmp_path / "runs" / "exp" / f"{t.id}.attempt1" / "trial.log").exists()
+
+
+def test_stop_without_a_controller_kills_its_ray_trial(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    store, pids = orphan_trial(ray_cluster, tmp_path)
+    try:
+        # a new process, not connected to Ray: it connects to the address the trial stored
+        p = subprocess.run(
+            [sys.executable, "-m", "automl", "stop", "exp", "--store", store],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert p.returncode == 0, p.stderr
+        wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
+    finally:
+        kill_left(pids)
+    [t] = Client(store).trials("exp")
+    assert t.state is TrialState.KILLED
+
+
+def test_task_code_reaches_workers_without_importing_automl(tmp_path: Path) -> None:
+    """The task code travels by value: a fresh worker does not import automl (pydantic, every
+    executor) before its first trial, the bulk of a first wave's overhead."""
+    import ray
+    import ray.cloudpickle as cloudpickle
+
+    from trials import _ray
+
+    _ray._by_value(ray)
+    blob = tmp_path / "task.pkl"
+    blob.write_bytes(
+        cloudpickle.dumps((_ray._run_task, _ray._Inbox, _ray._rendezvous, _ray._kill_marked))
+    )
+    code = textwrap.dedent(
+        f"""
+        import sys
+        class Block:  # as on a worker where automl is not installed
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("automl", "trials", "pydantic", "optuna"):
+                    raise ImportError(name)
+        sys.meta_path.insert(0, Block())
+        import ray.cloudpickle
+        fns = ray.cloudpickle.loads(open({str(blob)!r}, "rb").read())
+        print(*[f.__name__ for f in fns])
+        """
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["_run_task", "_Inbox", "_rendezvous", "_kill_marked"]
