@@ -114,6 +114,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "plots":  # a submodule: `automl.plots.history(...)` after a plain `import automl`
+        return importlib.import_module("automl.plots")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'automl' has no attribute {name!r}")

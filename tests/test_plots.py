@@ -56,6 +56,7 @@ def test_history_has_values_and_best_so_far(result: automl.TuneResult) -> None:
         by_name = plots.history("plots", client=client)
     assert list(by_name.data[0].y) == list(values.y)
     assert list(result.plot_history().data[1].y) == list(best.y)
+    assert automl.plots.history is plots.history  # reachable after a plain `import automl`
 
 
 def test_parallel_coordinates_one_dimension_per_parameter(result: automl.TuneResult) -> None:
