@@ -10,9 +10,13 @@ Life of one trial (see docs/kubernetes.md):
    stream resumes without repeating lines; metrics are parsed as they arrive (StdOut filters,
    and ``automl.report`` lines, which pods print because ``AUTOML_REPORT_STDOUT=1``), so early
    stopping sees them while the trial runs. The log is copied to the trial's ``trial.log``.
-3. A monitor polls each job and evaluates Katib's GJSON ``failureCondition`` then
-   ``successCondition`` on it. Once one holds and the log has been read to its end, the job is
-   deleted (unless ``retain``) and the trial's exit event is sent.
+3. One list-then-watch loop per resource kind the experiment uses (label selector: the
+   experiment's label) feeds every job's changes to its trial, and Katib's GJSON
+   ``failureCondition`` then ``successCondition`` are evaluated on each event's object; a second
+   loop watches the experiment's pods, whose cache the log readers consult (so pod waiting
+   reasons such as ``ImagePullBackOff`` need no per-trial request). Once a condition holds and
+   the log has been read to its end, the job is deleted (unless ``retain``) and the trial's exit
+   event is sent. The status requests are O(1) per experiment, not per trial.
 
 Cancel (early stopping, experiment stop, close) and the trial timeout delete the job at once.
 """
@@ -22,12 +26,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import functools
 import json
+import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +47,7 @@ from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, 
 from trials._gjson import GJSONError, compile_path, condition_holds
 from trials._gjson import Path as GPath
 from trials._manifests import (
+    LABEL_EXPERIMENT,
     LABEL_TRIAL,
     ManifestError,
     Resource,
@@ -77,11 +84,18 @@ SETTINGS = {
     "node_selector": "a mapping of node labels",
     "working_dir": "the container's working directory",
     "propagation": "Background or Foreground",
-    "poll_interval": "seconds between job status checks (> 0)",
+    "poll_interval": "seconds between checks of trial timeouts and waiting log readers (> 0)",
+    "watch_timeout": "seconds a watch request stays open before it is renewed by a re-list (> 0)",
+    "pod_list_after": "seconds before a trial with no watched pod lists its pods itself (> 0)",
     "connect_timeout": "seconds to wait for the API server at start (> 0)",
     "log_drain_timeout": "seconds to wait for the end of a finished trial's log (>= 0)",
 }
 _PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+#: Back-off after a failed list or watch: doubling from the first, capped at the second (s).
+_BACKOFF = (0.5, 30.0)
+_TERMINAL_PHASES = ("Succeeded", "Failed", "Gone")
+_PODS_KEY = ("", "v1", "pods")
+_log = logging.getLogger(__name__)
 _IN_CLUSTER_NS = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -107,6 +121,7 @@ class _Trial:
     deadline: float | None
     lock: threading.Lock = field(default_factory=threading.Lock)
     created: bool = False
+    created_at: float = 0.0  # monotonic time the create call returned
     deleted: bool = False
     cancelled: bool = False
     done: threading.Event = field(default_factory=threading.Event)
@@ -117,6 +132,18 @@ class _Trial:
     read_pods: set[str] = field(default_factory=set)  # pods whose log was read to the end
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
     streams: list[Any] = field(default_factory=list)
+    pods_listed_at: float = 0.0  # last fallback pod LIST (pods the watch does not see)
+    listed_pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Watcher:
+    """One list-then-watch loop: a job kind's, or the experiment's pods'."""
+
+    what: str
+    thread: threading.Thread | None = None
+    watch: Any = None
+    resp: Any = None  # the open watch response, shut down by close() to unblock the thread
 
 
 def _sample_params(spec: ExperimentSpec) -> dict[str, ParamValue]:
@@ -177,9 +204,16 @@ class KubernetesExecutor(Executor):
             raise
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._trials: dict[str, _Trial] = {}
+        self._by_name: dict[tuple[str, str, str], _Trial] = {}  # (group, plural, name)
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._monitor = threading.Thread(target=self._watch, name="k8s-monitor", daemon=True)
+        # Every object and pod of a trial carries the experiment's label (trial_labels).
+        self._experiment_selector = f"{LABEL_EXPERIMENT}={label_value(spec.name)}"
+        self._watchers: dict[tuple[str, str, str], _Watcher] = {}  # started by the first submit
+        self._pods: dict[str, dict[str, Any]] = {}  # the pod watch's cache, by pod name
+        self._pods_cond = threading.Condition()
+        # Trial timeouts and log drains: no API request (status comes from the watches).
+        self._monitor = threading.Thread(target=self._tick, name="k8s-monitor", daemon=True)
         self._monitor.start()
 
     def _setup_conditions(self) -> None:
@@ -208,7 +242,7 @@ class KubernetesExecutor(Executor):
                     path=path,
                 )
             bad = False
-            if key in ("poll_interval", "connect_timeout"):
+            if key in ("poll_interval", "connect_timeout", "watch_timeout", "pod_list_after"):
                 bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
             elif key == "log_drain_timeout":
                 bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
@@ -434,6 +468,8 @@ class KubernetesExecutor(Executor):
         )
         with self._lock:
             self._trials[run.trial_id] = t
+            self._by_name[(resource.group, resource.plural, t.name)] = t
+        self._ensure_watch(resource)
         # Reported before the create call, so a controller that dies right after it still
         # knows which job to delete.
         self._events.put(
@@ -473,6 +509,7 @@ class KubernetesExecutor(Executor):
             return
         with t.lock:
             t.created = True
+            t.created_at = time.monotonic()
             cancelled = t.cancelled
         if cancelled:  # cancelled while the create call was in flight
             self._delete(t)
@@ -483,9 +520,10 @@ class KubernetesExecutor(Executor):
             self._note(t, f"log reader stopped: {_short(exc)}")
         finally:
             t.reader_done.set()
+        self._settle(t)
 
     # -- logs --------------------------------------------------------------------------------
-    def _selector(self, t: _Trial) -> str:
+    def _pod_labels_for(self, t: _Trial) -> dict[str, str]:
         by_group = {  # the label each controller puts on the pods of its object
             "argoproj.io": "workflows.argoproj.io/workflow",
             "tekton.dev": "tekton.dev/pipelineRun",
@@ -499,58 +537,85 @@ class KubernetesExecutor(Executor):
         else:
             labels = {LABEL_TRIAL: label_value(t.run.trial_id)}
         labels.update(self._pod_labels)
-        return ",".join(f"{k}={v}" for k, v in labels.items())
+        return labels
 
-    def _next_pod(self, t: _Trial) -> Any:
-        pods = self._core.list_namespaced_pod(
-            self.namespace, label_selector=self._selector(t), _request_timeout=30
-        ).items
-        pods = [p for p in pods if p.metadata.name not in t.read_pods]
-        pods.sort(key=lambda p: (p.metadata.creation_timestamp or 0, p.metadata.name))
-        return pods[0] if pods else None
+    def _selector(self, t: _Trial) -> str:
+        return ",".join(f"{k}={v}" for k, v in self._pod_labels_for(t).items())
 
-    def _container_started(self, pod: Any) -> bool:
-        if pod.status is None:
-            return False
-        if pod.status.phase in ("Running", "Succeeded", "Failed"):
-            return True
-        for cs in pod.status.container_statuses or []:
-            if cs.state is not None and (cs.state.running or cs.state.terminated):
-                return True
-        return False
+    def _next_pod(self, t: _Trial) -> dict[str, Any] | None:
+        """The trial's next pod to read, from the pod watch's cache.
+
+        A pod the watch cannot see (a controller that does not copy the experiment's label to
+        its pods) is found by a LIST with the trial's own selector, made only for a trial with
+        no watched pod ``pod_list_after`` seconds after its creation, and at most that often.
+        """
+        want = self._pod_labels_for(t)
+        with self._pods_cond:
+            pods = {n: p for n, p in self._pods.items() if _labels_match(p, want)}
+        if not pods:  # also when the pod watch cannot run (no "watch" permission on pods)
+            now = time.monotonic()
+            after = float(self._settings.get("pod_list_after", 10.0))
+            if now - t.created_at >= after and now - t.pods_listed_at >= after:
+                t.pods_listed_at = now
+                listed = self._raw_list(
+                    functools.partial(self._core.list_namespaced_pod, self.namespace),
+                    self._selector(t),
+                )
+                t.listed_pods = {str(p["metadata"]["name"]): p for p in listed.get("items") or []}
+            pods = dict(t.listed_pods)
+        ready = [p for n, p in pods.items() if n not in t.read_pods]
+        ready.sort(key=lambda p: (str(_meta(p).get("creationTimestamp") or ""), _name(p)))
+        return ready[0] if ready else None
+
+    def _pod_phase(self, t: _Trial, name: str) -> str | None:
+        """A pod's phase from the watch's cache; ``Gone`` once it no longer exists."""
+        with self._pods_cond:
+            pod = self._pods.get(name)
+        if pod is not None:
+            return str((pod.get("status") or {}).get("phase") or "") or None
+        if name not in t.listed_pods:
+            return "Gone"  # it was in the cache, so the watch saw it deleted
+        try:  # a pod only the fallback LIST sees: read it
+            fresh = self._core.read_namespaced_pod(name, self.namespace, _request_timeout=30)
+            return str(fresh.status.phase) if fresh.status else None
+        except self._k8s.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return "Gone"
+
+    def _wait_pods(self, timeout: float) -> None:
+        """Until the pod cache changes (or a trial ends), at most ``timeout`` seconds."""
+        with self._pods_cond:
+            self._pods_cond.wait(timeout)
 
     def _follow_logs(self, t: _Trial) -> None:
         tick = float(self._settings.get("poll_interval", 1.0))
         while not t.done.is_set():
             pod = self._next_pod(t)
-            if pod is None or not self._container_started(pod):
+            if pod is None or not _container_started(pod):
                 if t.outcome is not None:
                     return  # the job ended and no (further) pod has a log to read
                 stuck = _stuck(pod)
-                if stuck and t.outcome is None:
+                if stuck and pod is not None:
                     # The job would wait for ever (its pods are never created or started).
-                    t.outcome = (ExitStatus.FAILED, f"pod {pod.metadata.name}: {stuck}")
-                    t.outcome_at = time.monotonic()
+                    self._set_outcome(t, ExitStatus.FAILED, f"pod {_name(pod)}: {stuck}")
                     return
-                t.done.wait(tick)
+                self._wait_pods(tick)
                 continue
-            name = pod.metadata.name
+            name = _name(pod)
             self._stream(t, name)
             if t.done.is_set():
                 return
-            try:
-                fresh = self._core.read_namespaced_pod(name, self.namespace, _request_timeout=30)
-                phase = fresh.status.phase if fresh.status else None
-            except self._k8s.client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-                phase = "Gone"
-            if phase in ("Succeeded", "Failed", "Gone"):
+            phase = self._pod_phase(t, name)
+            if phase not in _TERMINAL_PHASES:
+                # The log ends when the container does; the pod's new phase may follow it.
+                self._wait_pods(tick)
+                phase = self._pod_phase(t, name)
+            if phase in _TERMINAL_PHASES:
                 t.read_pods.add(name)
             elif t.outcome is not None:
                 return
-            else:
-                t.done.wait(tick)  # the stream dropped while the container runs: resume
+            # else: the stream dropped while the container runs: resume it
 
     def _stream(self, t: _Trial, pod: str) -> None:
         kwargs: dict[str, Any] = {"follow": True, "timestamps": True, "_preload_content": False}
@@ -615,64 +680,205 @@ class KubernetesExecutor(Executor):
         return ts or last
 
     # -- watch -------------------------------------------------------------------------------
-    def _watch(self) -> None:
+    def _ensure_watch(self, r: Resource) -> None:
+        """Start the watch of ``r``'s kind, and of the pods, unless they already run."""
+        ns = self.namespace
+        OnList = Callable[[list[dict[str, Any]], float], None]
+        OnEvent = Callable[[str, dict[str, Any]], None]
+        loops: list[tuple[_Watcher, Callable[..., Any], OnList, OnEvent]] = []
+        with self._lock:
+            if self._closed.is_set():
+                return
+            key = (r.group, r.version, r.plural)
+            if key not in self._watchers:
+                w = self._watchers[key] = _Watcher(f"{r.kind} ({r.plural}.{r.group}/{r.version})")
+                call: Callable[..., Any] = functools.partial(
+                    self._custom.list_namespaced_custom_object, r.group, r.version, ns, r.plural
+                )
+                on_list: OnList = functools.partial(self._jobs_listed, r)
+                on_event: OnEvent = functools.partial(self._job_changed, r)
+                loops.append((w, call, on_list, on_event))
+            if _PODS_KEY not in self._watchers:
+                w = self._watchers[_PODS_KEY] = _Watcher("pods")
+                call = functools.partial(self._core.list_namespaced_pod, ns)
+                loops.append((w, call, self._pods_listed, self._pod_changed))
+        for w, call, on_list, on_event in loops:
+            w.thread = threading.Thread(
+                target=self._watch_loop,
+                args=(w, call, on_list, on_event),
+                name=f"k8s-watch-{w.what}",
+                daemon=True,
+            )
+            w.thread.start()
+
+    def _raw_list(self, call: Callable[..., Any], selector: str) -> dict[str, Any]:
+        resp = call(label_selector=selector, _request_timeout=30, _preload_content=False)
+        try:
+            doc = json.loads(resp.data)
+        finally:
+            with contextlib.suppress(Exception):
+                resp.release_conn()
+        return doc if isinstance(doc, dict) else {}
+
+    def _watch_loop(
+        self,
+        w: _Watcher,
+        call: Callable[..., Any],
+        on_list: Callable[[list[dict[str, Any]], float], None],
+        on_event: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        """List, then watch from the list's resourceVersion; again when the watch ends.
+
+        A ``410 Gone`` (the resourceVersion expired) re-lists at once; other errors re-list
+        after a back-off that doubles up to 30 s. Every list reconciles: each trial's job is
+        evaluated on the listed object, so no change is lost between two watches.
+        """
+        timeout = max(1, int(float(self._settings.get("watch_timeout", 300))))
+        failures = 0
+
+        def opened(*args: Any, **kwargs: Any) -> Any:
+            resp = call(*args, **kwargs)
+            w.resp = resp  # so close() can end a stream that blocks in a read
+            return resp
+
+        while not self._closed.is_set():
+            try:
+                started = time.monotonic()
+                listed = self._raw_list(call, self._experiment_selector)
+                items = [i for i in listed.get("items") or [] if isinstance(i, dict)]
+                rv = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+                on_list(items, started)
+                failures = 0
+                w.watch = self._k8s.watch.Watch(return_type="object")
+                kwargs: dict[str, Any] = {
+                    "label_selector": self._experiment_selector,
+                    "timeout_seconds": timeout,
+                    "_request_timeout": (30, timeout + 30),
+                }
+                if rv:
+                    kwargs["resource_version"] = rv
+                for event in w.watch.stream(opened, **kwargs):
+                    if self._closed.is_set():
+                        w.watch.stop()
+                        break
+                    kind, obj = event.get("type"), event.get("raw_object")
+                    if kind in ("ADDED", "MODIFIED", "DELETED") and isinstance(obj, dict):
+                        on_event(str(kind), obj)
+            except Exception as exc:
+                if self._closed.is_set():
+                    return
+                if getattr(exc, "status", None) == 410:
+                    _log.info("kubernetes: the watch of %s expired; re-listing", w.what)
+                    continue
+                failures += 1
+                delay = min(_BACKOFF[1], _BACKOFF[0] * 2 ** (failures - 1))
+                _log.warning(
+                    "kubernetes: watching %s failed (%s); again in %.1f s",
+                    w.what,
+                    _short(exc),
+                    delay,
+                )
+                self._closed.wait(delay)
+            finally:
+                w.resp = None
+
+    def _jobs_listed(self, r: Resource, items: list[dict[str, Any]], started: float) -> None:
+        names = set()
+        for obj in items:
+            names.add(_name(obj))
+            self._job_changed(r, "MODIFIED", obj)
+        with self._lock:
+            trials = [
+                t
+                for (group, plural, _), t in self._by_name.items()
+                if (group, plural) == (r.group, r.plural)
+            ]
+        for t in trials:
+            # Created before the list began, so the list would hold it: someone deleted it.
+            if t.created and t.created_at < started and t.name not in names:
+                self._job_gone(t)
+
+    def _job_changed(self, r: Resource, kind: str, obj: dict[str, Any]) -> None:
+        with self._lock:
+            t = self._by_name.get((r.group, r.plural, _name(obj)))
+        if t is None or t.done.is_set():
+            return
+        if kind == "DELETED":
+            self._job_gone(t)
+            return
+        failed, cond = condition_holds(self._failure, obj)
+        if failed:
+            reason = str((cond or {}).get("reason") or "")
+            status = ExitStatus.TIMED_OUT if reason == "DeadlineExceeded" else ExitStatus.FAILED
+            self._set_outcome(t, status, _condition_text("failed", cond))
+        elif condition_holds(self._success, obj)[0]:
+            self._set_outcome(t, ExitStatus.COMPLETED, "")
+        self._settle(t)
+
+    def _job_gone(self, t: _Trial) -> None:
+        if t.deleted or t.outcome is not None:
+            return  # deleted by cancel(), or after its end (a TTL): the trial ends as it would
+        r = t.resource
+        self._finish(t, ExitStatus.FAILED, f"{r.kind} {t.name} was deleted outside automl")
+
+    def _pods_listed(self, items: list[dict[str, Any]], started: float) -> None:
+        with self._pods_cond:
+            self._pods = {_name(p): p for p in items}
+            self._pods_cond.notify_all()
+
+    def _pod_changed(self, kind: str, obj: dict[str, Any]) -> None:
+        with self._pods_cond:
+            if kind == "DELETED":
+                self._pods.pop(_name(obj), None)
+            else:
+                self._pods[_name(obj)] = obj
+            self._pods_cond.notify_all()
+
+    def _set_outcome(self, t: _Trial, status: ExitStatus, message: str) -> None:
+        with t.lock:
+            if t.outcome is None:
+                t.outcome = (status, message)
+                t.outcome_at = time.monotonic()
+
+    def _tick(self) -> None:
+        """Trial timeouts, and trials whose log drain timed out (no API request)."""
         tick = float(self._settings.get("poll_interval", 1.0))
-        drain_s = float(self._settings.get("log_drain_timeout", 30.0))
         while not self._closed.wait(tick):
             with self._lock:
                 trials = [t for t in self._trials.values() if not t.done.is_set()]
             now = time.monotonic()
             for t in trials:
                 try:
-                    self._check(t, now, drain_s)
+                    self._expire(t, now)
+                    self._settle(t)
                 except Exception as exc:  # one trial's API error must not stop the others
                     self._note(t, f"status check failed: {_short(exc)}")
 
-    def _check(self, t: _Trial, now: float, drain_s: float) -> None:
-        if not t.created or t.done.is_set():
+    def _expire(self, t: _Trial, now: float) -> None:
+        if not t.created or t.done.is_set() or t.outcome is not None:
             return
-        if t.outcome is None and t.deadline is not None and now >= t.deadline:
+        if t.deadline is not None and now >= t.deadline:
             timeout = self._template.timeout or 0.0
             self._delete(t)
             self._finish(
                 t, ExitStatus.TIMED_OUT, f"deleted after the trial timeout ({timeout:g} s)"
             )
+
+    def _settle(self, t: _Trial) -> None:
+        """End a trial whose condition holds once its log is read (or the drain timed out)."""
+        drain_s = float(self._settings.get("log_drain_timeout", 30.0))
+        with t.lock:
+            outcome, at = t.outcome, t.outcome_at
+        if outcome is None or t.done.is_set():
             return
-        if t.outcome is None:
-            r = t.resource
-            try:
-                obj = self._custom.get_namespaced_custom_object(
-                    r.group, r.version, self.namespace, r.plural, t.name, _request_timeout=30
-                )
-            except self._k8s.client.ApiException as exc:
-                if exc.status == 404 and t.deleted:
-                    return  # deleted by cancel(), which ends the trial itself
-                if exc.status == 404:
-                    self._finish(
-                        t, ExitStatus.FAILED, f"{r.kind} {t.name} was deleted outside automl"
-                    )
-                    return
-                raise
-            failed, cond = condition_holds(self._failure, obj)
-            if failed:
-                reason = str((cond or {}).get("reason") or "")
-                status = (
-                    ExitStatus.TIMED_OUT if reason == "DeadlineExceeded" else ExitStatus.FAILED
-                )
-                t.outcome = (status, _condition_text("failed", cond))
-            else:
-                ok, cond = condition_holds(self._success, obj)
-                if ok:
-                    t.outcome = (ExitStatus.COMPLETED, "")
-            if t.outcome is not None:
-                t.outcome_at = now
-        if t.outcome is not None and (t.reader_done.is_set() or now - t.outcome_at >= drain_s):
-            status, message = t.outcome
-            if status is not ExitStatus.COMPLETED and t.tail:
-                message = f"{message}; last output:\n" + "\n".join(t.tail)
-            if not self._template.retain:
-                self._delete(t)
-            self._finish(t, status, message)
+        if not (t.reader_done.is_set() or time.monotonic() - at >= drain_s):
+            return
+        status, message = outcome
+        if status is not ExitStatus.COMPLETED and t.tail:
+            message = f"{message}; last output:\n" + "\n".join(t.tail)
+        if not self._template.retain:
+            self._delete(t)
+        self._finish(t, status, message)
 
     def _delete(self, t: _Trial) -> None:
         r = t.resource
@@ -719,6 +925,9 @@ class KubernetesExecutor(Executor):
             t.log.close()
         with self._lock:
             self._trials.pop(t.run.trial_id, None)
+            self._by_name.pop((t.resource.group, t.resource.plural, t.name), None)
+        with self._pods_cond:  # wake its log reader
+            self._pods_cond.notify_all()
         self._events.put(TrialEvent(t.run.trial_id, exit=TrialExit(status, message)))
 
     # -- interface ---------------------------------------------------------------------------
@@ -740,13 +949,26 @@ class KubernetesExecutor(Executor):
         self._finish(t, ExitStatus.CANCELLED, "cancelled")
 
     def close(self) -> None:
-        """Delete the jobs of trials that still run and stop the monitor."""
+        """Delete the jobs of trials that still run and stop the monitor and the watches."""
         with self._lock:
             trials = list(self._trials.values())
         for t in trials:
             self.cancel(t.run.trial_id)
-        self._closed.set()
+        with self._lock:
+            self._closed.set()
+            watchers = list(self._watchers.values())
+        for w in watchers:
+            if w.watch is not None:
+                w.watch.stop()
+            resp = w.resp
+            if resp is not None:  # a watch blocks in a read until its timeout: end it now
+                with contextlib.suppress(Exception):
+                    resp.shutdown()
+        end = time.monotonic() + 5
         self._monitor.join(timeout=5)
+        for w in watchers:
+            if w.thread is not None:
+                w.thread.join(timeout=max(0.0, end - time.monotonic()))
         with contextlib.suppress(Exception):
             self._api.close()
 
@@ -828,15 +1050,41 @@ _FATAL_WAITING = frozenset(
 )
 
 
-def _stuck(pod: Any) -> str | None:
+def _stuck(pod: Mapping[str, Any] | None) -> str | None:
     """Why a pod's container can never start (a bad image, a missing secret), or None."""
-    if pod is None or pod.status is None:
+    if pod is None:
         return None
-    for cs in pod.status.container_statuses or []:
-        waiting = cs.state.waiting if cs.state is not None else None
-        if waiting is not None and waiting.reason in _FATAL_WAITING:
-            return f"{waiting.reason}" + (f": {waiting.message}" if waiting.message else "")
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason, message = waiting.get("reason"), waiting.get("message")
+        if reason in _FATAL_WAITING:
+            return f"{reason}" + (f": {message}" if message else "")
     return None
+
+
+def _container_started(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Running", "Succeeded", "Failed"):
+        return True
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if state.get("running") or state.get("terminated"):
+            return True
+    return False
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str(_meta(obj).get("name") or "")
+
+
+def _labels_match(obj: Mapping[str, Any], want: Mapping[str, str]) -> bool:
+    labels = _meta(obj).get("labels") or {}
+    return all(labels.get(k) == v for k, v in want.items())
 
 
 def _condition_text(what: str, cond: Mapping[str, Any] | None) -> str:

@@ -9,7 +9,13 @@ of the Kubernetes REST API that ``trials._kubernetes.KubernetesExecutor`` uses, 
   ``GET`` of the collection with ``labelSelector`` (batch/v1 jobs, kubeflow.org/v1 pytorchjobs);
 * ``GET /api/v1/namespaces/{ns}/pods?labelSelector=...``, ``GET .../pods/{name}`` and
   ``GET .../pods/{name}/log`` with ``container``, ``follow`` and ``timestamps``;
-* ``GET /api/v1/namespaces/{ns}/configmaps/{name}``.
+* ``GET /api/v1/namespaces/{ns}/configmaps/{name}``;
+* ``?watch=true`` on the job and pod collections: a chunked stream of JSON lines
+  ``{"type": "ADDED|MODIFIED|DELETED", "object": {...}}`` after ``resourceVersion`` (every
+  object, and each list, carries one from a single counter), filtered by ``labelSelector``,
+  ended after ``timeoutSeconds``. A watch from a resourceVersion older than
+  :meth:`FakeKubernetesApiServer.expire_watches` allows gets the ``ERROR`` event with a
+  ``410 Expired`` Status, as a real server's compacted history does.
 
 It "runs" a job the way a kubelet would, minus the image: each pod's first container's
 ``command + args`` runs as a local subprocess (``python``/``python3`` resolve to this
@@ -91,6 +97,8 @@ class FakeKubernetesApiServer:
         created: Every object POSTed, as received.
         deleted: ``(plural, name, propagationPolicy)`` of every DELETE.
         requests: ``(method, path)`` of every request.
+        calls: ``(method, path, query)`` of every request (``query`` with its last values).
+        gone_served: Watches answered ``410 Expired``.
         config_maps: ``{(namespace, name): {key: text}}`` served to GET configmaps.
     """
 
@@ -100,11 +108,25 @@ class FakeKubernetesApiServer:
         self.created: list[dict[str, Any]] = []
         self.deleted: list[tuple[str, str, str | None]] = []
         self.requests: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str, dict[str, str]]] = []
+        self.rv = 100  # the resourceVersion counter (a list never says "0": "any version")
+        #: (resourceVersion, collection, namespace, type, object) of every change.
+        self.history: list[tuple[int, str, str, str, dict[str, Any]]] = []
+        self.gone_served = 0
+        self._expired_before = 0  # watches from an older resourceVersion get 410
+        self._watch_epoch = 0  # bumped to end every open watch stream
+        self._watch_gate = threading.Event()  # cleared: new watches wait (see hold_watches)
+        self._watch_gate.set()
+        self._stopping = False
+        self.changed = threading.Condition()
         self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
         #: End each pod's first follow stream after this many lines, as an API server restart
         #: would, while the container keeps running (None: streams run to the end).
         self.drop_log_after: int | None = None
         self.log_connections = 0
+        #: Pods get only their controller's labels (job-name...), not the template's, as with a
+        #: controller that does not copy them: no watch by the experiment's label sees them.
+        self.unlabelled_pods = False
         self._streamed: set[tuple[str, str]] = set()
         self.lock = threading.RLock()
         double = self
@@ -124,7 +146,7 @@ class FakeKubernetesApiServer:
             def do_DELETE(self) -> None:
                 double._handle(self, "DELETE")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -143,6 +165,10 @@ class FakeKubernetesApiServer:
             pods = list(self.pods.values())
         for p in pods:
             self._kill(p)
+        with self.changed:  # end the watch streams
+            self._stopping = True
+            self._watch_gate.set()
+            self.changed.notify_all()
         self._server.shutdown()
         self._server.server_close()
 
@@ -175,6 +201,28 @@ class FakeKubernetesApiServer:
         with self.lock:
             return [o for (pl, _, _), o in self.objects.items() if pl == plural]
 
+    def hold_watches(self) -> None:
+        """End every open watch stream; new watch requests wait until :meth:`expire_watches`.
+
+        Changes made meanwhile are in the history, but no client sees them.
+        """
+        with self.changed:
+            self._watch_gate.clear()
+            self._watch_epoch += 1
+            self.changed.notify_all()
+
+    def expire_watches(self) -> None:
+        """Compact the history: a watch from any resourceVersion issued so far gets ``410``.
+
+        Also ends open watch streams and lets held watch requests proceed (to their 410).
+        """
+        with self.lock, self.changed:
+            self.rv += 1  # what a list returns from now on stays valid
+            self._expired_before = self.rv
+            self._watch_epoch += 1
+            self._watch_gate.set()
+            self.changed.notify_all()
+
     def running_processes(self) -> int:
         """Pods whose process still runs."""
         with self.lock:
@@ -186,6 +234,7 @@ class FakeKubernetesApiServer:
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         with self.lock:
             self.requests.append((method, url.path))
+            self.calls.append((method, url.path, dict(query)))
         length = int(h.headers.get("Content-Length") or 0)
         body = json.loads(h.rfile.read(length) or b"null") if length else None
         try:
@@ -201,6 +250,8 @@ class FakeKubernetesApiServer:
                     return self._log(h, ns, str(name), query)
                 if name:
                     return self._pod(h, ns, name)
+                if _is_watch(query):
+                    return self._watch(h, "pods", ns, query)
                 return self._pod_list(h, ns, query.get("labelSelector", ""))
             m = _CM.match(url.path)
             if m and method == "GET":
@@ -264,10 +315,13 @@ class FakeKubernetesApiServer:
                 obj["metadata"]["creationTimestamp"] = _now()
                 obj["status"] = {"startTime": _now()}
                 self.objects[key] = obj
+                self._changed(plural, ns, "ADDED", obj)
                 self.created.append(json.loads(json.dumps(body)))
             self._start(plural, ns, obj)
             return self._send(h, 201, obj)
         if method == "GET" and name is None:
+            if _is_watch(query):
+                return self._watch(h, plural, ns, query)
             selector = _selector(query.get("labelSelector", ""))
             with self.lock:
                 items = [
@@ -275,7 +329,10 @@ class FakeKubernetesApiServer:
                     for (pl, n, _), o in self.objects.items()
                     if pl == plural and n == ns and _matches(o, selector)
                 ]
-            return self._send(h, 200, {"apiVersion": f"{group}/{version}", "items": items})
+                data = json.loads(json.dumps(items))
+                rv = str(self.rv)
+            doc = {"apiVersion": f"{group}/{version}", "metadata": {"resourceVersion": rv}}
+            return self._send(h, 200, {**doc, "items": data})
         key = (plural, ns, str(name))
         if method == "GET":
             with self.lock:
@@ -292,6 +349,9 @@ class FakeKubernetesApiServer:
                 pods = [p for p in self.pods.values() if _owned(p, str(name))]
                 for p in pods:
                     self.pods.pop((p.namespace, p.name), None)
+                    self._changed("pods", p.namespace, "DELETED", p.obj)
+                if obj is not None:
+                    self._changed(plural, ns, "DELETED", obj)
             if obj is None:
                 return self._not_found(h, plural, str(name))
             for p in pods:
@@ -336,7 +396,7 @@ class FakeKubernetesApiServer:
             "metadata": {
                 "name": pod_name,
                 "namespace": ns,
-                "labels": {**(meta.get("labels") or {}), **labels},
+                "labels": {**({} if self.unlabelled_pods else meta.get("labels") or {}), **labels},
                 "creationTimestamp": _now(),
                 "ownerReferences": [
                     {"apiVersion": "automl.test/v1", "kind": plural, "name": job, "uid": "0"}
@@ -368,6 +428,7 @@ class FakeKubernetesApiServer:
             }
             with self.lock:
                 self.pods[(ns, pod_name)] = pod
+                self._changed("pods", ns, "ADDED", pod_obj)
             return
         argv = [
             str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]
@@ -380,6 +441,7 @@ class FakeKubernetesApiServer:
             env.pop(k, None)  # a pod shares no files with the controller
         with self.lock:
             self.pods[(ns, pod_name)] = pod
+            self._changed("pods", ns, "ADDED", pod_obj)
         try:
             pod.proc = subprocess.Popen(
                 argv,
@@ -423,9 +485,12 @@ class FakeKubernetesApiServer:
                     }
                 ],
             }
+            if self.pods.get((ns, pod.name)) is pod:
+                self._changed("pods", ns, "MODIFIED", pod.obj)
             obj = self.objects.get((plural, ns, job))
             if obj is not None:
                 self._job_status(plural, obj, pod, code)
+                self._changed(plural, ns, "MODIFIED", obj)
         with pod.cond:
             pod.finished.set()
             pod.cond.notify_all()
@@ -462,6 +527,85 @@ class FakeKubernetesApiServer:
             pod.finished.set()
             pod.cond.notify_all()
 
+    # -- watch -------------------------------------------------------------------------------
+    def _changed(self, collection: str, ns: str, kind: str, obj: dict[str, Any]) -> None:
+        """Record a change (the caller holds ``self.lock``): a new resourceVersion, an event."""
+        self.rv += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
+        self.history.append((self.rv, collection, ns, kind, json.loads(json.dumps(obj))))
+        with self.changed:
+            self.changed.notify_all()
+
+    def _watch(
+        self, h: BaseHTTPRequestHandler, collection: str, ns: str, query: dict[str, str]
+    ) -> None:
+        wanted = _selector(query.get("labelSelector", ""))
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 1800)
+        while not self._watch_gate.wait(0.2):  # held by hold_watches()
+            if time.monotonic() >= deadline:
+                break
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.send_header("Connection", "close")
+        h.end_headers()
+
+        def send(event: dict[str, Any]) -> None:
+            data = (json.dumps(event) + "\n").encode()
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            h.wfile.flush()
+
+        with self.lock, self.changed:
+            epoch = self._watch_epoch
+            since = query.get("resourceVersion") or ""
+            expired = bool(since) and since != "0" and int(since) < self._expired_before
+            if expired:
+                self.gone_served += 1
+            if not since or since == "0":  # no version: the current objects, as ADDED
+                start = self.rv
+                if collection == "pods":
+                    now = [p.obj for (n, _), p in self.pods.items() if n == ns]
+                else:
+                    now = [
+                        o for (pl, n, _), o in self.objects.items() if (pl, n) == (collection, ns)
+                    ]
+                first = [json.loads(json.dumps(o)) for o in now if _matches(o, wanted)]
+            else:
+                start, first = int(since), []
+        if expired:
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "message": f"too old resource version: {since} ({self._expired_before})",
+                "reason": "Expired",
+                "code": 410,
+            }
+            send({"type": "ERROR", "object": status})
+        else:
+            for o in first:
+                send({"type": "ADDED", "object": o})
+            while True:
+                with self.lock:
+                    batch = [
+                        e
+                        for e in self.history
+                        if e[0] > start and e[1:3] == (collection, ns) and _matches(e[4], wanted)
+                    ]
+                    start = self.rv
+                for _, _, _, kind, obj in batch:
+                    send({"type": kind, "object": obj})
+                with self.changed:
+                    if self._stopping or self._watch_epoch != epoch:
+                        break
+                    if time.monotonic() >= deadline:
+                        break
+                    if self.rv == start:
+                        self.changed.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+        h.wfile.write(b"0\r\n\r\n")
+        h.wfile.flush()
+        h.close_connection = True
+
     # -- pods --------------------------------------------------------------------------------
     def _pod(self, h: BaseHTTPRequestHandler, ns: str, name: str) -> None:
         with self.lock:
@@ -479,7 +623,10 @@ class FakeKubernetesApiServer:
                 for (n, _), p in self.pods.items()
                 if n == ns and _matches(p.obj, wanted)
             ]
-        self._send(h, 200, {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+            meta = {"resourceVersion": str(self.rv)}
+        self._send(
+            h, 200, {"apiVersion": "v1", "kind": "PodList", "metadata": meta, "items": items}
+        )
 
     def _log(self, h: BaseHTTPRequestHandler, ns: str, name: str, query: dict[str, str]) -> None:
         with self.lock:
@@ -524,6 +671,18 @@ class FakeKubernetesApiServer:
         h.wfile.write(b"0\r\n\r\n")
         h.wfile.flush()
         h.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that closes a kept-alive connection (ApiClient.close, a shut-down watch)
+        # is no error of the double's; anything else is printed as usual.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
+def _is_watch(query: dict[str, str]) -> bool:
+    return query.get("watch", "").lower() in ("true", "1")  # the client sends "True"
 
 
 def _selector(text: str) -> dict[str, str]:

@@ -287,6 +287,8 @@ def test_bad_settings_image_and_context_fail_before_any_trial(
         ({"image": None}, "executor.image"),
         ({"context": "elsewhere"}, "executor.context"),
         ({"settings": {"poll_interval": -1}}, "executor.settings.poll_interval"),
+        ({"settings": {"watch_timeout": 0}}, "executor.settings.watch_timeout"),
+        ({"settings": {"pod_list_after": "soon"}}, "executor.settings.pod_list_after"),
         ({"settings": {"colour": "blue"}}, "executor.settings.colour"),
     ]
     for over, path in cases:
@@ -575,3 +577,133 @@ def test_gjson_outside_the_subset_is_refused(expression: str) -> None:
 
     with pytest.raises(GJSONError):
         compile_path(expression)
+
+
+# -- watch ---------------------------------------------------------------------------------
+def _status_calls(api: FakeKubernetesApiServer, collection: str) -> dict[str, int]:
+    """Requests on a collection: item GETs, LISTs and WATCHes (logs excluded)."""
+    out = {"get": 0, "list": 0, "watch": 0}
+    for method, path, query in api.calls:
+        if method != "GET" or not path.startswith(collection) or path.endswith("/log"):
+            continue
+        if path.rstrip("/") != collection:
+            out["get"] += 1
+        elif query.get("watch", "").lower() == "true":
+            out["watch"] += 1
+        else:
+            out["list"] += 1
+    return out
+
+
+def test_watch_makes_status_requests_per_experiment_not_per_trial(
+    api: FakeKubernetesApiServer, tmp_path: Path
+) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kubeconfig")
+    doc = spec_doc(kc, tmp_path, budget={"max_trials": 6, "parallel": 6})
+    doc["trial"]["command"] = ["python", str(tmp_path / "train.py"), "${x}", "4"]
+    client = run_exp(tmp_path, doc)
+    trials = client.trials("k8s-exp")
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 6
+    for t in trials:  # every step's metric, read while the job ran, then its completion
+        assert t.metrics["loss"].max == pytest.approx(t.params["x"] * 4, rel=1e-5)
+    assert api.live("jobs") == [] and len(api.deleted) == 6
+    # Polling made a job GET per running trial per poll_interval (0.1 s here) and pod LISTs
+    # until each container started; the watch needs one LIST and one WATCH for all six jobs,
+    # and the same for their pods.
+    jobs = _status_calls(api, "/apis/batch/v1/namespaces/team-a/jobs")
+    pods = _status_calls(api, "/api/v1/namespaces/team-a/pods")
+    assert jobs["get"] == 0 and pods["get"] == 0, (jobs, pods)
+    assert 1 <= jobs["list"] <= 2 and 1 <= jobs["watch"] <= 2, jobs
+    assert 1 <= pods["list"] <= 2 and 1 <= pods["watch"] <= 2, pods
+    watches = [q for m, p, q in api.calls if q.get("watch", "").lower() == "true"]
+    for q in watches:  # the experiment's label, from the list's version, renewed in time
+        assert q["labelSelector"] == "automl.dev/experiment=k8s-exp"
+        assert int(q["resourceVersion"]) >= 1 and int(q["timeoutSeconds"]) == 300
+
+
+def test_expired_watch_relists_and_loses_no_trial(
+    api: FakeKubernetesApiServer, tmp_path: Path
+) -> None:
+    kc = api.write_kubeconfig(tmp_path / "kubeconfig")
+    doc = spec_doc(kc, tmp_path)
+    doc["trial"]["command"] = ["python", str(tmp_path / "train.py"), "${x}", "3"]
+    ex = KubernetesExecutor(parse_spec(yaml.safe_dump(doc), base_dir=tmp_path), tmp_path / "runs")
+    ids = ["k8s-exp-ghjklmnp", "k8s-exp-hjklmnpq", "k8s-exp-jklmnpqr"]
+    events: list[TrialEvent] = []
+    try:
+        for i, trial in enumerate(ids):
+            ex.submit(TrialRun(trial, "k8s-exp", i, {"x": 0.25 * (i + 1)}))
+        end = time.monotonic() + 30
+        while {e.trial_id for e in events if e.metrics} != set(ids) and time.monotonic() < end:
+            events.extend(ex.poll(0.1))
+        assert {e.trial_id for e in events if e.metrics} == set(ids)  # all three running
+        api.hold_watches()  # the watches end; the jobs complete while nobody watches
+        while api.running_processes() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert api.running_processes() == 0
+        assert all(len(o["status"].get("conditions", [])) == 1 for o in api.live("jobs"))
+        events.extend(ex.poll(0.5))
+        assert not [e for e in events if e.exit], "a trial ended with no job status seen"
+        lists_before = _status_calls(api, "/apis/batch/v1/namespaces/team-a/jobs")["list"]
+        api.expire_watches()  # the history the watches would resume from is gone: 410
+        while len([e for e in events if e.exit]) < 3 and time.monotonic() < end:
+            events.extend(ex.poll(0.1))
+    finally:
+        ex.close()
+    exits = {e.trial_id: e.exit for e in events if e.exit}
+    assert set(exits) == set(ids)
+    assert all(x.status is ExitStatus.COMPLETED for x in exits.values()), exits
+    assert api.gone_served >= 1
+    assert _status_calls(api, "/apis/batch/v1/namespaces/team-a/jobs")["list"] > lists_before
+    for i, trial in enumerate(ids):  # every step's metric came before the exit
+        losses = [e.metrics["loss"] for e in events if e.trial_id == trial and "loss" in e.metrics]
+        assert losses == pytest.approx([0.25 * (i + 1) * s for s in (1, 2, 3)], rel=1e-5)
+    assert api.live("jobs") == []
+
+
+def test_job_deleted_outside_automl_fails_the_trial(
+    api: FakeKubernetesApiServer, tmp_path: Path
+) -> None:
+    import urllib.request
+
+    kc = api.write_kubeconfig(tmp_path / "kubeconfig")
+    doc = spec_doc(
+        kc, tmp_path, trial={"command": ["python", str(tmp_path / "train.py"), "${x}", "100"]}
+    )
+    ex = KubernetesExecutor(parse_spec(yaml.safe_dump(doc), base_dir=tmp_path), tmp_path / "runs")
+    try:
+        ex.submit(TrialRun("k8s-exp-klmnpqrs", "k8s-exp", 0, {"x": 0.5}))
+        seen: list[TrialEvent] = []
+        end = time.monotonic() + 30
+        while not any(e.metrics for e in seen) and time.monotonic() < end:
+            seen.extend(ex.poll(0.1))
+        url = f"{api.url}/apis/batch/v1/namespaces/team-a/jobs/k8s-exp-klmnpqrs"
+        with urllib.request.urlopen(urllib.request.Request(url, method="DELETE")) as resp:
+            assert resp.status == 200  # "kubectl delete job", by someone else
+        events = collect(ex, "k8s-exp-klmnpqrs")
+    finally:
+        ex.close()
+    exit_ = events[-1].exit
+    assert exit_ is not None and exit_.status is ExitStatus.FAILED
+    assert "deleted outside automl" in exit_.message
+    assert api.running_processes() == 0
+
+
+def test_pods_the_watch_cannot_see_are_listed_per_trial(
+    api: FakeKubernetesApiServer, tmp_path: Path
+) -> None:
+    api.unlabelled_pods = True  # no pod carries the experiment's label
+    kc = api.write_kubeconfig(tmp_path / "kubeconfig")
+    doc = spec_doc(kc, tmp_path, budget={"max_trials": 1, "parallel": 1})
+    doc["executor"]["settings"] = {"poll_interval": 0.1, "pod_list_after": 0.5}
+    doc["trial"]["command"] = ["python", str(tmp_path / "train.py"), "${x}", "2"]
+    client = run_exp(tmp_path, doc)
+    (t,) = client.trials("k8s-exp")
+    assert t.state is TrialState.SUCCEEDED
+    assert t.metrics["loss"].max == pytest.approx(t.params["x"] * 2, rel=1e-5)
+    own = [
+        q
+        for m, p, q in api.calls
+        if p.endswith("/pods") and "job-name" in q.get("labelSelector", "")
+    ]
+    assert own and all(q["labelSelector"] == f"job-name={t.id}" for q in own)
