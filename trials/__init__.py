@@ -4,10 +4,12 @@ from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun
 from trials._collectors import PathMap
 from trials._gpu import (
     Allocation,
+    FreeMemory,
     GpuDevice,
     Request,
     ResourceAllocator,
     discover_gpus,
+    discover_gpus_live,
     parse_gpus,
     restrict_visible,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "Allocation",
     "Executor",
     "ExitStatus",
+    "FreeMemory",
     "GpuDevice",
     "InProcessExecutor",
     "KubernetesExecutor",
@@ -56,6 +59,7 @@ __all__ = [
     "call_objective",
     "check_local_resources",
     "discover_gpus",
+    "discover_gpus_live",
     "format_value",
     "free_port",
     "local_notice",

@@ -10,6 +10,24 @@ device whose free share (then free memory) is the smallest that still fits, so p
 devices fill up before an idle one is broken into, and whole-GPU requests still find whole free
 devices. A request that does not fit now simply waits (the executor reports no capacity); one
 that can never fit on this machine is a :class:`~automl.errors.SpecError` up front.
+
+GPU memory (``gpu_memory``) is packed against the devices' *live* free memory, re-read through
+the backend that found them (:func:`discover_gpus_live`) at most every ``refresh`` seconds, and
+only while some request asks for memory. Per device the rule is::
+
+    promised = gpu_memory of the trials holding the device
+    external = max(total - free_now - promised, the external seen when each holder was placed)
+    room     = total - promised - external
+
+Running trials are taken to use up to what they promised, so any use beyond that is someone
+else's (another job, a trial overrunning its promise, a finished trial's CUDA context still
+tearing down) and is kept out of ``room``; a trial that has allocated its memory is therefore not
+counted twice. A trial that has not allocated yet leaves memory free that another process may
+take: what was seen as external when a trial was placed stays counted until that trial ends, so
+the not-yet-allocated promise never hides memory others held then. (Memory another process takes
+between a trial's placement and its allocation cannot be told apart from the trial's: there is
+no per-process accounting.) With a device list that never
+changes (``free_now`` fixed), the rule is the snapshot rule ``room = memory_free - promised``.
 """
 
 from __future__ import annotations
@@ -19,7 +37,8 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from automl.core import Resources, parse_quantity
@@ -28,18 +47,25 @@ from automl.errors import SpecError, SpecIssue
 __all__ = [
     "GPUS_ENV",
     "Allocation",
+    "FreeMemory",
     "GpuDevice",
     "Request",
     "ResourceAllocator",
     "discover_gpus",
+    "discover_gpus_live",
     "parse_gpus",
     "restrict_visible",
 ]
 
 #: Simulated or pinned device list: JSON (a list of GpuDevice fields; memory as bytes or a
-#: quantity such as ``"16Gi"``), or the shorthand ``N`` / ``NxMEM`` (``4x16Gi``); ``0`` or an
+#: quantity such as ``"16Gi"``), the shorthand ``N`` / ``NxMEM`` (``4x16Gi``), or the path of a
+#: file holding either (re-read for live free memory, so a test can change it); ``0`` or an
 #: empty value for none.
 GPUS_ENV = "AUTOML_GPUS"
+
+#: Reads the devices' free memory now: bytes by device index (a device left out keeps its last
+#: reading). May raise; the allocator then keeps the last reading.
+FreeMemory = Callable[[], Mapping[int, int]]
 _UNITS = 10_000  # a device in integer units: 0.1 * 10 must fill it exactly, not overflow it
 _MIB = 1 << 20
 
@@ -76,14 +102,26 @@ def parse_gpus(raw: str) -> list[GpuDevice]:
     """Devices from an ``AUTOML_GPUS`` value.
 
     Args:
-        raw: ``"2"`` (two 16 GiB devices), ``"4x80Gi"``, ``"0"`` or ``""`` (none), or a JSON list
+        raw: ``"2"`` (two 16 GiB devices), ``"4x80Gi"``, ``"0"`` or ``""`` (none), a JSON list
             of objects with ``index``, ``uuid``, ``name``, ``memory_total``, ``memory_free``
-            (all optional but memory; indexes default to positions).
+            (all optional but memory; indexes default to positions), or the path of a file
+            holding one of these.
 
     Raises:
-        ValueError: The value is neither form.
+        ValueError: The value is none of these forms, or names a file that cannot be read.
     """
     raw = raw.strip()
+    if _is_path(raw):
+        try:
+            with open(os.path.expanduser(raw), encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise ValueError(
+                f"{GPUS_ENV} names the file {raw!r}, which cannot be read: {exc.strerror or exc}"
+            ) from None
+        if _is_path(text.strip()):
+            raise ValueError(f"{GPUS_ENV} file {raw!r} must hold a device list, not a path")
+        return parse_gpus(text)
     if raw in ("", "0", "none"):
         return []
     if raw.startswith("["):
@@ -117,6 +155,19 @@ def parse_gpus(raw: str) -> list[GpuDevice]:
     ]
 
 
+def _is_path(raw: str) -> bool:
+    return raw.startswith(("/", "./", "../", "~")) or raw.endswith(".json")
+
+
+def _file_free(raw: str, visible: str | None) -> FreeMemory:
+    path = os.path.expanduser(raw)
+
+    def read() -> Mapping[int, int]:
+        return {d.index: d.memory_free for d in restrict_visible(parse_gpus(path), visible)}
+
+    return read
+
+
 def _nvml() -> list[GpuDevice] | None:
     try:
         import pynvml  # type: ignore[import-not-found, unused-ignore]
@@ -146,6 +197,40 @@ def _nvml() -> list[GpuDevice] | None:
         pynvml.nvmlShutdown()
 
 
+def _nvml_free() -> Mapping[int, int]:
+    import pynvml  # type: ignore[import-not-found, unused-ignore]
+
+    pynvml.nvmlInit()
+    try:
+        return {
+            i: int(pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(i)).free)
+            for i in range(pynvml.nvmlDeviceGetCount())
+        }
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _torch_indexes(visible: str | None, count: int) -> list[int]:
+    """Device indexes of torch's ordinals 0..count-1 (torch numbers the visible ones)."""
+    entries = [e.strip() for e in visible.split(",")] if visible else []
+    return [
+        int(entries[i]) if i < len(entries) and entries[i].isdigit() else i for i in range(count)
+    ]
+
+
+def _torch_free(visible: str | None) -> FreeMemory:
+    def read() -> Mapping[int, int]:
+        import torch
+
+        n = torch.cuda.device_count()
+        return {
+            index: int(torch.cuda.mem_get_info(i)[0])
+            for i, index in enumerate(_torch_indexes(visible, n))
+        }
+
+    return read
+
+
 def _torch(visible: str | None) -> list[GpuDevice] | None:
     """Devices torch.cuda sees.
 
@@ -158,12 +243,10 @@ def _torch(visible: str | None) -> list[GpuDevice] | None:
     try:
         if not torch.cuda.is_available():
             return None
-        entries = [e.strip() for e in visible.split(",")] if visible else []
         out = []
-        for i in range(torch.cuda.device_count()):
+        for i, index in enumerate(_torch_indexes(visible, torch.cuda.device_count())):
             props = torch.cuda.get_device_properties(i)
             free, total = torch.cuda.mem_get_info(i)
-            index = int(entries[i]) if i < len(entries) and entries[i].isdigit() else i
             uuid = str(getattr(props, "uuid", f"cuda-{index}"))
             uuid = uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
             out.append(GpuDevice(index, uuid, str(props.name), int(total), int(free)))
@@ -203,6 +286,28 @@ def _nvidia_smi() -> list[GpuDevice] | None:
     return devices
 
 
+def _nvidia_smi_free() -> Mapping[int, int]:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return {}
+    out = subprocess.run(
+        [exe, "--query-gpu=index,memory.free", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    free = {}
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[0].isdigit():
+            try:
+                free[int(parts[0])] = int(float(parts[1])) * _MIB
+            except ValueError:
+                continue
+    return free
+
+
 def restrict_visible(devices: Sequence[GpuDevice], visible: str | None) -> list[GpuDevice]:
     """The devices a ``CUDA_VISIBLE_DEVICES`` value lets through, in its order.
 
@@ -233,21 +338,41 @@ def discover_gpus(env: Mapping[str, str] | None = None) -> list[GpuDevice]:
     Raises:
         SpecError: ``AUTOML_GPUS`` is set but malformed.
     """
+    return discover_gpus_live(env)[0]
+
+
+def discover_gpus_live(
+    env: Mapping[str, str] | None = None,
+) -> tuple[list[GpuDevice], FreeMemory | None]:
+    """This machine's GPUs (as :func:`discover_gpus`) and a reader of their free memory now.
+
+    The reader asks the backend that found the devices (NVML ``nvmlDeviceGetMemoryInfo``,
+    ``torch.cuda.mem_get_info``, ``nvidia-smi --query-gpu=memory.free``, or the ``AUTOML_GPUS``
+    file again); it is None where the memory cannot change (an inline ``AUTOML_GPUS`` value).
+
+    Args:
+        env: The environment to read ``AUTOML_GPUS`` and ``CUDA_VISIBLE_DEVICES`` from
+            (default: ``os.environ``).
+
+    Raises:
+        SpecError: ``AUTOML_GPUS`` is set but malformed.
+    """
     env = os.environ if env is None else env
     visible = env.get("CUDA_VISIBLE_DEVICES")
     raw = env.get(GPUS_ENV)
     if raw is not None:
         try:
-            return restrict_visible(parse_gpus(raw), visible)
+            listed = restrict_visible(parse_gpus(raw), visible)
         except (ValueError, json.JSONDecodeError) as exc:
             raise SpecError(f"{exc}", path=GPUS_ENV) from None
+        return listed, _file_free(raw.strip(), visible) if _is_path(raw.strip()) else None
     found = _nvml()
     if found is not None:
-        return restrict_visible(found, visible)
+        return restrict_visible(found, visible), _nvml_free
     found = _torch(visible)
     if found is not None:
-        return found  # already restricted by CUDA itself
-    return restrict_visible(_nvidia_smi() or [], visible)
+        return found, _torch_free(visible)  # already restricted by CUDA itself
+    return restrict_visible(_nvidia_smi() or [], visible), _nvidia_smi_free
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,27 +433,96 @@ class Allocation:
         return ",".join(str(i) for i in self.devices)
 
 
+class _State:
+    """The allocator's books, or a copy of them to try placements on."""
+
+    __slots__ = ("cpu", "floor", "memory", "units")
+
+    def __init__(
+        self, units: dict[int, int], memory: dict[int, int], floor: dict[int, int], cpu: float
+    ) -> None:
+        self.units = units  # device units in use
+        self.memory = memory  # bytes promised to the trials holding each device
+        self.floor = floor  # the most external use seen when a holder was placed
+        self.cpu = cpu
+
+    def copy(self) -> _State:
+        return _State(dict(self.units), dict(self.memory), dict(self.floor), self.cpu)
+
+
 class ResourceAllocator:
     """Hands devices and CPU cores to trials; thread-safe.
 
     Args:
         devices: The GPUs trials may use (see :func:`discover_gpus`).
         cpus: Cores trials may hold together (default: ``os.cpu_count()``).
+        free_memory: Reads the devices' free memory now (see :func:`discover_gpus_live`); None
+            to pack by the ``memory_free`` the devices were found with.
+        refresh: Seconds a reading of ``free_memory`` is reused for.
+
+    ``gpu_memory`` requests fit where ``room = total - promised - external`` covers them (see
+    the module docs): memory another process takes is skipped, and a trial that already holds
+    its promised memory is not counted twice.
     """
 
-    def __init__(self, devices: Sequence[GpuDevice], cpus: float | None = None) -> None:
+    def __init__(
+        self,
+        devices: Sequence[GpuDevice],
+        cpus: float | None = None,
+        *,
+        free_memory: FreeMemory | None = None,
+        refresh: float = 0.5,
+    ) -> None:
         self.devices = tuple(devices)
         self.cpus = float(cpus if cpus is not None else os.cpu_count() or 1)
         self._by_index = {d.index: d for d in self.devices}
-        self._units = dict.fromkeys(self._by_index, 0)  # units in use per device
-        self._memory = dict.fromkeys(self._by_index, 0)  # bytes reserved per device
-        self._cpu = 0.0
-        self._held: dict[str, tuple[Request, Allocation]] = {}
+        zero = dict.fromkeys(self._by_index, 0)
+        self._state = _State(dict(zero), dict(zero), dict(zero), 0.0)
+        self._free = {d.index: min(d.memory_free, d.memory_total) for d in self.devices}
+        self._reader = free_memory
+        self._refresh = refresh
+        self._read_at: float | None = None
+        self._held: dict[str, tuple[Request, Allocation, dict[int, int]]] = {}
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+
+    # -- live memory --------------------------------------------------------------------------
+    def _read_free(self, request: Request | None) -> None:
+        """Refresh the free-memory reading if ``request`` (None: any) needs it and it is stale."""
+        if self._reader is None:
+            return
+        if request is not None and (not request.gpu_memory or request.gpu <= 0):
+            return
+        with self._read_lock:  # one reader at a time; the others use its reading
+            now = time.monotonic()
+            if self._read_at is not None and now - self._read_at < self._refresh:
+                return
+            self._read_at = now
+            try:
+                got = dict(self._reader())
+            except Exception:  # a driver hiccup or a half-written file: keep the last reading
+                return
+        with self._lock:
+            for i, free in got.items():
+                d = self._by_index.get(i)
+                if d is not None:
+                    self._free[i] = max(0, min(int(free), d.memory_total))
+
+    def _external(self, d: GpuDevice, s: _State) -> int:
+        """Memory on ``d`` that no trial here promised, as far as can be told."""
+        used = d.memory_total - self._free[d.index]
+        return max(0, used - s.memory[d.index], s.floor[d.index])
+
+    def _room(self, d: GpuDevice, s: _State) -> int:
+        return d.memory_total - s.memory[d.index] - self._external(d, s)
 
     # -- checks -----------------------------------------------------------------------------
     def problems(self, request: Request, field: str) -> list[SpecIssue]:
         """Why ``request`` can never fit here, even on an idle machine.
+
+        With live free memory a device's total memory is the bound (memory others use now may
+        be freed; the trial waits for it); without it, the free memory the device was found
+        with.
 
         Args:
             request: What one trial asks.
@@ -351,15 +545,21 @@ class ResourceAllocator:
                     )
                 )
             elif request.gpu_memory is not None:
-                fit = [d for d in self.devices if d.memory_free >= request.gpu_memory]
+                live = self._reader is not None
+
+                def bound(d: GpuDevice) -> int:
+                    return d.memory_total if live else d.memory_free
+
+                fit = [d for d in self.devices if bound(d) >= request.gpu_memory]
                 if len(fit) < need:
-                    big = max(self.devices, key=lambda d: d.memory_free)
+                    big = max(self.devices, key=bound)
+                    what = "memory" if live else "free"
                     out.append(
                         SpecIssue(
                             f"{field}.gpu_memory",
                             f"needs {request.gpu_memory / (1 << 30):.3g} GiB on "
                             f"{need} device{'s' if need != 1 else ''}, but "
-                            f"{len(fit)} {'has' if len(fit) == 1 else 'have'} that much free "
+                            f"{len(fit)} {'has' if len(fit) == 1 else 'have'} that much {what} "
                             f"(largest: GPU {big.index} {big.name}, "
                             f"{big.memory_free / (1 << 30):.3g} GiB free of "
                             f"{big.memory_total / (1 << 30):.3g} GiB)",
@@ -376,55 +576,52 @@ class ResourceAllocator:
         return out
 
     # -- placement --------------------------------------------------------------------------
-    def _place(
-        self, r: Request, units: Mapping[int, int], memory: Mapping[int, int], cpu: float
-    ) -> tuple[int, ...] | None:
-        if r.cpu is not None and cpu + r.cpu > self.cpus + 1e-9:
+    def _place(self, r: Request, s: _State) -> tuple[int, ...] | None:
+        if r.cpu is not None and s.cpu + r.cpu > self.cpus + 1e-9:
             return None
         if r.gpu <= 0:
             return ()
         need_mem = r.gpu_memory or 0
 
-        def mem_left(d: GpuDevice) -> int:
-            return d.memory_free - memory[d.index]
+        def fits_memory(d: GpuDevice) -> bool:
+            return not need_mem or self._room(d, s) >= need_mem
 
         if r.whole:
-            idle = [d for d in self.devices if units[d.index] == 0 and mem_left(d) >= need_mem]
+            idle = [d for d in self.devices if s.units[d.index] == 0 and fits_memory(d)]
             # Best fit by memory when it matters: keep the roomiest devices for bigger asks.
-            idle.sort(key=lambda d: (mem_left(d) if need_mem else 0, d.index))
+            idle.sort(key=lambda d: (self._room(d, s) if need_mem else 0, d.index))
             want = r.slots * r.whole
             return tuple(d.index for d in idle[:want]) if len(idle) >= want else None
-        fits = [
-            d
-            for d in self.devices
-            if _UNITS - units[d.index] >= r.units and mem_left(d) >= need_mem
-        ]
+        fits = [d for d in self.devices if _UNITS - s.units[d.index] >= r.units and fits_memory(d)]
         # Best fit: the tightest device first (least share left after placing, then memory).
-        fits.sort(key=lambda d: (_UNITS - units[d.index] - r.units, mem_left(d), d.index))
+        fits.sort(key=lambda d: (_UNITS - s.units[d.index] - r.units, self._room(d, s), d.index))
         return tuple(d.index for d in fits[: r.slots]) if len(fits) >= r.slots else None
 
-    def _take(
-        self, r: Request, devices: tuple[int, ...], units: dict[int, int], memory: dict[int, int]
-    ) -> None:
+    def _take(self, r: Request, devices: tuple[int, ...], s: _State) -> dict[int, int]:
+        """Book ``r`` on ``devices``; the external use seen on each, for the trial's record."""
+        seen = {}
         for i in devices:
-            units[i] += _UNITS if r.whole else r.units
-            memory[i] += r.gpu_memory or 0
+            seen[i] = self._external(self._by_index[i], s)
+            s.floor[i] = max(s.floor[i], seen[i])
+            s.units[i] += _UNITS if r.whole else r.units
+            s.memory[i] += r.gpu_memory or 0
+        s.cpu += r.cpu or 0.0
+        return seen
 
     def allocate(self, trial_id: str, request: Request) -> Allocation | None:
         """Reserve what ``request`` needs for ``trial_id``; None when it does not fit now."""
+        self._read_free(request)
         with self._lock:
             if trial_id in self._held:
                 return self._held[trial_id][1]
-            devices = self._place(request, self._units, self._memory, self._cpu)
+            devices = self._place(request, self._state)
             if devices is None:
                 return None
-            self._take(request, devices, self._units, self._memory)
-            if request.cpu is not None:
-                self._cpu += request.cpu
+            seen = self._take(request, devices, self._state)
             alloc = Allocation(
                 devices, tuple(self._by_index[i].uuid for i in devices), request.cpu
             )
-            self._held[trial_id] = (request, alloc)
+            self._held[trial_id] = (request, alloc, seen)
             return alloc
 
     def release(self, trial_id: str) -> None:
@@ -433,33 +630,45 @@ class ResourceAllocator:
             held = self._held.pop(trial_id, None)
             if held is None:
                 return
-            r, alloc = held
+            r, alloc, _ = held
+            s = self._state
             for i in alloc.devices:
-                self._units[i] -= _UNITS if r.whole else r.units
-                self._memory[i] -= r.gpu_memory or 0
+                s.units[i] -= _UNITS if r.whole else r.units
+                s.memory[i] -= r.gpu_memory or 0
+                # The external use a trial saw when placed stays counted while it lives.
+                s.floor[i] = max(
+                    (seen.get(i, 0) for _, a, seen in self._held.values() if i in a.devices),
+                    default=0,
+                )
             if r.cpu is not None:
-                self._cpu = max(0.0, self._cpu - r.cpu)
+                s.cpu = max(0.0, s.cpu - r.cpu)
 
     def capacity(self, request: Request, limit: int = 1024) -> int:
         """How many more trials of ``request`` fit now (at most ``limit``)."""
+        self._read_free(request)
         with self._lock:
-            units, memory, cpu = dict(self._units), dict(self._memory), self._cpu
+            s = self._state.copy()
             n = 0
             while n < limit:
-                devices = self._place(request, units, memory, cpu)
+                devices = self._place(request, s)
                 if devices is None:
                     break
-                self._take(request, devices, units, memory)
-                cpu += request.cpu or 0.0
+                self._take(request, devices, s)
                 n += 1
             return n
 
     def usage(self) -> dict[int, float]:
         """The share of each device in use (1.0 = full)."""
         with self._lock:
-            return {i: u / _UNITS for i, u in self._units.items()}
+            return {i: u / _UNITS for i, u in self._state.units.items()}
+
+    def memory_room(self) -> dict[int, int]:
+        """Bytes of each device a ``gpu_memory`` request may still take now."""
+        self._read_free(None)
+        with self._lock:
+            return {d.index: max(0, self._room(d, self._state)) for d in self.devices}
 
     def held(self) -> dict[str, Allocation]:
         """What each trial holds now."""
         with self._lock:
-            return {t: a for t, (_, a) in self._held.items()}
+            return {t: a for t, (_, a, _) in self._held.items()}

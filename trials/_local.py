@@ -48,7 +48,14 @@ from trials._collectors import (
     scrape_prometheus,
     tfevent_metrics,
 )
-from trials._gpu import Allocation, GpuDevice, Request, ResourceAllocator, discover_gpus
+from trials._gpu import (
+    Allocation,
+    FreeMemory,
+    GpuDevice,
+    Request,
+    ResourceAllocator,
+    discover_gpus_live,
+)
 from trials._launch import free_port, nproc, python_command, torchrun_argv, torchrun_env
 from trials._metrics import (
     MetricLine,
@@ -237,9 +244,13 @@ class LocalProcessExecutor(Executor):
             read only when the template asks for ``resources.gpu``.
         cpus: Cores trials may hold together when ``resources.cpu`` is set (default:
             ``executor.settings.cpus``, else ``os.cpu_count()``).
+        free_memory: Reads the devices' free memory now, for ``resources.gpu_memory`` (default:
+            the discovering backend's reader when ``gpus`` is not given, else none: the
+            ``memory_free`` of ``gpus`` is used as it is).
 
     Resources: with ``resources.gpu`` each trial gets its devices in ``CUDA_VISIBLE_DEVICES``
-    (fractions packed best-fit onto shared devices, never over a device's share or free memory);
+    (fractions packed best-fit onto shared devices, never over a device's share or its live free
+    memory, see :class:`trials.ResourceAllocator`);
     with ``resources.cpu`` the running trials' cores never exceed ``cpus``. A trial that does not
     fit waits: :meth:`capacity` tells the controller, and one submitted anyway starts when
     another ends. ``processes_per_worker`` > 1 runs the trial's Python program under torchrun.
@@ -265,6 +276,7 @@ class LocalProcessExecutor(Executor):
         *,
         gpus: Sequence[GpuDevice] | None = None,
         cpus: float | None = None,
+        free_memory: FreeMemory | None = None,
     ) -> None:
         self._spec = spec
         self._template = spec.trial_template
@@ -299,7 +311,7 @@ class LocalProcessExecutor(Executor):
         self.notice: str | None = local_notice(spec, created)
         self._parser = TextMetricParser(spec.objective.metrics, mc.filters)
         self._request = Request.of(self._template.resources)
-        self._allocator = check_local_resources(spec, gpus, cpus)
+        self._allocator = check_local_resources(spec, gpus, cpus, free_memory=free_memory)
         self._waiting: collections.deque[TrialRun] = collections.deque()  # submitted, no room
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._procs: dict[str, _Proc] = {}
@@ -841,7 +853,11 @@ class LocalProcessExecutor(Executor):
 
 
 def check_local_resources(
-    spec: ExperimentSpec, gpus: Sequence[GpuDevice] | None = None, cpus: float | None = None
+    spec: ExperimentSpec,
+    gpus: Sequence[GpuDevice] | None = None,
+    cpus: float | None = None,
+    *,
+    free_memory: FreeMemory | None = None,
 ) -> ResourceAllocator | None:
     """The allocator a spec's trial resources need here (None without gpu or cpu), checked.
 
@@ -851,6 +867,8 @@ def check_local_resources(
         spec: The experiment.
         gpus: The devices (default: discovered, only when ``resources.gpu`` is set).
         cpus: Cores trials may hold (default: ``executor.settings.cpus``, else all).
+        free_memory: Reads the devices' live free memory (default: the discovering backend's
+            reader when ``gpus`` is not given).
 
     Raises:
         SpecError: The resources can never fit this machine (more GPUs or GPU memory than it
@@ -885,8 +903,9 @@ def check_local_resources(
         else:
             cpus = float(raw)
     if gpus is None and r.gpu > 0:
-        gpus = discover_gpus()
-    allocator = ResourceAllocator(gpus or (), cpus)
+        gpus, found = discover_gpus_live()
+        free_memory = free_memory or found
+    allocator = ResourceAllocator(gpus or (), cpus, free_memory=free_memory)
     issues.extend(allocator.problems(Request.of(r), field_))
     if issues:
         raise SpecError(issues)

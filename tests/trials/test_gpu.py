@@ -1,13 +1,16 @@
 """Local GPU and CPU allocation: discovery with simulated device lists, best-fit packing of
-fractions, whole devices, GPU memory, release on end and on kill, waiting instead of failing,
-and requests that can never fit as SpecErrors named by field."""
+fractions, whole devices, GPU memory (against live free memory), release on end and on kill,
+waiting instead of failing, and requests that can never fit as SpecErrors named by field."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import sys
+import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from trials import (
     parse_gpus,
     restrict_visible,
 )
+from trials._gpu import discover_gpus_live
 
 GiB = 1 << 30
 
@@ -200,6 +204,118 @@ def test_requests_that_can_never_fit_are_named() -> None:
     msgs = {i.path: i.message for i in a.problems(req(0, cpu=12), "x")}
     assert "8 cores" in msgs["x.cpu"]
     assert a.problems(req(1, slots=2, gpu_memory=4 * GiB), "x") == []
+
+
+# -- live free memory ------------------------------------------------------------------------
+class Free:
+    """Free memory by device index, as a test sets it, and how often it was read."""
+
+    def __init__(self, free: Mapping[int, int]) -> None:
+        self.free = dict(free)
+        self.reads = 0
+
+    def __call__(self) -> dict[int, int]:
+        self.reads += 1
+        return dict(self.free)
+
+
+def test_a_device_another_process_filled_is_skipped() -> None:
+    free = Free({0: 16 * GiB, 1: 16 * GiB})
+    a = ResourceAllocator(devices(2), free_memory=free, refresh=0)
+    r = req(0.25, gpu_memory=6 * GiB)
+    assert a.allocate("t0", r).devices == (0,)  # type: ignore[union-attr]
+    # t0 uses its 6 GiB and another process takes 8 GiB more of device 0: 2 GiB are free.
+    free.free[0] = 2 * GiB
+    # Best fit would pick the shared device 0; it no longer has room, so device 1 it is.
+    assert a.allocate("t1", r).devices == (1,)  # type: ignore[union-attr]
+    assert a.memory_room() == {0: 2 * GiB, 1: 10 * GiB}
+    assert a.capacity(r) == 1  # one more on device 1, none on device 0
+    free.free[0] = 10 * GiB  # the other process is gone; t0 still uses its 6 GiB
+    assert a.capacity(r) == 2
+
+
+def test_a_trial_waits_until_memory_frees() -> None:
+    free = Free({0: 1 * GiB})  # another process holds almost all of it
+    a = ResourceAllocator(devices(1), free_memory=free, refresh=0)
+    r = req(0.5, gpu_memory=6 * GiB)
+    assert a.problems(r, "x") == []  # the device is big enough: wait, do not fail
+    assert a.capacity(r) == 0 and a.allocate("t", r) is None
+    free.free[0] = 16 * GiB
+    assert a.capacity(r) == 2 and a.allocate("t", r) is not None
+    # t ends, but its CUDA context is still tearing down: its memory is not free yet.
+    free.free[0] = 8 * GiB
+    a.release("t")
+    assert a.capacity(r) == 1
+    free.free[0] = 16 * GiB
+    assert a.capacity(r) == 2
+
+
+def test_promised_memory_counts_once_whether_used_or_not() -> None:
+    free = Free({0: 16 * GiB})
+    a = ResourceAllocator(devices(1), free_memory=free, refresh=0)
+    r = req(0.25, gpu_memory=5 * GiB)
+    assert a.allocate("a", r) is not None
+    assert a.capacity(r) == 2  # a has not allocated yet: its 5 GiB are promised
+    free.free[0] = 11 * GiB  # a now uses its 5 GiB
+    assert a.capacity(r) == 2 and a.memory_room() == {0: 11 * GiB}  # not counted twice
+    free.free[0] = 7 * GiB  # a uses 9 GiB, 4 more than promised: that is taken too
+    assert a.capacity(r) == 1 and a.memory_room() == {0: 7 * GiB}
+    a.release("a")
+    free.free[0] = 12 * GiB  # another process holds 4 GiB when b is placed
+    assert a.allocate("b", r) is not None
+    # b has not allocated yet, so the device shows 12 GiB free; the 4 GiB seen when b was
+    # placed still count: 16 - 5 (b) - 4 (other) = 7 GiB, one more trial, not two.
+    assert a.memory_room() == {0: 7 * GiB} and a.capacity(r) == 1
+    free.free[0] = 7 * GiB  # b allocated: same room
+    assert a.memory_room() == {0: 7 * GiB}
+    a.release("b")
+    free.free[0] = 16 * GiB  # idle, the other process gone: all of it again
+    assert a.memory_room() == {0: 16 * GiB} and a.capacity(r) == 3
+
+
+def test_free_memory_is_read_only_for_gpu_memory_requests_and_cached() -> None:
+    full = Free({0: 0, 1: 0})  # would block any memory request
+    a = ResourceAllocator(devices(2), free_memory=full, refresh=3600)
+    b = ResourceAllocator(devices(2))
+    for i, g in enumerate([0.5, 0.25, 1, 0.5, 0.25]):  # no gpu_memory: exactly as without it
+        assert a.allocate(f"t{i}", req(g)) == b.allocate(f"t{i}", req(g))
+        assert a.capacity(req(0.25)) == b.capacity(req(0.25))
+    assert full.reads == 0
+    r = req(0.1, gpu_memory=GiB)
+    assert [a.capacity(r), a.capacity(r), a.allocate("m", r)] == [0, 0, None]
+    assert full.reads == 1  # one reading serves until it is `refresh` seconds old
+    # A reader that fails keeps the last reading.
+    calls = []
+
+    def flaky() -> dict[int, int]:
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("NVML: GPU is lost")
+        return {0: 3 * GiB}
+
+    c = ResourceAllocator(devices(1), free_memory=flaky, refresh=0)
+    assert c.capacity(r) == 3 and c.capacity(r) == 3 and len(calls) == 2
+
+
+def write_gpus(path: Path, free: list[int], total: int = 16 * GiB) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([{"memory_total": total, "memory_free": f} for f in free]))
+    os.replace(tmp, path)  # readers never see half a file
+
+
+def test_automl_gpus_file_is_reread_for_free_memory(tmp_path: Path) -> None:
+    path = tmp_path / "gpus.json"
+    write_gpus(path, [16 * GiB, 4 * GiB, 8 * GiB])
+    found, read = discover_gpus_live({"AUTOML_GPUS": str(path), "CUDA_VISIBLE_DEVICES": "2,1"})
+    assert [(d.index, d.memory_free) for d in found] == [(2, 8 * GiB), (1, 4 * GiB)]
+    assert read is not None and read() == {2: 8 * GiB, 1: 4 * GiB}
+    write_gpus(path, [16 * GiB, 16 * GiB, GiB])
+    assert read() == {2: GiB, 1: 16 * GiB}
+    assert discover_gpus({"AUTOML_GPUS": str(path)})[2].memory_free == GiB
+    assert discover_gpus_live({"AUTOML_GPUS": "2x8Gi"})[1] is None  # an inline list never changes
+    with pytest.raises(SpecError) as e:
+        discover_gpus({"AUTOML_GPUS": str(tmp_path / "missing.json")})
+    assert e.value.issues[0].path == "AUTOML_GPUS" and "missing.json" in e.value.issues[0].message
 
 
 # -- through the executor and the controller -------------------------------------------------
@@ -391,6 +507,140 @@ def test_devices_free_when_a_trial_ends_crashes_or_is_killed(tmp_path: Path) -> 
         assert [e.trial_id for e in got if e.started] == ["a", "b", "c"]
         assert {cvd(tmp_path, t) for t in "abc"} == {"5"}
         assert ex.capacity() == 1 and not (tmp_path / "runs" / "exec" / "d" / "trial.log").exists()
+    finally:
+        ex.close()
+
+
+def test_experiment_skips_a_filled_device_and_waits_for_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process holds both 16 GiB devices when the experiment starts: trials that need
+    # 6 GiB wait (no SpecError, no OOM) until device 1 frees; device 0 stays full and is skipped.
+    gpus = tmp_path / "gpus.json"
+    write_gpus(gpus, [GiB, GiB])
+    monkeypatch.setenv("AUTOML_GPUS", str(gpus))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    f = write_exp(tmp_path, {"gpu": 0.25, "gpu_memory": "6Gi"}, trials=3, parallel=3)
+    doc = yaml.safe_load(f.read_text())
+    doc["budget"]["timeout"] = 120  # if trials never started, fail rather than wait forever
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    freed: list[float] = []
+
+    def free_device_1() -> None:
+        time.sleep(1.0)
+        freed.append(time.time())
+        write_gpus(gpus, [GiB, 16 * GiB])
+
+    other = threading.Thread(target=free_device_1)
+    other.start()
+    client = Client(f"sqlite:///{tmp_path / 's.db'}", runs_dir=tmp_path / "runs")
+    try:
+        client.run(f)
+    finally:
+        other.join()
+    assert [t.state for t in client.trials("gpus")] == [TrialState.SUCCEEDED] * 3
+    records = seen(tmp_path)
+    assert {r["cvd"] for r in records} == {"1"}
+    assert all(r["start"] >= freed[0] for r in records)  # none started before the memory freed
+    # Shares allow 4 per device; 16 GiB allow 2 of 6 GiB.
+    assert max_overlap([(r["start"], r["end"]) for r in records]) <= 2
+
+
+USER = """
+import fcntl, json, os, signal, sys, time
+path, need, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dev = int(os.environ["CUDA_VISIBLE_DEVICES"])
+
+def change(delta):  # what cudaMalloc and freeing do to the device's free memory
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(path) as f:
+            items = json.load(f)
+        if items[dev]["memory_free"] + delta < 0:
+            print("CUDA out of memory", flush=True)
+            sys.exit(1)
+        items[dev]["memory_free"] += delta
+        with open(path + ".tmp", "w") as f:
+            json.dump(items, f)
+        os.replace(path + ".tmp", path)
+
+def stop(*_):
+    change(need)
+    sys.exit(0)
+
+signal.signal(signal.SIGTERM, stop)
+change(-need)
+print("allocated", flush=True)
+if mode == "hold":
+    while True:
+        time.sleep(0.05)
+time.sleep(0.2)
+change(need)
+"""
+
+
+def test_running_trials_memory_is_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trials take their memory from the simulated device (and OOM if it is not there). Once a
+    # trial uses its 6 GiB the device shows 10 GiB free and 6 GiB promised: one more fits, not
+    # zero; with two using 12 GiB, a third waits until one ends and its memory is free.
+    gpus = tmp_path / "gpus.json"
+    write_gpus(gpus, [16 * GiB])
+    monkeypatch.setenv("AUTOML_GPUS", str(gpus))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    script = tmp_path / "user.py"
+    script.write_text(USER)
+    doc = {
+        "name": "exec",
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "algorithm": "random",
+        "parameters": {"mode": ["hold", "run"]},
+        "trial": {
+            "command": [sys.executable, str(script), str(gpus), str(6 * GiB), "${mode}"],
+            "resources": {"gpu": 0.25, "gpu_memory": "6Gi"},
+        },
+    }
+    (tmp_path / "exec.yaml").write_text(yaml.safe_dump(doc))
+    spec = load_spec(tmp_path / "exec.yaml")
+    found = discover_gpus_live()[1]
+    assert found is not None
+    reads = [0]
+
+    def counted() -> Mapping[int, int]:
+        reads[0] += 1
+        return found()
+
+    def fresh() -> int:
+        # Ask again until the allocator has taken a new reading of the device.
+        n = reads[0]
+        end = time.monotonic() + 20
+        while reads[0] == n and time.monotonic() < end:
+            ex.capacity()
+            time.sleep(0.05)
+        return ex.capacity() or 0
+
+    def allocated(free: int) -> None:
+        end = time.monotonic() + 20
+        while json.loads(gpus.read_text())[0]["memory_free"] != free:
+            assert time.monotonic() < end, gpus.read_text()
+            time.sleep(0.05)
+
+    ex = LocalProcessExecutor(spec, tmp_path / "runs", free_memory=counted)
+    try:
+        assert ex.capacity() == 2
+        ex.submit(TrialRun("a", "exec", 0, {"mode": "hold"}))
+        allocated(10 * GiB)
+        assert fresh() == 1  # a's 6 GiB count once: used, and promised
+        ex.submit(TrialRun("b", "exec", 1, {"mode": "hold"}))
+        allocated(4 * GiB)
+        assert fresh() == 0
+        ex.submit(TrialRun("c", "exec", 2, {"mode": "run"}))  # waits for room
+        ex.cancel("a")  # frees its memory as it exits; then c fits
+        got = wait_for(ex, lambda ev: any(e.exit and e.trial_id == "c" for e in ev))
+        exits = {e.trial_id: e.exit.status for e in got if e.exit}
+        assert exits == {"a": ExitStatus.CANCELLED, "c": ExitStatus.COMPLETED}  # c did not OOM
+        assert "allocated" in (tmp_path / "runs" / "exec" / "c" / "trial.log").read_text()
     finally:
         ex.close()
 
