@@ -2,6 +2,11 @@
 
 Bad input (a spec, a name, a store URL) prints one message per problem and exits with code 2;
 nothing already stored is touched.
+
+The core commands live here; the sections register themselves from their own modules:
+``automl serve`` and the kserve export (:mod:`automl._cli_serve`), ``automl pipeline``
+(:mod:`automl._cli_pipeline`), the torch export and NAS display (:mod:`automl._cli_nas`).
+Shared helpers are in :mod:`automl._cli_common`.
 """
 
 from __future__ import annotations
@@ -11,18 +16,30 @@ import math
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from automl import _cli_nas, _cli_pipeline, _cli_serve
+from automl._cli_common import (
+    DEFAULT,
+    Exporter,
+    JsonOpt,
+    StoreOpt,
+    _client,
+    _errors,
+    console,
+    err,
+)
+from automl._cli_nas import _architecture_cell, _found_architecture, _print_architecture
 from automl.core import ExperimentRecord, ExperimentState, TrialRecord, TrialState
-from automl.errors import AutoMLError, SpecError
+from automl.errors import SpecError
+
+__all__ = ["DEFAULT", "Exporter", "JsonOpt", "StoreOpt", "app", "console", "err", "main"]
 
 app = typer.Typer(
     name="automl",
@@ -31,41 +48,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Piped output is not squeezed into 80 columns: tables stay one row per trial.
-console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
-
-StoreOpt = Annotated[
-    str,
-    typer.Option(
-        "--store",
-        "-s",
-        envvar="AUTOML_STORE",
-        help="Store URL (any SQLAlchemy URL) or SQLite file path.",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-DEFAULT = "sqlite:///automl.db"
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except SpecError as exc:
-        for issue in exc.issues:
-            err.print(f"[red]error:[/red] {escape(str(issue))}", highlight=False)
-        raise typer.Exit(2) from None
-    except AutoMLError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _client(store: str, runs_dir: str = "automl-runs") -> Any:
-    from automl._api import Client
-
-    return Client(store, runs_dir=runs_dir)
 
 
 def _fmt(v: Any) -> str:
@@ -651,9 +634,6 @@ def resume(
         _run_and_report(client, e, runs_dir, progress, as_json)
 
 
-Exporter = Callable[[Any, ExperimentRecord, Path | None, dict[str, Any]], str | None]
-
-
 def _export_katib(
     client: Any, e: ExperimentRecord, output: Path | None, options: dict[str, Any]
 ) -> str | None:
@@ -663,7 +643,7 @@ def _export_katib(
 
 
 # Formats of `automl export`: each takes (client, experiment, --output, options) and returns the
-# text to print or write, or None when it wrote --output itself. Sections below add their own.
+# text to print or write, or None when it wrote --output itself. Section modules add theirs.
 _EXPORTERS: dict[str, Exporter] = {"katib": _export_katib}
 
 
@@ -770,428 +750,9 @@ def dashboard(
         raise typer.Exit(code)
 
 
-# ---- serving: `automl serve`, `automl export --format kserve` (integrations.serving) ----
-_MAX_BODY = 10 * 1024 * 1024  # bytes; integrations.serving's default, kept here so --help is cheap
-
-
-@app.command("serve")
-def serve_(
-    name: Annotated[str, typer.Argument(help="Experiment (EXP or EXP/TRIAL) to serve.")],
-    store: StoreOpt = DEFAULT,
-    runs_dir: Annotated[
-        str, typer.Option(help="Where trials wrote their artifacts.")
-    ] = "automl-runs",
-    trial: Annotated[
-        int | None, typer.Option(help="Trial number to serve (default: the best trial).")
-    ] = None,
-    model: Annotated[
-        str, typer.Option(help="Saved model name (automl.save_model(obj, name=...)).")
-    ] = "model",
-    model_name: Annotated[
-        str | None, typer.Option(help="Model name in URLs (default: the experiment name).")
-    ] = None,
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on (0 picks a free one).")] = 8080,
-    canary: Annotated[
-        str | None,
-        typer.Option(help="OTHER:PCT or OTHER/TRIAL:PCT: a second model taking PCT% of requests."),
-    ] = None,
-    transformer: Annotated[
-        str | None,
-        typer.Option(help="module:Class or file.py:Class with preprocess/postprocess hooks."),
-    ] = None,
-    explainer: Annotated[
-        str, typer.Option(help="auto (attributions for scikit-learn models) or none.")
-    ] = "auto",
-    predict_proba: Annotated[
-        bool, typer.Option("--predict-proba", help="Classifiers answer with probabilities.")
-    ] = False,
-    background: Annotated[
-        Path | None, typer.Option(help="Baseline rows (.npy/.csv) for explanations.")
-    ] = None,
-    max_batch: Annotated[int, typer.Option(help="Most instances per request.")] = 1000,
-    max_body_bytes: Annotated[
-        int, typer.Option(help="Largest request body in bytes.")
-    ] = _MAX_BODY,
-    seed: Annotated[int | None, typer.Option(help="Seed of the canary traffic split.")] = None,
-) -> None:
-    """Serve a trial's saved model with KServe's v1 and v2 (Open Inference) protocols."""
-    from integrations.serving import build_endpoint
-    from integrations.serving import serve as run_server
-
-    def echo(line: str) -> None:
-        console.print(line, highlight=False, markup=False)
-        sys.stdout.flush()  # a caller reading our pipe sees the URL before the first request
-
-    with _errors():
-        if not 0 <= port <= 65535:
-            raise SpecError(f"must be in 0-65535; got {port}", path="--port")
-        if max_batch < 1:
-            raise SpecError(f"must be at least 1; got {max_batch}", path="--max-batch")
-        if max_body_bytes < 1:
-            raise SpecError(f"must be at least 1; got {max_body_bytes}", path="--max-body-bytes")
-        client = _client(store, runs_dir)
-        endpoint, sources = build_endpoint(
-            client,
-            name,
-            trial=trial,
-            model=model,
-            model_name=model_name,
-            canary=canary,
-            transformer=transformer,
-            explainer=explainer,
-            predict_proba=predict_proba,
-            background=background,
-            seed=seed,
-        )
-        for src, b in zip(sources, endpoint.backends, strict=True):
-            share = (
-                f" ({endpoint.canary_percent:g}% of requests)"
-                if b.variant == "canary"
-                else f" ({100 - endpoint.canary_percent:g}% of requests)"
-                if endpoint.canary is not None
-                else ""
-            )
-            extra = f", explainer: {b.explainer.method}" if b.explainer is not None else ""
-            echo(
-                f"{b.variant}: {src.experiment} trial #{src.trial_number} ({src.trial_id}), "
-                f"{b.predictor.info.model_class}{share}{extra}"
-            )
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            err.print(
-                f"[yellow]warning:[/yellow] binding {escape(host)}: the model is reachable "
-                "from the network, without authentication",
-                highlight=False,
-            )
-        try:
-            run_server(
-                endpoint,
-                host=host,
-                port=port,
-                max_batch=max_batch,
-                max_body_bytes=max_body_bytes,
-                echo=echo,
-            )
-        except KeyboardInterrupt:  # Ctrl-C is how a server ends: a clean exit, not 130
-            console.print("stopped")
-
-
-def _export_kserve(
-    client: Any, e: ExperimentRecord, output: Path | None, options: dict[str, Any]
-) -> str | None:
-    from integrations.serving import dump_yaml, inference_service_for
-
-    manifest = inference_service_for(
-        client,
-        e.name,
-        trial=options.get("trial"),
-        model=options.get("model") or "model",
-        storage_uri=options.get("storage_uri"),
-        namespace=options.get("namespace"),
-        protocol=options.get("protocol"),
-    )
-    return dump_yaml(manifest)
-
-
-_EXPORTERS["kserve"] = _export_kserve
-
-
-# ---- pipelines: `automl pipeline run|compile` (integrations.pipelines) ----
-pipeline_app = typer.Typer(
-    help="Pipelines around the tuning loop: run them here, compile them for Kubeflow Pipelines.",
-    no_args_is_help=True,
-)
-app.add_typer(pipeline_app, name="pipeline")
-PipelineFile = Annotated[Path, typer.Argument(help="Pipeline file: YAML (kind: Pipeline) or .py.")]
-
-
-@pipeline_app.command("run")
-def pipeline_run(
-    file: PipelineFile,
-    store: StoreOpt = DEFAULT,
-    runs_dir: Annotated[
-        str, typer.Option(help="Root of trial and pipeline run directories.")
-    ] = "automl-runs",
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(help="Continue the latest run (or --run-id), skipping unchanged stages."),
-    ] = False,
-    run_id: Annotated[str | None, typer.Option(help="Run id to create or resume.")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run a pipeline's stages here in dependency order (each stage a subprocess)."""
-    from integrations.pipelines._cli import failure_lines, parse_pairs, run_with_progress
-
-    with _errors():
-        run = run_with_progress(
-            console,
-            file,
-            store=store,
-            runs_dir=runs_dir,
-            params=parse_pairs(param, "--param"),
-            resume=resume,
-            run_id=run_id,
-            as_json=as_json,
-        )
-    for line in failure_lines(run):
-        err.print(f"[red]error:[/red] {escape(line)}", highlight=False)
-    if not run.ok:
-        raise typer.Exit(1)
-
-
-@pipeline_app.command("compile")
-def pipeline_compile(
-    file: PipelineFile,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Pipeline YAML to write.")] = Path(
-        "pipeline.yaml"
-    ),
-    image: Annotated[
-        str, typer.Option(help="Image with automl and the pipeline's directory.")
-    ] = "automl:latest",
-    workdir: Annotated[
-        str, typer.Option(help="Directory of the pipeline file inside the image.")
-    ] = "/workspace",
-    default_store: Annotated[
-        str, typer.Option(help="Default of the automl_store pipeline parameter.")
-    ] = "sqlite:////tmp/automl.db",
-) -> None:
-    """Compile a pipeline to a Kubeflow Pipelines v2 pipeline YAML (kfp SDK)."""
-    from integrations.pipelines import compile_pipeline, load_compiled, load_pipeline
-    from integrations.pipelines._cli import print_compiled
-
-    with _errors():
-        out = compile_pipeline(
-            load_pipeline(file), output, image=image, workdir=workdir, store=default_store
-        )
-        print_compiled(console, load_compiled(out), out)
-
-
-@pipeline_app.command(
-    "stage",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def pipeline_stage(
-    ctx: typer.Context,
-    file: PipelineFile,
-    stage: Annotated[str, typer.Option("--stage", help="The stage to run.")],
-    store: StoreOpt = DEFAULT,
-    runs_dir: Annotated[str, typer.Option(help="Where a tune stage's trials write.")] = (
-        "automl-runs"
-    ),
-    run_id: Annotated[str, typer.Option(help="The pipeline run.")] = "",
-) -> None:
-    """Run one stage (what `pipeline run` and compiled components call).
-
-    Takes --input K V, --output K PATH and --param K V (repeatable).
-    """
-    from integrations.pipelines._cli import stage_command
-
-    with _errors():
-        try:
-            stage_command(
-                file,
-                stage,
-                list(ctx.args),
-                {"store": store, "runs_dir": runs_dir, "run_id": run_id},
-            )
-        except SpecError:
-            raise
-        except AutoMLError as exc:  # the stage failed: exit 1, not 2 (bad input)
-            err.print(f"error: {escape(str(exc))}", highlight=False)
-            raise typer.Exit(1) from None
-
-
-# ---- neural architecture search: `automl export --format torch` (nas) ----
-
-
-def _found_architecture(e: ExperimentRecord, t: TrialRecord) -> dict[str, Any] | None:
-    """What a NAS trial found, as data, or None (:func:`automl._nas_view.found_architecture`)."""
-    from automl._nas_view import found_architecture
-
-    return found_architecture(e.spec, t)
-
-
-def _architecture_cell(e: ExperimentRecord, t: TrialRecord) -> str:
-    """One trial's layer-wise architecture in a table cell: ``op0 / op1 (+skip) / ...``."""
-    from automl._nas_view import architecture_rows
-
-    found = _found_architecture(e, t)
-    if found is None or found["kind"] != "layers":
-        return "-"
-    parts = []
-    for row in architecture_rows(e.spec, found):
-        skips = row["inputs"].count(",")  # inputs beyond the previous layer
-        parts.append(row["operation"] + (f" (+{skips} skip)" if skips else ""))
-    return escape(" / ".join(parts))
-
-
-def _print_architecture(e: ExperimentRecord, t: TrialRecord) -> None:
-    """``automl show``: the best trial's architecture, operations by layer, or its genotype."""
-    from automl._nas_view import architecture_rows
-
-    found = _found_architecture(e, t)
-    if found is None:
-        return
-    rows = architecture_rows(e.spec, found)
-    if found["kind"] == "darts":
-        console.print(f"[bold]genotype of {t.id}[/bold] (DARTS)", highlight=False)
-        for row in rows:
-            line = f"  {row['cell']} node {row['node']}: {escape(row['edges'])}"
-            console.print(line, highlight=False)
-        return
-    table = Table(title=f"architecture of {t.id}", show_header=True, header_style="bold")
-    table.add_column("layer", justify="right")
-    table.add_column("operation")
-    table.add_column("inputs")
-    for row in rows:
-        table.add_row(str(row["layer"]), row["operation"], row["inputs"])
-    console.print(table)
-
-
-_TORCH_HEAD = '''"""The network trial $trial of experiment $experiment found (value $value).
-
-Written by `automl export --format torch`. `build()` returns the untrained torch module;
-`python $file --epochs N` retrains it (digits by default, or --data PATH for
-nas.load_image_data) and prints Validation-Accuracy=..., so it also runs as a trial command.
-"""
-
-from __future__ import annotations
-
-import argparse
-from typing import Any
-
-import nas
-'''
-
-_TORCH_LAYERS = '''from nas import Architecture, NasSpace, build_model
-
-NAS_CONFIG = $nas_config
-ARCHITECTURE = $architecture
-
-
-def build(**sizes: int) -> Any:
-    """The architecture as a torch module (in_channels, num_classes, height and width are
-    needed only where NAS_CONFIG declares no inputSizes / outputSizes)."""
-    return build_model(
-        NasSpace.from_katib(NAS_CONFIG), Architecture.from_dict(ARCHITECTURE), **sizes
-    )
-
-
-def _sizes(data: Any) -> dict[str, int]:
-    graph = NAS_CONFIG["graphConfig"]
-    sizes: dict[str, int] = {}
-    if "inputSizes" not in graph:
-        sizes.update(in_channels=data.in_channels, height=data.height, width=data.width)
-    if "outputSizes" not in graph:
-        sizes["num_classes"] = data.num_classes
-    return sizes
-'''
-
-_TORCH_DARTS = '''from nas import Genotype, build_darts_network
-
-GENOTYPE = $genotype
-SIZES = $sizes
-DATA = $data  # channels and classes of the data the search ran on
-
-
-def build(in_channels: int | None = None, num_classes: int | None = None) -> Any:
-    """The derived DARTS network (Katib's cell layout)."""
-    return build_darts_network(
-        Genotype.from_dict(GENOTYPE),
-        in_channels=in_channels or DATA.get("in_channels", 1),
-        num_classes=num_classes or DATA.get("num_classes", 10),
-        **SIZES,
-    )
-
-
-def _sizes(data: Any) -> dict[str, int]:
-    return {"in_channels": data.in_channels, "num_classes": data.num_classes}
-'''
-
-_TORCH_MAIN = """
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Retrain the exported network.")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", help="images for nas.load_image_data (default: digits)")
-    parser.add_argument("--limit", type=int, help="use at most this many images")
-    args = parser.parse_args()
-    if args.data:
-        data = nas.load_image_data(args.data, seed=args.seed, limit=args.limit)
-    else:
-        data = nas.load_digits_data(seed=args.seed, limit=args.limit)
-    model = build(**_sizes(data))
-    acc = nas.train_network(model, data, epochs=args.epochs, lr=args.lr, seed=args.seed)
-    print(f"Validation-Accuracy={acc:.4f}")
-
-
-if __name__ == "__main__":
-    main()
-"""
-
-
-def _export_torch(
-    client: Any, e: ExperimentRecord, output: Path | None, options: dict[str, Any]
-) -> str | None:
-    """A Python module that rebuilds a trial's architecture (or DARTS genotype) with ``nas``."""
-    import pprint
-    from string import Template
-
-    from automl._api import _best
-
-    if e.spec.nas_config is None:
-        raise SpecError(
-            f"needs a neural architecture search; experiment {e.name!r} has no nas_config",
-            path="--format",
-        )
-    trials = client.trials(e.name)
-    number = options.get("trial")
-    if number is None:
-        trial = _best(e.spec, trials)
-        if trial is None:
-            raise SpecError(f"experiment {e.name!r} has no succeeded trial", path="--trial")
-    else:
-        matching = [t for t in trials if t.number == number]
-        if not matching:
-            raise SpecError(f"no trial number {number} in {e.name!r}", path="--trial")
-        trial = matching[0]
-    found = _found_architecture(e, trial)
-    if found is None:
-        raise SpecError(
-            f"trial {trial.id} has no architecture or genotype to export", path="--trial"
-        )
-    text = Template(_TORCH_HEAD).substitute(
-        trial=trial.id,
-        experiment=e.name,
-        value=trial.value,
-        file=output.name if output is not None else "model.py",
-    )
-    if found["kind"] == "darts":
-        sizes = {
-            "init_channels": found.get("init_channels", 16),
-            "num_layers": found.get("num_layers", 3),
-            "stem_multiplier": found.get("stem_multiplier", 3),
-        }
-        data = {k: found[k] for k in ("in_channels", "num_classes") if k in found}
-        text += Template(_TORCH_DARTS).substitute(
-            genotype=pprint.pformat(found["genotype"], width=96),
-            sizes=pprint.pformat(sizes),
-            data=pprint.pformat(data),
-        )
-    else:
-        text += Template(_TORCH_LAYERS).substitute(
-            nas_config=pprint.pformat(e.spec.nas_config, width=96),
-            architecture=pprint.pformat(found["architecture"]),
-        )
-    return text + _TORCH_MAIN
-
-
-_EXPORTERS["torch"] = _export_torch
+_cli_serve.register(app, _EXPORTERS)
+_cli_pipeline.register(app)
+_cli_nas.register(_EXPORTERS)
 
 
 def _terminate(signum: int, frame: object) -> None:

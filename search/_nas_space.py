@@ -11,21 +11,24 @@ for layer ``i``, ``i`` skip bits. As in Katib's ``ModelConstructor``, skip bit `
 ``j > 0`` is the output of layer ``j - 1``; the previous node (``i``) is always connected.
 
 This module is pure Python (no torch): the search side samples and encodes architectures, the
-``nas`` package builds and trains them.
+``nas`` package builds and trains them. Parsing ``nasConfig`` and the native form lives in
+:mod:`search._nas_parse`; :meth:`NasSpace.from_katib` and :meth:`NasSpace.from_native` call it.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automl.core import ExperimentSpec, Parameter, ParameterType, ParamValue
 from automl.errors import SpecError, SpecIssue
+
+if TYPE_CHECKING:
+    from search._nas_parse import ParsedSpace
 
 __all__ = [
     "OPERATION_TYPES",
@@ -293,158 +296,6 @@ class Architecture:
         return json.dumps(self.to_katib())
 
 
-# -- parsing ------------------------------------------------------------------------------
-
-
-@dataclass
-class _RawOp:
-    type: str
-    path: str
-    # (name, expanded values, path of the parameter's name)
-    params: list[tuple[str, list[Any], str]]
-    katib: dict[str, Any]
-
-
-def _katib_values(raw: Any, path: str, issues: list[SpecIssue]) -> tuple[str, list[Any]]:
-    """Name and expanded values of one Katib ParameterSpec (ENAS's expansion)."""
-    if not isinstance(raw, Mapping):
-        issues.append(
-            SpecIssue(path, f"must be a mapping (name, parameterType, ...); got {raw!r}")
-        )
-        return "", []
-    name = str(raw.get("name") or "")
-    ptype = str(raw.get("parameterType") or "")
-    space = raw.get("feasibleSpace") or {}
-    if not name:
-        issues.append(SpecIssue(f"{path}.name", "is required"))
-    if not isinstance(space, Mapping):
-        issues.append(SpecIssue(f"{path}.feasibleSpace", f"must be a mapping; got {space!r}"))
-        return name, []
-    if ptype in ("categorical", "discrete"):
-        values = space.get("list")
-        if not isinstance(values, list) or not values:
-            issues.append(
-                SpecIssue(
-                    f"{path}.feasibleSpace.list", f"must be a non-empty list; got {values!r}"
-                )
-            )
-            return name, []
-        return name, [str(v) for v in values]
-    if ptype in ("int", "double"):
-        try:
-            p = Parameter(
-                name=name or "p",
-                type=ParameterType(ptype),
-                min=float(space["min"]),
-                max=float(space["max"]),
-                step=float(space["step"]) if space.get("step") not in (None, "") else None,
-            )
-            if p.min is not None and p.max is not None and p.min > p.max:
-                raise ValueError
-            if ptype == "double" and (p.step is None or p.step <= 0):
-                raise ValueError
-            grid = p.grid()
-        except (KeyError, TypeError, ValueError):
-            issues.append(
-                SpecIssue(
-                    f"{path}.feasibleSpace",
-                    f"must give min <= max (and step > 0 for double) for a {ptype} "
-                    f"parameter; got {dict(space)!r}",
-                )
-            )
-            return name, []
-        return name, [int(v) if ptype == "int" else v for v in grid]
-    issues.append(
-        SpecIssue(
-            f"{path}.parameterType",
-            f"must be categorical, discrete, int or double; got {ptype!r}",
-        )
-    )
-    return name, []
-
-
-def _graph(
-    layers: Any,
-    inputs: Any,
-    outputs: Any,
-    paths: tuple[str, str, str],
-    issues: list[SpecIssue],
-) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
-    n = 0
-    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
-        issues.append(SpecIssue(paths[0], f"must be an integer >= 1; got {layers!r}"))
-    else:
-        n = layers
-    sizes: list[tuple[int, ...]] = []
-    for raw, path, what in (
-        (inputs, paths[1], "[height, width, channels]"),
-        (outputs, paths[2], "[..., classes]"),
-    ):
-        if raw is None:
-            sizes.append(())
-            continue
-        vals: list[int] = []
-        ok = isinstance(raw, list) and bool(raw)
-        for v in raw if isinstance(raw, list) else []:
-            try:
-                vals.append(_as_int(v))
-            except (TypeError, ValueError):
-                ok = False
-        if not ok or any(v < 1 for v in vals):
-            issues.append(SpecIssue(path, f"must be a list of integers > 0 {what}; got {raw!r}"))
-            vals = []
-        elif path == paths[1] and len(vals) != 3:
-            issues.append(SpecIssue(path, f"must be {what} for an image network; got {raw!r}"))
-            vals = []
-        sizes.append(tuple(vals))
-    return n, sizes[0], sizes[1]
-
-
-def _expand(
-    raw_ops: Sequence[_RawOp], issues: list[SpecIssue]
-) -> tuple[list[Operation], list[int]]:
-    """The expanded operations and, for each, the index of the operation it came from."""
-    ops: list[Operation] = []
-    sources: list[int] = []
-    for index, rop in enumerate(raw_ops):
-        spec = OPERATION_TYPES.get(rop.type)
-        if spec is None:
-            continue
-        names: list[str] = []
-        values: list[list[Any]] = []
-        bad = False
-        for pname, vals, ppath in rop.params:
-            if pname in names:
-                issues.append(SpecIssue(ppath, f"must be unique; {pname!r} appears twice"))
-                bad = True
-                continue
-            if pname not in spec:
-                valid = list(spec) or "none"
-                issues.append(
-                    SpecIssue(
-                        ppath,
-                        f"is not a parameter of {rop.type!r}; got {pname!r}; "
-                        f"valid parameters: {valid}",
-                    )
-                )
-                bad = True
-                continue
-            for v in vals:
-                found = _value_problems(rop.type, pname, v, ppath)
-                if found:
-                    issues.append(SpecIssue(ppath, f"{pname}: {found[0].message}"))
-                    bad = True
-                    break
-            names.append(pname)
-            values.append(vals)
-        if bad:
-            continue
-        for combo in itertools.product(*values):
-            ops.append(Operation(rop.type, dict(zip(names, combo, strict=True))))
-            sources.append(index)
-    return ops, sources
-
-
 @dataclass(frozen=True)
 class NasSpace:
     """An architecture space: the graph and the expanded operations.
@@ -477,6 +328,8 @@ class NasSpace:
         return f"operations[{index}]"
 
     def __post_init__(self) -> None:
+        from search._nas_parse import _graph
+
         issues: list[SpecIssue] = []
         _graph(
             self.num_layers,
@@ -501,66 +354,9 @@ class NasSpace:
                 ``nas_config.operations[2].operationType`` or
                 ``nas_config.operations[0].parameters[1].name``.
         """
-        issues: list[SpecIssue] = []
-        if not isinstance(nas_config, Mapping):
-            raise SpecError(
-                f"must be a mapping (graphConfig, operations); got {nas_config!r}", path
-            )
-        graph = nas_config.get("graphConfig")
-        gpath = f"{path}.graphConfig"
-        if not isinstance(graph, Mapping):
-            issues.append(SpecIssue(gpath, "is required (numLayers, inputSizes, outputSizes)"))
-            graph = {}
-        layers, inputs, outputs = _graph(
-            graph.get("numLayers"),
-            graph.get("inputSizes"),
-            graph.get("outputSizes"),
-            (f"{gpath}.numLayers", f"{gpath}.inputSizes", f"{gpath}.outputSizes"),
-            issues,
-        )
-        raw_ops: list[_RawOp] = []
-        operations = nas_config.get("operations")
-        if not isinstance(operations, list) or not operations:
-            issues.append(SpecIssue(f"{path}.operations", "must define at least one operation"))
-            operations = []
-        for i, op in enumerate(operations):
-            opath = f"{path}.operations[{i}]"
-            if not isinstance(op, Mapping):
-                issues.append(SpecIssue(opath, f"must be a mapping; got {op!r}"))
-                continue
-            op_type = str(op.get("operationType") or "")
-            if op_type not in OPERATION_TYPES:
-                issues.append(
-                    SpecIssue(
-                        f"{opath}.operationType",
-                        f"must be one of {list(OPERATION_TYPES)}; got {op_type!r}",
-                    )
-                )
-                continue
-            params: list[tuple[str, list[Any], str]] = []
-            raw_params = op.get("parameters") or []
-            if not isinstance(raw_params, list):
-                issues.append(
-                    SpecIssue(f"{opath}.parameters", f"must be a list; got {raw_params!r}")
-                )
-                raw_params = []
-            for j, rp in enumerate(raw_params):
-                ppath = f"{opath}.parameters[{j}]"
-                name, values = _katib_values(rp, ppath, issues)
-                if name:
-                    params.append((name, values, f"{ppath}.name"))
-            raw_ops.append(_RawOp(op_type, opath, params, dict(op)))
-        ops, sources = _expand(raw_ops, issues)
-        if issues:
-            raise SpecError(issues)
-        return cls(
-            layers,
-            inputs,
-            outputs,
-            tuple(ops),
-            tuple(r.katib for r in raw_ops),
-            tuple(r.path for r in (raw_ops[i] for i in sources)),
-        )
+        from search._nas_parse import parse_katib
+
+        return cls._from_parsed(parse_katib(nas_config, path))
 
     @classmethod
     def from_native(cls, data: Mapping[str, Any], path: str = "nas") -> NasSpace:
@@ -581,78 +377,19 @@ class NasSpace:
         Raises:
             SpecError: Every problem at once, with paths such as ``nas.operations[1].pool``.
         """
-        if not isinstance(data, Mapping):
-            raise SpecError(f"must be a mapping (layers, operations, ...); got {data!r}", path)
-        issues: list[SpecIssue] = []
-        known = {"layers", "input", "classes", "output", "operations"}
-        for key in data:
-            if key not in known:
-                issues.append(
-                    SpecIssue(
-                        f"{path}.{key}", f"is not a NAS field; valid fields: {sorted(known)}"
-                    )
-                )
-        output = data.get("output")
-        if data.get("classes") is not None:
-            if output is not None:
-                issues.append(SpecIssue(f"{path}.classes", "give classes or output, not both"))
-            output = [data["classes"]]
-        layers, inputs, outputs = _graph(
-            data.get("layers"),
-            data.get("input"),
-            output,
-            (f"{path}.layers", f"{path}.input", f"{path}.classes"),
-            issues,
-        )
-        raw_ops: list[_RawOp] = []
-        operations = data.get("operations")
-        if not isinstance(operations, list) or not operations:
-            issues.append(SpecIssue(f"{path}.operations", "must define at least one operation"))
-            operations = []
-        for i, op in enumerate(operations):
-            opath = f"{path}.operations[{i}]"
-            if not isinstance(op, Mapping):
-                issues.append(SpecIssue(opath, f"must be a mapping with a type; got {op!r}"))
-                continue
-            op_type = str(op.get("type") or "")
-            if op_type not in OPERATION_TYPES:
-                issues.append(
-                    SpecIssue(
-                        f"{opath}.type", f"must be one of {list(OPERATION_TYPES)}; got {op_type!r}"
-                    )
-                )
-                continue
-            params: list[tuple[str, list[Any], str]] = []
-            kparams: list[dict[str, Any]] = []
-            for pname, raw in op.items():
-                if pname == "type":
-                    continue
-                values = list(raw) if isinstance(raw, list) else [raw]
-                if not values:
-                    issues.append(SpecIssue(f"{opath}.{pname}", "must not be an empty list"))
-                    continue
-                params.append((str(pname), [str(v) for v in values], f"{opath}.{pname}"))
-                kparams.append(
-                    {
-                        "name": str(pname),
-                        "parameterType": "categorical",
-                        "feasibleSpace": {"list": [str(v) for v in values]},
-                    }
-                )
-            katib: dict[str, Any] = {"operationType": op_type}
-            if kparams:
-                katib["parameters"] = kparams
-            raw_ops.append(_RawOp(op_type, opath, params, katib))
-        ops, sources = _expand(raw_ops, issues)
-        if issues:
-            raise SpecError(issues)
+        from search._nas_parse import parse_native
+
+        return cls._from_parsed(parse_native(data, path))
+
+    @classmethod
+    def _from_parsed(cls, p: ParsedSpace) -> NasSpace:
         return cls(
-            layers,
-            inputs,
-            outputs,
-            tuple(ops),
-            tuple(r.katib for r in raw_ops),
-            tuple(r.path for r in (raw_ops[i] for i in sources)),
+            p.num_layers,
+            p.input_sizes,
+            p.output_sizes,
+            p.operations,
+            p.katib_operations,
+            p.operation_paths,
         )
 
     @classmethod

@@ -1,0 +1,470 @@
+"""Code that runs on the Ray cluster's workers, for the Ray executor in :mod:`trials._ray`.
+
+What lives here: the task body of a trial (:func:`_run_task`: :func:`_run_command` runs the
+command in process groups of its own, :func:`_run_function` the cloudpickled objective), the
+streaming of what a trial prints and reports (:class:`_Outbox` on the worker, :class:`_Inbox`
+the actor on the driver's node that the executor drains), the per-worker reaper that kills a
+dead worker's trials, the torch.distributed environment (:func:`_rendezvous`, :func:`_dist_env`),
+and :func:`_kill_marked`, run on each node to kill a trial attempt's processes by their mark.
+
+This module is shipped to the workers by value (``cloudpickle.register_pickle_by_value``, see
+``trials._ray._by_value``): a worker needs Ray and the standard library, not this package. So it
+imports nothing at module level that a worker would have to import: the only names it takes
+from automl are string constants, pickled with the functions that use them; a function trial
+imports ``automl._report`` (and ``trials._inprocess``) when it starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from typing import IO, Any
+
+from automl._report import REPORT_FILE_ENV, TRIAL_ENV
+
+_TICK = 0.1  # seconds between drains of the inbox (metrics latency)
+_KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL of a trial's process group (on the worker)
+# In the environment of every process of a trial attempt: how a later process finds them.
+MARK_ENV = "AUTOML_RAY_TRIAL"
+
+
+class _Inbox:
+    """A Ray actor collecting what trials print and report, drained by their executor.
+
+    One per driver connection, shared by the executors of this process (each drains its own
+    items): an actor is a worker process, not worth starting per experiment.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, list[tuple[str, int, str, Any]]] = {}
+
+    def put(self, owner: str, items: list[tuple[str, int, str, Any]]) -> None:
+        self._items.setdefault(owner, []).extend(items)
+
+    def drain(self, owner: str) -> list[tuple[str, int, str, Any]]:
+        return self._items.pop(owner, [])
+
+
+# One reaper per Ray worker process, started on its first command trial and reused: ray kills
+# a dying worker's direct children, not their process groups, so the reaper (double-forked, so
+# it is no child of the worker) holds the process groups of the worker's running trials and
+# SIGKILLs them when its stdin, the worker's end of a pipe, reaches EOF (the worker died or
+# was force-cancelled). Cheaper than a guard process per trial: no interpreter start per trial.
+_REAPER = r"""
+import os, signal, sys
+if os.fork():
+    os._exit(0)
+os.setsid()
+groups = set()
+for line in sys.stdin:
+    pgid = int(line)
+    if pgid > 0:
+        groups.add(pgid)
+    else:
+        groups.discard(-pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+_reaper: IO[str] | None = None
+_starter: subprocess.Popen[str] | None = None
+
+
+def _reap(pgid: int, add: bool) -> None:
+    """Register (or forget) a trial's process group with this worker's reaper."""
+    global _reaper, _starter
+    if _reaper is None:
+        # -I -S: no site import, it needs os, signal and sys only. Not waited for here: what
+        # is written before its fork waits in the pipe, which the forked reaper inherits.
+        _starter = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _REAPER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+        )
+        _reaper = _starter.stdin
+    elif _starter is not None and _starter.poll() is not None:
+        _starter = None  # it forked the reaper and left: collected, no zombie
+    assert _reaper is not None
+    with contextlib.suppress(OSError):
+        _reaper.write(f"{pgid if add else -pgid}\n")
+        _reaper.flush()
+
+
+def _killpg(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), to tell a live process from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _kill_marked(mark: str, pids: list[list[Any]]) -> list[int]:
+    """SIGKILL this machine's processes of one trial attempt; the pids it killed.
+
+    They carry ``AUTOML_RAY_TRIAL=<mark>`` in their environment, and so does whatever they
+    started, even in a session of its own (which the worker's reaper does not know). ``pids``
+    adds ``[pid, start time]`` pairs (the Ray worker running a function trial), killed only
+    while the start time still matches.
+    """
+    entry = f"{MARK_ENV}={mark}".encode()
+    me = os.getpid()
+    hit: list[int] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                if entry in fh.read().split(b"\0"):
+                    hit.append(int(name))
+        except OSError:  # gone, or another user's
+            continue
+    hit.extend(int(pid) for pid, start in pids if _start_time(int(pid)) == start)
+    for pid in hit:
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid:  # a group leader: the trial itself, or one that escaped
+                os.killpg(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+    return hit
+
+
+class _Outbox:
+    """Buffers a task's lines and pushes them to the inbox every tick (and at the end)."""
+
+    def __init__(self, inbox: Any, owner: str, key: str, rank: int) -> None:
+        self._inbox = inbox
+        self._owner = owner
+        self._key = key
+        self._rank = rank
+        self._items: list[tuple[str, int, str, Any]] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, payload: Any, rank: int | None = None) -> None:
+        with self._lock:
+            self._items.append((self._key, self._rank if rank is None else rank, kind, payload))
+
+    def flush(self, wait: bool = False) -> None:
+        import ray
+
+        with self._lock:
+            items, self._items = self._items, []
+        if items or wait:
+            ref = self._inbox.put.remote(self._owner, items)
+            if wait:  # every item is in the inbox before the task's result is ready
+                ray.get(ref)
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that sends each complete line to the outbox (a function trial's print)."""
+
+    def __init__(self, out: _Outbox) -> None:
+        self._out = out
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        lines = (self._partial + s).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._out.add("out", line)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def close_partial(self) -> None:
+        if self._partial:
+            self._out.add("out", self._partial)
+            self._partial = ""
+
+
+def _trial_dir(path: str) -> str:
+    """The trial's directory on this node.
+
+    The controller's path when it can be made (a shared filesystem, or the same machine), else
+    a fresh temporary one.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        return path
+    except OSError:
+        import tempfile
+
+        return tempfile.mkdtemp(prefix="automl-trial-")
+
+
+def _started(out: _Outbox, job: Mapping[str, Any], pid: int | None) -> None:
+    import ray
+
+    ctx = ray.get_runtime_context()
+    me = os.getpid()
+    out.add(
+        "started",
+        {
+            "host": socket.gethostname(),
+            "node_ip": _node_ip(),
+            "node_id": ctx.get_node_id(),
+            "pid": pid,
+            "attempt": job["attempt"],
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            # a function trial runs in the worker itself: reaping it kills the worker
+            "worker": [me, _start_time(me)] if pid == me else None,
+        },
+    )
+
+
+def _node_ip() -> str:
+    import ray
+
+    return str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
+
+
+def _rendezvous() -> tuple[str, int]:
+    """The address and a free port for torch.distributed, on the node of worker 0."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        port = int(s.getsockname()[1])
+    return _node_ip(), port
+
+
+def _dist_env(
+    job: Mapping[str, Any], master: tuple[str, int] | None, local: int
+) -> dict[str, str]:
+    if master is None:
+        return {}
+    ppw = int(job["processes_per_worker"])
+    worker = int(job["worker"])
+    return {
+        "MASTER_ADDR": master[0],
+        "MASTER_PORT": str(master[1]),
+        "WORLD_SIZE": str(int(job["workers"]) * ppw),
+        "RANK": str(worker * ppw + local),
+        "LOCAL_RANK": str(local),
+        "LOCAL_WORLD_SIZE": str(ppw),
+        "GROUP_RANK": str(worker),
+        "NODE_RANK": str(worker),
+    }
+
+
+def _run_task(
+    inbox: Any, owner: str, key: str, job: dict[str, Any], master: tuple[str, int] | None = None
+) -> dict[str, Any]:
+    """Run one worker of a trial (a Ray task); stream its output; its result for the controller."""
+    rank = int(job["worker"]) * int(job["processes_per_worker"])
+    out = _Outbox(inbox, owner, key, rank)
+    try:
+        if job["kind"] == "command":
+            return _run_command(out, job, master)
+        return _run_function(out, job, master)
+    finally:
+        out.flush(wait=True)
+
+
+def _run_command(
+    out: _Outbox, job: dict[str, Any], master: tuple[str, int] | None
+) -> dict[str, Any]:
+    import ray
+
+    trial_dir = _trial_dir(job["trial_dir"])
+    argv = list(job["argv"])
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # the worker's interpreter: the cluster's environment
+    cwd = job["cwd"] if job["cwd"] and os.path.isdir(job["cwd"]) else trial_dir
+    procs: list[tuple[int, subprocess.Popen[bytes], str]] = []
+    gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
+    for local in range(int(job["processes_per_worker"])):
+        rank = int(job["worker"]) * int(job["processes_per_worker"]) + local
+        report = os.path.join(trial_dir, "metrics.jsonl" if rank == 0 else f"metrics.{rank}.jsonl")
+        open(report, "a").close()
+        env = dict(os.environ)
+        env.update(job["env"])
+        env.update(_dist_env(job, master, local))
+        env.update(
+            {
+                REPORT_FILE_ENV: report,
+                TRIAL_ENV: json.dumps({**job["info"], "workdir": trial_dir}),
+                "AUTOML_TRIAL_DIR": trial_dir,
+                "AUTOML_ARTIFACT_DIR": os.path.join(trial_dir, "artifacts"),  # save_model
+                "AUTOML_RAY_GPU_IDS": gpu_ids,
+                MARK_ENV: job["mark"],
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            for _, p, _ in procs:
+                _killpg(p.pid, signal.SIGKILL)
+                _reap(p.pid, add=False)
+            return {"error": f"cannot start {argv[0]!r}: {exc.strerror or exc}"}
+        _reap(proc.pid, add=True)
+        procs.append((rank, proc, report))
+        if rank == int(job["worker"]) * int(job["processes_per_worker"]):
+            _started(out, job, proc.pid)
+            out.flush()  # at once, not a tick later: the runner is stored before anything else
+
+    def read(rank: int, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            out.add("out", raw.decode("utf-8", errors="replace").rstrip("\r\n"), rank)
+
+    readers = [threading.Thread(target=read, args=(r, p), daemon=True) for r, p, _ in procs]
+    for t in readers:
+        t.start()
+    offsets = {r: 0 for r, _, _ in procs}
+
+    def tail_reports() -> None:
+        for r, _, path in procs:
+            with (
+                contextlib.suppress(OSError),
+                open(path, encoding="utf-8", errors="replace") as fh,
+            ):
+                fh.seek(offsets[r])
+                chunk = fh.read()
+                # only whole lines: a report being written is read on the next tick
+                end = chunk.rfind("\n") + 1
+                offsets[r] += len(chunk[:end].encode("utf-8"))
+                for line in chunk[:end].splitlines():
+                    if line.strip():
+                        out.add("report", line, r)
+
+    # A thread per process blocks in wait(): the loop wakes the moment one exits, where
+    # Popen.wait(timeout) polls (every 50 ms at most, 25 ms late on average).
+    ended = threading.Event()
+
+    def wait(proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        ended.set()
+
+    for _, p, _ in procs:
+        threading.Thread(target=wait, args=(p,), daemon=True).start()
+    try:
+        while any(p.returncode is None for _, p, _ in procs):
+            ended.wait(_TICK)  # returncode is set before ended: no exit is missed
+            ended.clear()
+            tail_reports()
+            out.flush()
+    except KeyboardInterrupt:  # ray.cancel: stop the whole process group of each process
+        for _, p, _ in procs:
+            _killpg(p.pid, signal.SIGTERM)
+        end = time.monotonic() + _KILL_GRACE
+        while time.monotonic() < end and any(p.poll() is None for _, p, _ in procs):
+            time.sleep(0.05)
+        for _, p, _ in procs:
+            _killpg(p.pid, signal.SIGKILL)
+            _reap(p.pid, add=False)
+        raise
+    for t in readers:
+        t.join(timeout=5)
+    tail_reports()
+    codes = [p.wait() for _, p, _ in procs]
+    for _, p, _ in procs:  # children left behind by a process that exited
+        _killpg(p.pid, signal.SIGKILL)
+        _reap(p.pid, add=False)
+    bad = [c for c in codes if c != 0]
+    return {"code": bad[0] if bad else 0}
+
+
+def _as_metrics(result: Any, metric: str) -> dict[str, float]:
+    if result is None:
+        return {}
+    if isinstance(result, Mapping):
+        return {str(k): float(v) for k, v in result.items()}
+    return {metric: float(result)}
+
+
+def _run_function(
+    out: _Outbox, job: dict[str, Any], master: tuple[str, int] | None
+) -> dict[str, Any]:
+    import ray.cloudpickle as cloudpickle
+
+    from automl import _report  # a function trial needs automl on the worker (automl.report)
+    from trials._inprocess import takes_dict
+
+    for p in reversed(job["sys_path"]):  # the controller's import paths, for a local cluster
+        if p not in sys.path and os.path.isdir(p):
+            sys.path.insert(0, p)
+    trial_dir = _trial_dir(job["trial_dir"])
+    os.environ.update(_dist_env(job, master, 0))
+    os.environ[MARK_ENV] = job["mark"]  # inherited by what the objective starts
+    info = job["info"]
+    _started(out, job, os.getpid())
+    out.flush()
+    main = int(job["worker"]) == 0
+
+    def reporter(step: int | None, metrics: Mapping[str, float]) -> None:
+        if main:
+            out.add("metrics", (step, dict(metrics)))
+
+    stop = threading.Event()
+
+    def pump() -> None:
+        while not stop.wait(_TICK):
+            out.flush()
+
+    pumper = threading.Thread(target=pump, daemon=True)
+    pumper.start()
+    writer = _LineWriter(out)
+    token = _report.bind(
+        _report.TrialInfo(
+            info["id"],
+            info["experiment"],
+            int(info["number"]),
+            info["params"],
+            trial_dir,
+            info.get("checkpoint_dir"),
+            info.get("parent_checkpoint_dir"),
+            os.path.join(trial_dir, "artifacts"),
+        ),
+        reporter,
+        lambda: False,
+    )
+    try:
+        fn = cloudpickle.loads(job["function"])
+        params = dict(info["params"])
+        with contextlib.redirect_stdout(writer):
+            result = fn(params) if takes_dict(fn, params) else fn(**params)
+        metrics = _as_metrics(result, job["metric"]) if main else {}
+    except _report.TrialStopped:
+        return {"stopped": True}
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"}
+    finally:
+        os.environ.pop(MARK_ENV, None)
+        _report.unbind(token)
+        writer.close_partial()
+        stop.set()
+        pumper.join()
+    if metrics:
+        out.add("metrics", (None, metrics))
+    return {"code": 0}
