@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-HEAD = "0002"
+HEAD = "0003"
 
 experiments = sa.Table(
     "automl_experiments",
@@ -55,7 +55,7 @@ observations = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("trial_id", sa.String(128), sa.ForeignKey("automl_trials.id"), nullable=False),
     sa.Column("metric", sa.String(128), nullable=False),
-    sa.Column("step", sa.Integer),
+    sa.Column("step", sa.BigInteger),
     sa.Column("value", sa.Float(precision=53)),
     sa.Column("time", sa.Float(precision=53), nullable=False),
     sa.Index("ix_automl_observations_trial", "trial_id", "metric"),
