@@ -24,7 +24,7 @@ _EXPORTS = {
     "TrialInfo": "automl._report",
     "TrialStopped": "automl._report",
     "tune": "automl._api",
-    "Client": "automl._api",
+    "Client": "automl._client",
     "TuneResult": "automl._api",
     "int": "automl._api",
     "double": "automl._api",
@@ -49,9 +49,6 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from automl._api import (
-        Client as Client,
-    )
-    from automl._api import (
         TuneResult as TuneResult,
     )
     from automl._api import (
@@ -72,6 +69,7 @@ if TYPE_CHECKING:
     from automl._artifacts import load_model as load_model
     from automl._artifacts import log_outputs as log_outputs
     from automl._artifacts import save_model as save_model
+    from automl._client import Client as Client
     from automl._report import (
         TrialInfo as TrialInfo,
     )

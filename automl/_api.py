@@ -14,21 +14,18 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from automl._controller import Progress
-from automl._runner import function_path, preflight, reap_any, run_experiment
+from automl._runner import function_path, preflight
 from automl.core import (
     AlgorithmSpec,
     Direction,
     Distribution,
     EarlyStoppingSpec,
-    EndReason,
     ExecutorKind,
     ExecutorSpec,
     ExperimentRecord,
     ExperimentSpec,
-    ExperimentState,
     MetricStrategy,
     Objective,
-    Observation,
     Parameter,
     ParameterType,
     ParamValue,
@@ -37,16 +34,16 @@ from automl.core import (
     TrialState,
     TrialTemplate,
 )
-from automl.errors import AutoMLError, NotFoundError, SpecError, SpecIssue
-from automl.spec import load_spec
+from automl.errors import NotFoundError, SpecError, SpecIssue
 from automl.spec._common import check, pydantic_issues
 from automl.store import DEFAULT_STORE, Store
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from automl._client import Client as Client  # the class moved; still importable from here
+
 __all__ = [
-    "Client",
     "Progress",
     "TuneResult",
     "categorical",
@@ -57,6 +54,14 @@ __all__ = [
 ]
 
 _int = builtins.int
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":  # moved to automl._client; kept importable from here
+        from automl._client import Client
+
+        return Client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _range(
@@ -468,6 +473,8 @@ def tune(
         return paths.get(path, path)
 
     check(spec, translate)
+    from automl._client import Client
+
     with Client(store, runs_dir=runs_dir) as client:
         if resume and name is not None:
             try:
@@ -483,7 +490,7 @@ def tune(
                     progress=progress,
                 )
         preflight(spec)
-        exp = client._store.experiments.create(spec)
+        exp = client.store.experiments.create(spec)
         return client._run(exp, objective=objective, progress=progress)
 
 
@@ -523,291 +530,6 @@ class _NasObjective:
         if isinstance(decoded.get("architecture"), str):
             decoded["architecture"] = Architecture.from_katib(decoded["architecture"])
         return call_objective(self.fn, decoded)
-
-
-class Client:
-    """Lists, reads, waits for, stops, resumes and deletes experiments in a store.
-
-    Args:
-        store: Store URL (``sqlite:///automl.db`` by default) or an open Store.
-        runs_dir: Where process trials write their files.
-    """
-
-    def __init__(self, store: str | Store = DEFAULT_STORE, runs_dir: str | Path = "automl-runs"):
-        self._owns_store = not isinstance(store, Store)
-        self._store = store if isinstance(store, Store) else Store(store)
-        self.runs_dir = Path(runs_dir)
-
-    def close(self) -> None:
-        """Release the store's connections (when this client opened it)."""
-        if self._owns_store:
-            self._store.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def store(self) -> Store:
-        """The open store."""
-        return self._store
-
-    # -- reading ----------------------------------------------------------------------------
-    def list(self) -> builtins.list[ExperimentRecord]:
-        """Every experiment, oldest first."""
-        return self._store.experiments.list()
-
-    def get(self, name: str) -> ExperimentRecord:
-        """One experiment. Raises NotFoundError."""
-        return self._store.experiments.get(name)
-
-    def trials(self, name: str) -> builtins.list[TrialRecord]:
-        """An experiment's trials in creation order."""
-        return self._store.trials.list(self.get(name).id)
-
-    def observations(self, name: str) -> builtins.list[Observation]:
-        """Every metric observation of an experiment's trials."""
-        return self._store.observations.for_experiment(self.get(name).id)
-
-    def best_trial(self, name: str) -> TrialRecord | None:
-        """The best succeeded trial, or None."""
-        exp = self.get(name)
-        return _best(exp.spec, self._store.trials.list(exp.id))
-
-    def trials_dataframe(self, name: str) -> pd.DataFrame:
-        """One row per trial: number, id, state, value, ``params_<name>``, metrics, timings."""
-        exp = self.get(name)
-        return _dataframe(exp.spec, self._store.trials.list(exp.id))
-
-    def result(self, name: str) -> TuneResult:
-        """The experiment, its best trial and its trials table."""
-        exp = self.get(name)
-        trials = self._store.trials.list(exp.id)
-        return TuneResult(
-            exp,
-            _best(exp.spec, trials),
-            _dataframe(exp.spec, trials),
-            store_url=self._store.url.render_as_string(hide_password=False),
-            runs_dir=self.runs_dir,
-        )
-
-    def artifacts(self, name: str, trial: _int | None = None) -> Path:
-        """The artifact directory of a trial (by number), the best trial by default.
-
-        Raises:
-            NotFoundError: No such trial, no succeeded trial, or the trial saved nothing.
-        """
-        exp = self.get(name)
-        trials = self._store.trials.list(exp.id)
-        if trial is None:
-            chosen = _best(exp.spec, trials)
-            if chosen is None:
-                raise NotFoundError(
-                    f"experiment {name!r} has no succeeded trial, so no best trial's artifacts; "
-                    "pass trial=<number>"
-                )
-        else:
-            chosen = next((t for t in trials if t.number == trial), None)
-            if chosen is None:
-                raise NotFoundError(f"experiment {name!r} has no trial number {trial}")
-        return _artifacts_of(name, chosen, self.runs_dir)
-
-    def load_model(self, name: str, trial: _int | None = None, model: str = "model") -> Any:
-        """Load a model a trial saved (the best trial by default).
-
-        Raises:
-            NotFoundError: The trial saved nothing, or no model called ``model``.
-        """
-        from automl._artifacts import load_model
-
-        return load_model(self.artifacts(name, trial), model)
-
-    # -- acting -----------------------------------------------------------------------------
-    def create(self, spec: ExperimentSpec | str | Path) -> ExperimentRecord:
-        """Store a new experiment from a spec or a YAML file, without running it."""
-        if not isinstance(spec, ExperimentSpec):
-            spec = load_spec(spec)
-        return self._store.experiments.create(spec)
-
-    def run(self, spec: ExperimentSpec | str | Path, *, progress: bool = False) -> TuneResult:
-        """Create an experiment from a spec or YAML file and run it here to its end."""
-        if not isinstance(spec, ExperimentSpec):
-            spec = load_spec(spec)
-        preflight(spec)
-        return self._run(self.create(spec), progress=progress)
-
-    def wait(self, name: str, timeout: float | None = None, poll: float = 1.0) -> ExperimentRecord:
-        """Block until the experiment ends.
-
-        Raises:
-            TimeoutError: It is still running after ``timeout`` seconds.
-        """
-        end = None if timeout is None else time.monotonic() + timeout
-        while True:
-            exp = self.get(name)
-            if exp.state.is_terminal:
-                return exp
-            if end is not None and time.monotonic() >= end:
-                raise TimeoutError(
-                    f"experiment {name!r} is still {exp.state.value} after {timeout:g} s"
-                )
-            time.sleep(poll)
-
-    def stop(self, name: str) -> ExperimentRecord:
-        """Ask the experiment's controller to stop; with no live controller, stop it here."""
-        from automl._controller import controller_live
-
-        exp = self.get(name)
-        if exp.state.is_terminal and not controller_live(exp):
-            return exp
-        self._store.experiments.update(exp.id, stop_requested=True)
-        if not controller_live(exp):
-            # Nobody will act on the request: end the trials the dead controller left behind.
-            runners = self._store.trials.runners(exp.id)
-            for trial_id, runner in runners.items():
-                reap_any(exp.spec, runner, Path(self.runs_dir))
-                self._store.trials.finish(
-                    trial_id,
-                    TrialState.KILLED,
-                    None,
-                    {},
-                    "killed by stop: its controller was no longer running",
-                )
-            self._store.experiments.update(
-                exp.id,
-                state=ExperimentState.STOPPED,
-                reason="ExperimentStopped",
-                message="stopped on request (no controller was running)",
-                finished_at=time.time(),
-                controller=None,
-            )
-        return self.get(name)
-
-    def resume(
-        self,
-        name: str,
-        *,
-        objective: Callable[..., Any] | None = None,
-        max_trials: _int | None = None,
-        parallel_trials: _int | None = None,
-        max_failed_trials: _int | None = None,
-        progress: bool = False,
-    ) -> TuneResult:
-        """Continue an experiment here, from where it was.
-
-        Interrupted trials run again, finished ones are kept, and the search continues from the
-        stored history. Budgets may be raised.
-
-        Raises:
-            ExperimentBusyError: Another live controller runs it.
-            SpecError: A bad budget, or a Python experiment whose objective is needed.
-        """
-        exp = self.prepare_resume(
-            name,
-            max_trials=max_trials,
-            parallel_trials=parallel_trials,
-            max_failed_trials=max_failed_trials,
-        )
-        return self._run(exp, objective=objective, progress=progress)
-
-    def prepare_resume(
-        self,
-        name: str,
-        *,
-        max_trials: _int | None = None,
-        parallel_trials: _int | None = None,
-        max_failed_trials: _int | None = None,
-    ) -> ExperimentRecord:
-        """Check that an experiment may be resumed and store its new budgets.
-
-        An interrupted or stopped experiment can always be continued. A finished one follows
-        Katib's ``resumePolicy``: ``Never`` (Katib's default) refuses, ``LongRunning`` and
-        ``FromVolume`` restart an experiment that reached ``maxTrialCount`` once it is raised.
-        Native and Python experiments are ``LongRunning``.
-
-        Raises:
-            SpecError: A bad budget, or a finished experiment its resume policy does not let go on.
-        """
-        exp = self.get(name)
-        spec = exp.spec
-        finished = exp.state in (ExperimentState.SUCCEEDED, ExperimentState.FAILED)
-        if finished and spec.source == "katib" and spec.resume_policy == "Never":
-            raise SpecError(
-                f"experiment {name!r} has resumePolicy Never (Katib's default): a finished "
-                "experiment cannot be restarted; set resumePolicy: LongRunning to allow it",
-                path="resumePolicy",
-            )
-        if (
-            finished
-            and spec.source == "katib"
-            and exp.reason != EndReason.MAX_TRIALS_REACHED.value
-        ):
-            raise SpecError(
-                f"experiment {name!r} ended with {exp.reason}; Katib restarts only an experiment "
-                "that reached maxTrialCount",
-                path="resumePolicy",
-            )
-        if any(v is not None for v in (max_trials, parallel_trials, max_failed_trials)):
-            try:
-                spec = spec.with_budget(
-                    max_trial_count=max_trials,
-                    parallel_trial_count=parallel_trials,
-                    max_failed_trial_count=max_failed_trials,
-                )
-            except SpecError as exc:
-                names = {
-                    "max_trial_count": "max_trials",
-                    "parallel_trial_count": "parallel_trials",
-                    "max_failed_trial_count": "max_failed_trials",
-                }
-                raise SpecError(
-                    [SpecIssue(names.get(i.path, i.path), i.message) for i in exc.issues]
-                ) from None
-            self._store.experiments.update(exp.id, spec=spec)
-            exp = self.get(name)
-        return exp
-
-    def delete(self, name: str) -> None:
-        """Delete an experiment, its trials and observations.
-
-        Raises:
-            AutoMLError: A live controller still runs it (stop it first).
-        """
-        from automl._controller import controller_live
-
-        exp = self.get(name)
-        if controller_live(exp):
-            raise AutoMLError(f"experiment {name!r} is running; stop it first: automl stop {name}")
-        self._store.experiments.delete(name)
-
-    def _run(
-        self,
-        exp: ExperimentRecord,
-        *,
-        objective: Callable[..., Any] | None = None,
-        progress: bool = False,
-    ) -> TuneResult:
-        on_progress = None
-        bar = None
-        if progress:
-            from automl._progress import progress_display
-
-            bar = progress_display(exp.spec)
-            on_progress = bar.update
-        if bar is not None:
-            with bar:
-                run_experiment(
-                    self._store,
-                    exp,
-                    objective=objective,
-                    runs_dir=self.runs_dir,
-                    on_progress=on_progress,
-                )
-        else:
-            run_experiment(self._store, exp, objective=objective, runs_dir=self.runs_dir)
-        return self.result(exp.name)
 
 
 def _artifacts_of(name: str, trial: TrialRecord, runs_dir: Path | None) -> Path:

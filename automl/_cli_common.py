@@ -34,6 +34,13 @@ StoreOpt = Annotated[
         help="Store URL (any SQLAlchemy URL) or SQLite file path.",
     ),
 ]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        help="automl server URL (http://127.0.0.1:8080) instead of --store; token: AUTOML_TOKEN.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 DEFAULT = "sqlite:///automl.db"
 
@@ -55,7 +62,9 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _client(store: str, runs_dir: str = "automl-runs") -> Any:
-    from automl._api import Client
+def _client(store: str, runs_dir: str = "automl-runs", server: str | None = None) -> Any:
+    from automl._client import Client
 
+    if server:
+        return Client(server=server, runs_dir=runs_dir)
     return Client(store, runs_dir=runs_dir)

@@ -24,11 +24,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from automl import _cli_nas, _cli_pipeline, _cli_serve
+from automl import _cli_nas, _cli_pipeline, _cli_serve, _cli_service
 from automl._cli_common import (
     DEFAULT,
     Exporter,
     JsonOpt,
+    ServerOpt,
     StoreOpt,
     _client,
     _errors,
@@ -186,6 +187,7 @@ def _summary(
 def run(
     file: Annotated[Path, typer.Argument(help="Experiment YAML (native or Katib v1beta1).")],
     store: StoreOpt = DEFAULT,
+    server: ServerOpt = None,
     runs_dir: Annotated[
         str, typer.Option(help="Where trials write logs and outputs.")
     ] = "automl-runs",
@@ -282,6 +284,8 @@ def run(
         if dry_run:
             _dry_run(spec, trials, as_json)
             return
+        if server:  # a worker runs it; follow it here
+            return _cli_service.run_remote(server, spec, progress, as_json)
         try:
             preflight(spec)  # before anything is stored: a spec that cannot run leaves nothing
         except SpecError as exc:
@@ -491,15 +495,15 @@ def validate(
 
 
 @app.command("list")
-def list_(store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
+def list_(store: StoreOpt = DEFAULT, server: ServerOpt = None, as_json: JsonOpt = False) -> None:
     """List experiments."""
     from automl._api import _best
 
     with _errors():
-        client = _client(store)
+        client = _client(store, server=server)
         rows = []
         for e in client.list():
-            trials = client.store.trials.list(e.id)
+            trials = client.trials(e.name)
             rows.append(_exp_json(e, trials, _best(e.spec, trials)))
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -521,12 +525,14 @@ def list_(store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
-def show(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
+def show(
+    name: str, store: StoreOpt = DEFAULT, server: ServerOpt = None, as_json: JsonOpt = False
+) -> None:
     """Show an experiment and its trial table."""
     from automl._api import _best
 
     with _errors():
-        client = _client(store)
+        client = _client(store, server=server)
         e = client.get(name)
         trials = client.trials(name)
     best = _best(e.spec, trials)
@@ -586,10 +592,12 @@ def _print_artifacts(best: TrialRecord) -> None:
 
 
 @app.command()
-def best(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None:
+def best(
+    name: str, store: StoreOpt = DEFAULT, server: ServerOpt = None, as_json: JsonOpt = False
+) -> None:
     """Print the best trial of an experiment."""
     with _errors():
-        client = _client(store)
+        client = _client(store, server=server)
         e = client.get(name)
         t = client.best_trial(name)
     if as_json:
@@ -603,10 +611,10 @@ def best(name: str, store: StoreOpt = DEFAULT, as_json: JsonOpt = False) -> None
 
 
 @app.command()
-def stop(name: str, store: StoreOpt = DEFAULT) -> None:
+def stop(name: str, store: StoreOpt = DEFAULT, server: ServerOpt = None) -> None:
     """Stop a running experiment (its controller kills running trials)."""
     with _errors():
-        e = _client(store).stop(name)
+        e = _client(store, server=server).stop(name)
     console.print(
         f"{name}: stop requested" if not e.state.is_terminal else f"{name}: {e.state.value}"
     )
@@ -616,6 +624,7 @@ def stop(name: str, store: StoreOpt = DEFAULT) -> None:
 def resume(
     name: str,
     store: StoreOpt = DEFAULT,
+    server: ServerOpt = None,
     runs_dir: Annotated[
         str, typer.Option(help="Where trials write logs and outputs.")
     ] = "automl-runs",
@@ -626,6 +635,10 @@ def resume(
     as_json: JsonOpt = False,
 ) -> None:
     """Continue an interrupted, stopped or finished experiment (budgets may be raised)."""
+    if server:  # back to the server's queue; follow it here
+        budgets = {"max_trials": max_trials, "parallel_trials": parallel}
+        budgets["max_failed_trials"] = max_failed
+        return _cli_service.resume_remote(server, name, budgets, as_json)
     with _errors():
         client = _client(store, runs_dir)
         e = client.prepare_resume(
@@ -651,6 +664,7 @@ _EXPORTERS: dict[str, Exporter] = {"katib": _export_katib}
 def export(
     name: str,
     store: StoreOpt = DEFAULT,
+    server: ServerOpt = None,
     fmt: Annotated[
         str, typer.Option("--format", help="Output format: katib, kserve or torch.")
     ] = "katib",
@@ -678,7 +692,7 @@ def export(
     with _errors():
         if fmt not in _EXPORTERS:
             raise SpecError(f"must be one of {sorted(_EXPORTERS)}; got {fmt!r}", path="--format")
-        client = _client(store)
+        client = _client(store, server=server)
         e = client.get(name)
         options = {
             "image": image,
@@ -700,11 +714,12 @@ def export(
 def delete(
     name: str,
     store: StoreOpt = DEFAULT,
+    server: ServerOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete an experiment with its trials and observations."""
     with _errors():
-        client = _client(store)
+        client = _client(store, server=server)
         client.get(name)
         if not yes and not typer.confirm(f"delete experiment {name!r} and all its trials?"):
             raise typer.Exit(1)
@@ -753,6 +768,7 @@ def dashboard(
 _cli_serve.register(app, _EXPORTERS)
 _cli_pipeline.register(app)
 _cli_nas.register(_EXPORTERS)
+_cli_service.register(app)
 
 
 def _terminate(signum: int, frame: object) -> None:

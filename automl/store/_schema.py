@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-HEAD = "0003"
+HEAD = "0004"
 
 experiments = sa.Table(
     "automl_experiments",
@@ -24,6 +24,13 @@ experiments = sa.Table(
     sa.Column("controller", sa.String(255)),
     sa.Column("heartbeat_at", sa.Float(precision=53)),
     sa.Column("sampler_state", sa.Text, nullable=False, default="{}"),
+    # 0004: the service queue (automl.store._queue)
+    sa.Column("queued", sa.Boolean, nullable=False, default=False),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("worker", sa.String(255)),
+    sa.Column("claimed_at", sa.Float(precision=53)),
+    sa.Column("takeovers", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_automl_experiments_queue", "queued", "state"),
 )
 
 trials = sa.Table(
@@ -59,4 +66,16 @@ observations = sa.Table(
     sa.Column("value", sa.Float(precision=53)),
     sa.Column("time", sa.Float(precision=53), nullable=False),
     sa.Index("ix_automl_observations_trial", "trial_id", "metric"),
+)
+
+workers = sa.Table(  # 0004: controller workers and their leases
+    "automl_workers",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("max_experiments", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float(precision=53), nullable=False),
+    sa.Column("heartbeat_at", sa.Float(precision=53), nullable=False),
+    sa.Column("stopped_at", sa.Float(precision=53)),
 )

@@ -198,8 +198,8 @@ class ExperimentRepository:
     def __init__(self, store: Store) -> None:
         self._s = store
 
-    def create(self, spec: ExperimentSpec) -> ExperimentRecord:
-        """Store a new experiment in state Created.
+    def create(self, spec: ExperimentSpec, **columns: Any) -> ExperimentRecord:
+        """Store a new experiment in state Created (``columns``: more columns, e.g. queue ones).
 
         Raises:
             AlreadyExistsError: The name is taken.
@@ -215,6 +215,7 @@ class ExperimentRepository:
             "created_at": now,
             "stop_requested": False,
             "sampler_state": "{}",
+            **columns,
         }
         try:
             with self._s.begin() as c:
