@@ -32,7 +32,7 @@ from automl.core import (
     TrialRecord,
     TrialState,
 )
-from automl.errors import AutoMLError, ExperimentBusyError
+from automl.errors import AutoMLError, ExperimentBusyError, StorageError
 from automl.store import Store
 from search import EarlyStopper, Suggester, create_stopper, create_suggester
 from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, summarize
@@ -42,6 +42,9 @@ __all__ = ["Controller", "Progress"]
 HEARTBEAT_S = 5.0
 WATCH_S = 0.5
 STALE_S = 30.0
+MAX_ATTEMPTS = 3  # a trial whose run is lost (supervisor or node gone) this often fails
+_MAX_METRIC_NAME = 128  # the store's metric column
+_STEP_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit integer column
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -107,6 +110,7 @@ class Controller:
         self._stopper: EarlyStopper | None = None
         self._nothing_left = False
         self._early: dict[str, int] = {}  # trials the early stopper stopped -> step
+        self._bad: dict[str, str] = {}  # trials failed for data the store cannot hold -> why
         self._stop_requested = threading.Event()
         self._done = threading.Event()
 
@@ -133,10 +137,19 @@ class Controller:
         trials = self._store.trials.list(self._exp.id)
         runners = self._store.trials.runners(self._exp.id)
         history: list[TrialRecord] = []
+        adopted: list[str] = []
         for t in trials:
             self._next_number = max(self._next_number, t.number + 1)
-            if t.state.is_active:
-                # Left behind by a controller that died: stop what may still run, run it again.
+            if t.state is TrialState.RUNNING and self._executor.adopt(
+                self._run_of(t), runners.get(t.id) or {}
+            ):
+                # Left running (or finished unwatched) by a controller that died: follow it to
+                # its end from what it writes; its metrics are read again from the start.
+                t = replace(t, metrics={}, value=None)
+                self._live[t.id] = _Live(t)
+                adopted.append(t.id)
+            elif t.state.is_active:
+                # Its fate cannot be known: stop what may still run, run it again.
                 if runners.get(t.id):
                     self._executor.reap(runners[t.id])
                 attempt = t.attempt + 1
@@ -146,6 +159,7 @@ class Controller:
             else:
                 self._count(t)
             history.append(t)
+        self._store.observations.delete(adopted)
         if self._spec.early_stopping is not None:
             self._stopper = create_stopper(self._spec, history, self._curves())
         if self._suggester_override is not None:
@@ -196,16 +210,21 @@ class Controller:
                 started_at=started,
                 finished_at=None,
             )
-            for live in list(self._live.values()):  # interrupted trials run again
-                self._start(live.record)
+            for live in list(self._live.values()):  # trials whose fate was unknown run again
+                if live.record.state is TrialState.CREATED:
+                    self._start(live.record)
             state, reason, message = self._loop(suggester, started)
         except KeyboardInterrupt:
             self._done.set()
             self._interrupt()
             raise
-        except BaseException:
+        except BaseException as exc:
             self._done.set()
-            self._release()
+            self._interrupt(
+                "ControllerError",
+                f"the controller failed: {type(exc).__name__}: {str(exc)[:2000]}; "
+                f"continue with: automl resume {self._spec.name}",
+            )
             raise
         self._done.set()
         return self._finish(state, reason, message)
@@ -353,15 +372,16 @@ class Controller:
     def _new_id(self) -> str:
         return f"{self._spec.name}-{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
 
+    def _run_of(self, r: TrialRecord) -> TrialRun:
+        return TrialRun(
+            r.id, self._spec.name, r.number, r.params, r.attempt, self._spec.namespace, r.attrs
+        )
+
     def _start(self, r: TrialRecord) -> None:
         if r.state is TrialState.CREATED:
             self._store.trials.update(r.id, state=TrialState.RUNNING, started_at=time.time())
-            self._live[r.id].record = replace(r, state=TrialState.RUNNING)
-        self._executor.submit(
-            TrialRun(
-                r.id, self._spec.name, r.number, r.params, r.attempt, self._spec.namespace, r.attrs
-            )
-        )
+            self._live[r.id].record = r = replace(r, state=TrialState.RUNNING)
+        self._executor.submit(self._run_of(r))
 
     def _handle(self, events: list[TrialEvent], suggester: Suggester) -> None:
         if not events:
@@ -371,7 +391,12 @@ class Controller:
             live = self._live.get(ev.trial_id)
             if live is None:
                 continue
-            if ev.metrics:
+            if ev.metrics and ev.trial_id in self._bad:
+                pass  # being stopped for data the store cannot hold: drop what follows
+            elif ev.metrics and (why := _unstorable(ev)) is not None:
+                self._bad[ev.trial_id] = why
+                self._executor.cancel(ev.trial_id)
+            elif ev.metrics:
                 t = time.time()
                 live.metrics = summarize(live.metrics, ev.metrics)
                 live.pending.extend(
@@ -390,9 +415,40 @@ class Controller:
                 flush.extend(live.pending)
                 live.pending.clear()
         if flush:
-            self._store.observations.append(flush)
+            self._append(flush)
         for live, ev in finished:
             self._end_trial(live, ev, suggester)
+
+    def _append(self, flush: list[Observation]) -> None:
+        """Store observations; a trial whose data the store refuses fails, the rest go on."""
+        try:
+            self._store.observations.append(flush)
+        except Exception:
+            self._append_each(flush)
+
+    def _append_each(self, flush: list[Observation]) -> None:
+        """Store each trial's observations alone, to tell one trial's data from a store down."""
+        by_trial: dict[str, list[Observation]] = {}
+        for o in flush:
+            by_trial.setdefault(o.trial_id, []).append(o)
+        failed: dict[str, str] = {}
+        for tid, obs in by_trial.items():
+            try:
+                self._store.observations.append(obs)
+            except Exception as exc:
+                failed[tid] = f"the store refused its metrics: {type(exc).__name__}: {exc}"[:2000]
+        if failed and len(failed) == len(by_trial) and not self._store_answers():
+            raise StorageError(next(iter(failed.values())))  # the store, not the data
+        for tid, why in failed.items():
+            self._bad.setdefault(tid, why)
+            self._executor.cancel(tid)
+
+    def _store_answers(self) -> bool:
+        try:
+            self._store.experiments.stop_requested(self._exp.id)
+        except Exception:
+            return False
+        return True
 
     def _consider_stopping(self, live: _Live, ev: TrialEvent) -> None:
         """Ask the early stopper about a new intermediate objective value."""
@@ -413,7 +469,13 @@ class Controller:
         obj = self._spec.objective
         value = objective_value(obj, live.metrics)
         status, message = ev.exit.status, ev.exit.message
-        if status is ExitStatus.COMPLETED:
+        if status is ExitStatus.LOST and live.record.attempt < MAX_ATTEMPTS:
+            self._rerun(live, message)
+            return
+        if record_id in self._bad:
+            state, message = TrialState.FAILED, self._bad.pop(record_id)
+            live.pending.clear()
+        elif status is ExitStatus.COMPLETED:
             if value is not None and not math.isfinite(value):
                 state = TrialState.FAILED
                 message = f"the objective metric {obj.metric!r} is not a finite number ({value})"
@@ -426,7 +488,8 @@ class Controller:
                 )
             else:
                 state = TrialState.SUCCEEDED
-        elif status is ExitStatus.CANCELLED and record_id in self._early:
+        elif record_id in self._early and status is not ExitStatus.TIMED_OUT:
+            # Cancelled, or (adopted) killed by a signal its dead controller's decision sent.
             state = TrialState.EARLY_STOPPED
             message = (
                 f"stopped early at step {self._early.pop(record_id)} by "
@@ -465,6 +528,18 @@ class Controller:
             self._stopper.finish(record)
         if self._on_progress is not None:
             self._on_progress(self.progress(record))
+
+    def _rerun(self, live: _Live, why: str) -> None:
+        """Run a trial whose run was lost again, as a new attempt (its files are kept)."""
+        r = live.record
+        attempt = r.attempt + 1
+        self._store.trials.restart(r.id, attempt)
+        self._early.pop(r.id, None)
+        if self._stopper is not None:
+            self._stopper.finish(replace(r, state=TrialState.KILLED))
+        record = replace(r, state=TrialState.CREATED, attempt=attempt, metrics={}, value=None)
+        self._live[r.id] = _Live(record)
+        self._start(record)
 
     def _outputs(self, trial_id: str) -> dict[str, Any] | None:
         """What the trial's artifact directory holds (one scandir), or None without one."""
@@ -518,20 +593,24 @@ class Controller:
             )
         return self._store.experiments.get(self._exp.name)
 
-    def _interrupt(self) -> None:
-        """Ctrl-C: kill running trials and leave them to run again on resume."""
+    def _interrupt(self, reason: str = "Interrupted", message: str = "") -> None:
+        """Ctrl-C or a controller error: kill running trials, leave them to run again on resume.
+
+        The experiment is left Stopped with the reason, never Running without a controller.
+        """
         try:
             for tid in list(self._live):
                 self._executor.cancel(tid)
             self._executor.close()
             for tid, live in self._live.items():
-                self._store.trials.restart(tid, live.record.attempt)
+                self._store.trials.restart(tid, live.record.attempt + 1)
         finally:
             self._store.experiments.update(
                 self._exp.id,
                 state=ExperimentState.STOPPED,
-                reason="Interrupted",
-                message=f"interrupted; continue with: automl resume {self._spec.name}",
+                reason=reason,
+                message=message
+                or f"interrupted; continue with: automl resume {self._spec.name}",
                 finished_at=time.time(),
                 controller=None,
                 heartbeat_at=None,
@@ -550,6 +629,25 @@ class _NullSuggester(Suggester):
 
     def tell(self, trial: TrialRecord) -> None:
         return None
+
+
+def _unstorable(ev: TrialEvent) -> str | None:
+    """Why the store cannot hold this event's metrics (the trial fails with it), or None."""
+    if ev.step is not None and not (_STEP_RANGE[0] <= ev.step <= _STEP_RANGE[1]):
+        return f"step {ev.step} is out of range (steps are 64-bit integers)"
+    for name, value in ev.metrics.items():
+        if len(name) > _MAX_METRIC_NAME:
+            return (
+                f"metric name {name[:40]!r}... is {len(name)} characters long "
+                f"(at most {_MAX_METRIC_NAME})"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"metric {name!r} is not a number: {value!r}"[:300]
+        try:
+            float(value)
+        except OverflowError:
+            return f"metric {name!r} is out of range: {str(value)[:40]}"
+    return None
 
 
 def _holder_alive(controller: str | None) -> bool | None:

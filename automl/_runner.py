@@ -76,7 +76,7 @@ def make_executor(
         return LocalProcessExecutor(
             spec.model_copy(update={"trial_template": template}), Path(runs_dir).absolute()
         )
-    if t.command is not None and objective is None:
+    if t.command is not None and (objective is None or _is_function_process(t.command)):
         # Absolute: a trial runs in its workdir, and its AUTOML_* paths must still point here.
         return LocalProcessExecutor(spec, Path(runs_dir).absolute())
     if objective is None:
@@ -97,6 +97,11 @@ def make_executor(
         inline=False if spec.early_stopping is not None else None,
         runs_dir=runs_dir,
     )
+
+
+def _is_function_process(command: tuple[str, ...]) -> bool:
+    """Whether a command runs a Python objective per trial (``tune(trial_processes=True)``)."""
+    return tuple(command[1:3]) == ("-m", "automl._fnrun")
 
 
 def local_problem(spec: ExperimentSpec) -> str | None:

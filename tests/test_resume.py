@@ -1,6 +1,8 @@
 """Durability: a controller killed with SIGKILL mid-run is replaced by ``automl resume``, which
-keeps every finished trial, runs interrupted trials again with their parameters and continues
-the seeded search without replaying its draws."""
+keeps every finished trial, adopts the trials the dead controller left running (they finish
+once, never run again), runs again only a trial whose fate cannot be known, and continues the
+seeded search without replaying its draws. ``benchmarks/exactly_once.py`` (and
+``tests/test_exactly_once.py``) kill controllers at random moments and count executions."""
 
 from __future__ import annotations
 
@@ -30,9 +32,22 @@ TRIAL = """
 import os, sys, time
 x = float(sys.argv[1].split("=", 1)[1])
 y = int(sys.argv[2].split("=", 1)[1])
+with open("ledger", "a") as fh:
+    fh.write(f"start {sys.argv[1]} {os.getpid()}\\n")
+if os.path.exists("hold"):  # trials that outlive their controller until the test lets them go
+    while not os.path.exists("go"):
+        time.sleep(0.02)
 time.sleep(float(open("sleep.txt").read()))
 print(f"epoch=1 loss={(x - 0.2) ** 2 + y / 100}", flush=True)
+with open("ledger", "a") as fh:
+    fh.write(f"done {sys.argv[1]} {os.getpid()}\\n")
 """
+
+
+def ledger(tmp_path: Path, what: str) -> list[tuple[str, int]]:
+    path = tmp_path / "ledger"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [(p[1], int(p[2])) for p in (line.split() for line in lines) if p[0] == what]
 
 
 def write_exp(
@@ -145,7 +160,6 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
         assert len(succeeded) >= 4
         assert interrupted, "the kill landed between trials; nothing was interrupted"
         orphan_pids = [r["pid"] for r in runners.values() if r.get("pid")]
-        had_dir = {i for i in interrupted if (tmp_path / "runs" / name / i).exists()}
 
         t0 = time.monotonic()
         res = subprocess.run(
@@ -191,21 +205,20 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
                 old.number,
                 old.attempt,
             )
-        # Interrupted trials ran again, same id, same parameters, second attempt.
+        # Interrupted trials were adopted: same id, same parameters, the first attempt's result.
         for i, old in interrupted.items():
             new = by_id[i]
             assert new.state is TrialState.SUCCEEDED, new.message
             assert new.params == old.params
-            assert new.attempt == 2
+            assert new.attempt == 1
             assert new.number == old.number
             assert new.value == pytest.approx((new.params["x"] - 0.2) ** 2 + new.params["y"] / 100)
-            if i in had_dir:  # the lost attempt's files are kept aside
-                assert (tmp_path / "runs" / name / f"{i}.attempt1").is_dir()
             assert Path(new.workdir or "", "trial.log").exists()
-        # New trials are first attempts.
-        for t in after:
-            if t.id not in before:
-                assert t.attempt == 1
+        assert all(t.attempt == 1 for t in after)
+        # Every trial ran to its end exactly once, by the trials' own ledger.
+        done = [x for x, _ in ledger(tmp_path, "done")]
+        assert sorted(done) == sorted(set(done)) and len(done) == 12
+        assert len(ledger(tmp_path, "start")) == 12
         # The seeded sampler continued instead of replaying its draws.
         params = [json.dumps(t.params, sort_keys=True) for t in after]
         assert len(set(params)) == len(params), "two trials share parameters"
@@ -213,8 +226,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
         for t in after:
             obs = store.observations.list(t.id)
             assert [(o.metric, o.step) for o in obs] == [("loss", 1)]
-        # Nothing the dead controller started still runs.
-        time.sleep(0.2)
+        # Nothing the dead controller started still runs: resume followed them to their end.
         assert [p for p in orphan_pids if alive(p)] == []
     finally:
         kill_group(proc)
@@ -372,9 +384,10 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
 
 
 def _orphaned_run(tmp_path: Path, name: str, url: str, store: Store) -> tuple[Any, list[int]]:
-    """Start a run whose trials sleep a minute, SIGKILL its controller once two trials run,
-    and return the experiment and the pids of the trial processes it left behind."""
-    f = write_exp(tmp_path, name, max_trials=4, parallel=2, sleep=60)
+    """Start a run whose trials wait for a ``go`` file, SIGKILL its controller once two trials
+    run, and return the experiment and the pids of the trial supervisors it left behind."""
+    f = write_exp(tmp_path, name, max_trials=4, parallel=2, sleep=0.1)
+    (tmp_path / "hold").touch()
     proc = start_run(tmp_path, f, url)
     try:
 
@@ -403,37 +416,76 @@ def _kill_pids(pids: list[int]) -> None:
                 os.killpg(p, signal.SIGKILL)
 
 
-@pytest.mark.timeout(90)
-def test_resume_reaps_trials_of_the_dead_controller(tmp_path: Path) -> None:
+def _resume(tmp_path: Path, name: str, url: str) -> subprocess.Popen[bytes]:
+    with open(tmp_path / "resume.out", "wb") as out:
+        return subprocess.Popen(
+            [*AUTOML, "resume", name, "--store", url, "--no-progress", "--runs-dir", "runs"],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.mark.timeout(120)
+def test_resume_adopts_trials_of_the_dead_controller(tmp_path: Path) -> None:
     name = "orphans"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    pids: list[int] = []
+    proc = None
+    try:
+        exp, pids = _orphaned_run(tmp_path, name, url, store)
+        orphans = {x: pid for x, pid in ledger(tmp_path, "start")}
+        assert len(orphans) == 2
+        proc = _resume(tmp_path, name, url)
+        # The new controller holds the lease while the orphans still wait: they were adopted.
+        wait_for(
+            lambda: (c := store.experiments.get(name).controller) and str(proc.pid) in c,
+            proc,
+            60,
+            "the resumed controller's lease",
+        )
+        assert all(alive(p) for p in pids)
+        (tmp_path / "go").touch()
+        assert proc.wait(90) == 0, (tmp_path / "resume.out").read_text()
+        trials = store.trials.list(exp.id)
+        assert len(trials) == 4 and all(t.state is TrialState.SUCCEEDED for t in trials)
+        assert [t.attempt for t in trials] == [1, 1, 1, 1]
+        # The orphans themselves finished (same processes); nothing ran twice.
+        done = dict(ledger(tmp_path, "done"))
+        assert {x: done[x] for x in orphans} == orphans
+        assert len(ledger(tmp_path, "start")) == 4 and len(done) == 4
+        assert [p for p in pids if alive(p)] == []
+    finally:
+        if proc is not None:
+            kill_group(proc)
+        _kill_pids(pids)
+        store.close()
+
+
+@pytest.mark.timeout(120)
+def test_resume_reruns_a_trial_whose_fate_is_unknown_keeping_its_log(tmp_path: Path) -> None:
+    name = "lost"
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = Store(url)
     pids: list[int] = []
     try:
         exp, pids = _orphaned_run(tmp_path, name, url, store)
-        (tmp_path / "sleep.txt").write_text("0.2")
-        res = subprocess.run(
-            [
-                *AUTOML,
-                "resume",
-                name,
-                "--store",
-                url,
-                "--no-progress",
-                "--runs-dir",
-                str(tmp_path / "runs"),
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert res.returncode == 0, res.stderr
-        # The orphans would sleep for a minute; resume killed them before running again.
-        assert [p for p in pids if alive(p)] == []
-        trials = store.trials.list(exp.id)
-        assert len(trials) == 4 and all(t.state is TrialState.SUCCEEDED for t in trials)
-        assert sorted(t.attempt for t in trials) == [1, 1, 2, 2]
+        _kill_pids(pids)  # supervisor and trial die together: no exit status is written
+        wait_for(lambda: not any(alive(p) for p in pids), subprocess.Popen(["true"]), 30, "exit")
+        lost = {t.id for t in store.trials.list(exp.id) if t.state.is_active}
+        assert len(lost) == 2
+        (tmp_path / "go").touch()
+        proc = _resume(tmp_path, name, url)
+        assert proc.wait(90) == 0, (tmp_path / "resume.out").read_text()
+        trials = {t.id: t for t in store.trials.list(exp.id)}
+        assert all(t.state is TrialState.SUCCEEDED for t in trials.values())
+        for i in lost:
+            assert trials[i].attempt == 2
+            kept = tmp_path / "runs" / name / f"{i}.attempt1" / "trial.log"
+            assert kept.exists() and "$ " in kept.read_text()
+        assert len(ledger(tmp_path, "done")) == 4
     finally:
         _kill_pids(pids)
         store.close()

@@ -34,6 +34,7 @@ class ExitStatus(str, Enum):
     FAILED = "failed"  # non-zero exit / raised
     TIMED_OUT = "timed_out"  # ran past the per-trial timeout and was killed
     CANCELLED = "cancelled"  # cancelled by the controller
+    LOST = "lost"  # its fate cannot be known (supervisor or node gone): run it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,21 @@ class Executor(ABC):
 
     def reap(self, runner: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Stop a run left behind by a dead controller, given what ``started`` reported."""
+
+    def adopt(self, run: TrialRun, runner: Mapping[str, Any]) -> bool:
+        """Follow a trial that a dead controller started, instead of running it again.
+
+        On True the executor owns the trial as if it had submitted it: its metrics arrive as
+        events again from the start (the caller drops what it had stored), then its exit. An
+        executor whose trials cannot outlive their controller (threads) returns False, and so
+        does one that cannot know the trial's fate: the caller runs it again as a new attempt.
+
+        Args:
+            run: The trial, as it would be submitted.
+            runner: What the executor's ``started`` event reported (may be empty when the
+                controller died before storing it).
+        """
+        return False
 
 
 def drain(events: queue.SimpleQueue[TrialEvent], timeout: float) -> list[TrialEvent]:

@@ -517,6 +517,13 @@ class ObservationRepository:
             with self._s.begin() as c:
                 c.execute(_INSERT_OBS, _obs_rows(observations))
 
+    def delete(self, trial_ids: Sequence[str]) -> None:
+        """Drop the observations of these trials (an adopter reads them again from the trial)."""
+        if trial_ids:
+            o = S.observations
+            with self._s.begin() as c:
+                c.execute(o.delete().where(o.c.trial_id.in_(list(trial_ids))))
+
     def list(self, trial_id: str) -> list[Observation]:
         """A trial's observations in the order they were stored."""
         o = S.observations

@@ -358,7 +358,7 @@ def test_prometheus_collector_scrapes_loopback_while_the_trial_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("prometheus_client")
-    monkeypatch.setattr("trials._local.SCRAPE_INTERVAL", 0.1)
+    monkeypatch.setattr("trials._local_collect.SCRAPE_INTERVAL", 0.1)
     port = free_port()
     spec = native_spec(
         tmp_path,

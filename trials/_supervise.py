@@ -1,0 +1,206 @@
+"""A trial process that outlives its controller, and the files that tell its fate.
+
+A local trial runs under a tiny supervisor: ``/bin/sh`` with a fixed script, started in a new
+session, that writes its own pid to ``supervisor.pid`` in the trial's directory, runs the
+trial's argv (as ``"$@"``: values are never parsed by the shell), and writes the trial's exit
+status to ``exit_status`` before it exits. The trial's stdout and stderr go straight to
+``trial.log`` (a file, not a pipe), so nothing breaks when the controller dies: the trial runs to
+its end, and whoever runs the experiment next reads what it left behind (the log, the
+``metrics.jsonl`` of :func:`automl.report`, the exit status) instead of running it again.
+
+Only builtins run in the shell (``echo``, redirection), so the supervisor costs one fork and
+exec of ``/bin/sh`` per trial. A file is written with a single ``write`` of a few bytes; a
+reader that finds it empty treats it as not written yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EXIT_FILE",
+    "PID_FILE",
+    "SUPERVISOR",
+    "decode_status",
+    "descendant_groups",
+    "group_alive",
+    "process_start_time",
+    "read_exit",
+    "read_pid",
+    "reap_runner",
+    "signal_group",
+    "supervised_argv",
+    "supervisor_state",
+]
+
+PID_FILE = "supervisor.pid"
+EXIT_FILE = "exit_status"
+
+#: The supervisor script: $1 is the trial directory, the rest is the trial's argv.
+SUPERVISOR = (
+    'd=$1; shift; echo $$ > "$d/supervisor.pid"; "$@"; s=$?; echo $s > "$d/exit_status"; exit $s'
+)
+
+
+def supervised_argv(argv: list[str], workdir: Path) -> list[str]:
+    """``argv`` wrapped in the supervisor for the trial directory ``workdir``."""
+    return ["/bin/sh", "-c", SUPERVISOR, "automl-trial", str(workdir), *argv]
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    try:
+        return int(text)
+    except ValueError:  # empty: being written
+        return None
+
+
+def read_exit(workdir: Path) -> int | None:
+    """The trial's exit status as the supervisor wrote it (0-255), or None if not written."""
+    return _read_int(workdir / EXIT_FILE)
+
+
+def read_pid(workdir: Path) -> int | None:
+    """The supervisor's pid, or None before it wrote it."""
+    return _read_int(workdir / PID_FILE)
+
+
+def decode_status(status: int) -> int:
+    """A shell's ``$?`` as Popen's returncode: 128+N (killed by signal N) becomes -N."""
+    return -(status - 128) if 128 < status < 128 + 65 else status
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), to tell a live process from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not: nobody may reap orphans in a container)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return fields[0] not in ("Z", "X")
+
+
+def _is_supervisor_of(pid: int, workdir: Path) -> bool:
+    """Whether ``pid`` is the supervisor of ``workdir`` (its argv names the directory)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return _alive(pid)  # no /proc: trust the pid file
+    return str(workdir).encode() in argv
+
+
+def supervisor_state(workdir: Path, pid: int | None = None) -> tuple[str, int | None]:
+    """Where a supervised trial stands: exited, running, starting or lost.
+
+    Returns ``("exited", status)``, ``("running", pid)``, ``("starting", None)`` or
+    ``("lost", None)``. ``lost`` means no exit status was written and no supervisor runs: the
+    machine rebooted or someone killed the process group, so the trial's fate cannot be known.
+    """
+    status = read_exit(workdir)
+    if status is not None:
+        return "exited", status
+    pid = read_pid(workdir) or pid
+    if pid is None:
+        return ("starting", None) if workdir.is_dir() else ("lost", None)
+    if _alive(pid) and _is_supervisor_of(pid, workdir):
+        return "running", pid
+    status = read_exit(workdir)  # it may have ended between the two reads
+    if status is not None:
+        return "exited", status
+    return "lost", None
+
+
+def descendant_groups(pid: int) -> set[int]:
+    """Process groups of ``pid``'s descendants other than its own (Linux ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    pgid: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(name))
+        pgid[int(name)] = int(fields[2])
+    out: set[int] = set()
+    todo = list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        if pgid.get(child, pid) != pid:
+            out.add(pgid[child])
+        todo.extend(children.get(child, []))
+    return out
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group ``pgid`` still runs (zombies do not count)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Send ``sig`` to the process group ``pid`` leads; a gone group is not an error."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def reap_runner(runner: Mapping[str, Any]) -> None:
+    """Kill the process group a trial's runner details name, if it still runs on this host.
+
+    The pid's kernel start time must match the stored one, so a reused pid is never hit.
+    """
+    pid = runner.get("pid")
+    if not isinstance(pid, int) or runner.get("host") != socket.gethostname():
+        return
+    start = process_start_time(pid)
+    if start is not None and start == runner.get("start"):
+        groups = descendant_groups(pid)  # torchrun's ranks run in sessions of their own
+        signal_group(pid, signal.SIGKILL)
+        for g in groups:
+            signal_group(g, signal.SIGKILL)
