@@ -307,6 +307,7 @@ def tune(
     executor: str | Mapping[str, Any] | ExecutorSpec | None = None,
     nas: Any = None,
     runs_dir: str | Path = "automl-runs",
+    trial_processes: bool = False,
 ) -> TuneResult:
     """Tune a Python function; every trial lands in the store.
 
@@ -338,6 +339,11 @@ def tune(
         name: Experiment name (generated if None).
         store: Store URL or an open :class:`~automl.store.Store`.
         runs_dir: Where trials keep their files (logs, checkpoints, saved models).
+        trial_processes: Run each trial in a process of its own (``python -m automl._fnrun``)
+            instead of a thread: a trial then outlives a controller that dies, is adopted by
+            ``resume`` instead of running again, and is killed with its process group on stop,
+            early stopping or timeout. The objective must be importable
+            (``module:function``, not defined in ``__main__`` or a notebook).
         resume: Continue the experiment called ``name`` if it exists (its budgets may be raised).
         progress: Show a progress bar.
         resources_per_trial: What each trial needs, as :class:`automl.core.Resources` or a
@@ -423,6 +429,24 @@ def tune(
                 "command trial: automl run with trial.resources.gpu)",
             )
         )
+    command = None
+    if trial_processes:
+        fpath = function_path(objective)
+        if fpath is None or nas_config is not None:
+            issues.append(
+                SpecIssue(
+                    "trial_processes",
+                    "a trial process imports the objective by module path; "
+                    + (
+                        "architecture search (nas=...) runs in threads only"
+                        if fpath is not None
+                        else f"{getattr(objective, '__qualname__', objective)!r} is defined in "
+                        "__main__, a notebook or a function body: move it into a module"
+                    ),
+                )
+            )
+        else:
+            command = ("python", "-m", "automl._fnrun", fpath, objective_metric)
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
@@ -441,7 +465,10 @@ def tune(
         max_failed_trial_count=max_failed_trials,
         timeout=timeout,
         trial_template=TrialTemplate(
-            function=function_path(objective), timeout=trial_timeout, resources=resources
+            function=None if command else function_path(objective),
+            timeout=trial_timeout,
+            resources=resources,
+            command=command,
         ),
         executor=executor_spec,
         seed=seed,
@@ -491,7 +518,7 @@ def tune(
                 )
         preflight(spec)
         exp = client.store.experiments.create(spec)
-        return client._run(exp, objective=objective, progress=progress)
+        return client._run(exp, objective=None if command else objective, progress=progress)
 
 
 def _nas_arg(nas: Any, parameters: Any, issues: list[SpecIssue]) -> dict[str, Any] | None:
