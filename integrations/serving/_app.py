@@ -9,6 +9,7 @@ POST     ``/v1/models/<name>:predict``                    ``{"instances"}`` -> `
 POST     ``/v1/models/<name>:explain``                    ``{"instances"}`` -> ``{"explanations"}``
 GET      ``/v2/health/live``, ``/v2/health/ready``        ``{"live"}``, ``{"ready"}``
 GET      ``/v2``                                          server metadata
+GET      ``/v2/models``                                   ``{"models": [name]}``
 GET      ``/v2/models/<name>[/versions/<v>]``             model metadata (tensors, versions)
 GET      ``/v2/models/<name>[/versions/<v>]/ready``       ``{"name", "ready"}``
 POST     ``/v2/models/<name>[/versions/<v>]/infer``       inference request -> response
@@ -19,11 +20,11 @@ the declared weight (KServe's ``canaryTrafficPercent``); ``/versions/<trial id>`
 of them directly. Every reply says which model answered: the ``x-automl-model`` header (the
 trial id), ``x-automl-variant`` (``default`` or ``canary``), and ``model_name`` /
 ``model_version`` in the body. Errors are ``{"error": "..."}`` with a 4xx status for bad
-requests (400 malformed, 404 unknown model, 413 too large) and 500 when the model itself fails;
-the server keeps serving either way.
+requests (400 malformed or refused by the model's input checks, 404 unknown model, 413 too
+large) and 500 when the model itself fails; the server keeps serving either way. ``/infer``
+also takes and gives the binary tensor extension (see ``_codec.py``).
 """
 
-import json
 import random
 import threading
 import uuid
@@ -32,6 +33,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from automl.errors import AutoMLError
+from integrations.serving._codec import (
+    BINARY_HEADER,
+    decode_binary_request,
+    decode_v1,
+    decode_v2,
+    encode_binary_reply,
+    encode_v2_outputs,
+    parse_json,
+    to_jsonable,
+    v2_datatype,
+    wants_binary_outputs,
+)
 from integrations.serving._errors import (
     InvalidInput,
     ModelNotFound,
@@ -40,15 +53,7 @@ from integrations.serving._errors import (
     ServingError,
 )
 from integrations.serving._explain import Explainer
-from integrations.serving._model import (
-    Predictor,
-    SklearnPredictor,
-    decode_v1,
-    decode_v2,
-    encode_v2_outputs,
-    to_jsonable,
-    v2_datatype,
-)
+from integrations.serving._model import Predictor, SklearnPredictor
 
 __all__ = ["Backend", "Endpoint", "create_app"]
 
@@ -192,7 +197,7 @@ def create_app(
     """
     try:
         from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
+        from fastapi.responses import JSONResponse, Response
         from starlette.concurrency import run_in_threadpool
         from starlette.exceptions import HTTPException
     except ImportError as exc:  # pragma: no cover - the serve extra
@@ -215,11 +220,16 @@ def create_app(
     async def _http_error(_: Any, exc: HTTPException) -> Any:
         return error(exc.status_code, str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Any, exc: Exception) -> Any:  # the documented body, even for a bug
+        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+
     def check_name(model_name: str) -> None:
         if model_name != name:
             raise ModelNotFound(f"Model with name {model_name} does not exist.")
 
-    async def read_json(request: Request) -> Any:
+    async def read_json(request: Request, binary: bool = False) -> Any:
+        """The request's JSON body (or, with ``binary``, a binary-extension body as JSON)."""
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body_bytes:
             raise PayloadTooLarge(
@@ -235,10 +245,10 @@ def create_app(
                 )
         if not body:
             raise InvalidInput("request body is empty; send a JSON object")
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+        header = request.headers.get(BINARY_HEADER)
+        if binary and header is not None:
+            return decode_binary_request(body, header)
+        return parse_json(body)
 
     async def hook(which: str, value: Any) -> Any:
         fn: Callable[[Any], Any] | None = getattr(endpoint.transformer, which, None)
@@ -260,6 +270,14 @@ def create_app(
             return await run_in_threadpool(fn, *args)
         except ServingError:
             raise
+        except ValueError as exc:
+            # scikit-learn's way to refuse an input (check_array: "Input X contains
+            # infinity" when a scaler overflows on 1e308); an unfitted model is our fault.
+            if type(exc).__name__ == "NotFittedError":
+                raise ServingError(f"model failed: {type(exc).__name__}: {exc}") from None
+            raise InvalidInput(
+                f"model {name!r} refused the input: {type(exc).__name__}: {exc}"
+            ) from None
         except Exception as exc:
             raise ServingError(f"model failed: {type(exc).__name__}: {exc}") from None
 
@@ -328,7 +346,15 @@ def create_app(
 
     @app.get("/v2")
     async def v2_metadata() -> dict[str, Any]:
-        return {"name": "automl", "version": automl.__version__, "extensions": []}
+        return {
+            "name": "automl",
+            "version": automl.__version__,
+            "extensions": ["binary_tensor_data"],
+        }
+
+    @app.get("/v2/models")
+    async def v2_models() -> dict[str, list[str]]:
+        return {"models": [name]}
 
     @app.get("/v2/models/{model_name}")
     async def v2_model(model_name: str) -> dict[str, Any]:
@@ -352,9 +378,17 @@ def create_app(
         return {"name": name, "ready": True}
 
     async def infer(request: Request, version: str | None) -> Any:
-        payload = await hook("preprocess", await read_json(request))
+        payload = await hook("preprocess", await read_json(request, binary=True))
         backend = endpoint.pick(version)
         x, _ = decode_v2(payload, backend.predictor, max_batch)
+        requested = payload.get("outputs")
+        if isinstance(requested, list):
+            unknown = [o.get("name") if isinstance(o, dict) else o for o in requested]
+            unknown = [n for n in unknown if n != "output-0"]
+            if unknown:
+                raise InvalidInput(
+                    f"outputs names {unknown[0]!r}; model {name!r} has one output, output-0"
+                )
         result = await run_model(backend.predictor.predict, x)
         request_id = payload.get("id") if isinstance(payload, dict) else None
         content = {
@@ -364,7 +398,24 @@ def create_app(
             "parameters": {"variant": backend.variant},
             "outputs": encode_v2_outputs(result),
         }
-        return reply(await hook("postprocess", content), backend)
+        content = await hook("postprocess", content)
+        if not (wants_binary_outputs(payload) and isinstance(content, dict)):
+            return reply(content, backend)
+        content["model_name"] = name
+        content["model_version"] = backend.version
+        try:
+            raw, header = encode_binary_reply(content)
+        except (TypeError, ValueError, KeyError) as exc:  # a postprocess hook's odd outputs
+            raise ServingError(f"cannot encode binary outputs: {exc}") from None
+        return Response(
+            content=raw,
+            media_type="application/octet-stream",
+            headers={
+                BINARY_HEADER: str(header),
+                "x-automl-model": backend.version,
+                "x-automl-variant": backend.variant,
+            },
+        )
 
     @app.post("/v2/models/{model_name}/infer")
     async def v2_infer(model_name: str, request: Request) -> Any:

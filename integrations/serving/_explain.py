@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from automl.errors import AutoMLError
-from integrations.serving._model import Predictor, SklearnPredictor, to_jsonable
+from integrations.serving._codec import to_jsonable
+from integrations.serving._model import Predictor, SklearnPredictor
 
 __all__ = ["Explainer", "load_background", "make_explainer"]
 

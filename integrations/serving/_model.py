@@ -7,15 +7,13 @@ input shape). scikit-learn models (and pickled objects with ``predict``) answer 
 sklearnserver does with ``PREDICT_PROBA=true``. torch modules get a float32 tensor and answer
 with their output tensor.
 
-This module also holds the request codecs: KServe v1 ``{"instances": [...]}`` and Open
-Inference Protocol v2 input tensors, checked against the model's input (shape, datatype,
-numbers only) before the model sees them.
+The request codecs (KServe v1 instances, Open Inference Protocol v2 tensors, the binary
+tensor extension) are in ``_codec.py``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,49 +23,9 @@ from typing import Any
 import numpy as np
 
 from automl.errors import AutoMLError, NotFoundError
-from integrations.serving._errors import InvalidInput, PayloadTooLarge
+from integrations.serving._errors import InvalidInput
 
-__all__ = [
-    "NUMPY_TO_V2",
-    "V2_TO_NUMPY",
-    "ModelInfo",
-    "Predictor",
-    "SklearnPredictor",
-    "TorchPredictor",
-    "decode_v1",
-    "decode_v2",
-    "encode_v2_outputs",
-    "load_predictor",
-    "to_jsonable",
-    "v2_datatype",
-]
-
-# Open Inference Protocol tensor datatypes this server accepts as model input.
-V2_TO_NUMPY: dict[str, type[np.generic]] = {
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
-}
-# Defined by the protocol, refused here: models take numbers (BOOL/BYTES are not features).
-_V2_KNOWN = {*V2_TO_NUMPY, "BOOL", "BYTES"}
-NUMPY_TO_V2: dict[str, str] = {np.dtype(t).str[1:]: k for k, t in V2_TO_NUMPY.items()}
-
-
-def v2_datatype(arr: np.ndarray) -> str:
-    """The Open Inference Protocol datatype of an array (``BYTES`` for strings/objects)."""
-    if arr.dtype == np.bool_:
-        return "BOOL"
-    if arr.dtype.kind in "iuf":
-        return NUMPY_TO_V2.get(arr.dtype.str[1:], "FP64")
-    return "BYTES"
+__all__ = ["ModelInfo", "Predictor", "SklearnPredictor", "TorchPredictor", "load_predictor"]
 
 
 @dataclass(frozen=True)
@@ -301,177 +259,3 @@ def load_predictor(
             "only scikit-learn-style models and torch modules can be served"
         )
     return SklearnPredictor(obj, info, predict_proba=predict_proba)
-
-
-# -- request decoding ------------------------------------------------------------------------
-def _numbers(value: Any, where: str, integers: bool = False) -> None:
-    """Refuse anything but (nested lists of) numbers; names the first offending element."""
-    stack: list[tuple[Any, str]] = [(value, where)]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(item))))
-        elif isinstance(item, bool) or not isinstance(item, (int, float)):
-            raise InvalidInput(f"{path} must be a number; got {json.dumps(item)[:60]}")
-        elif integers and not isinstance(item, int):
-            raise InvalidInput(f"{path} must be an integer for this datatype; got {item!r}")
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise InvalidInput(f"{path} must be a finite number; got {item!r}")
-
-
-def _array(value: Any, where: str, dtype: Any = np.float64) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=dtype)
-    except (ValueError, TypeError, OverflowError):
-        raise InvalidInput(f"{where} is ragged: every instance must have the same shape") from None
-
-
-def decode_v1(body: Any, predictor: Predictor, max_batch: int) -> np.ndarray:
-    """The batch of a KServe v1 request ``{"instances": [...]}`` (or ``{"inputs": [...]}``).
-
-    Instances are lists of numbers, or objects keyed by feature name when the model knows its
-    feature names.
-
-    Raises:
-        InvalidInput: Missing/empty instances, non-numbers, wrong shape; names the field.
-        PayloadTooLarge: More instances than ``max_batch``.
-    """
-    if not isinstance(body, dict):
-        raise InvalidInput(
-            f'request body must be a JSON object {{"instances": [...]}}; got {type(body).__name__}'
-        )
-    key = "instances" if "instances" in body else "inputs" if "inputs" in body else None
-    if key is None:
-        raise InvalidInput('request body must have "instances": a list of instances')
-    instances = body[key]
-    if not isinstance(instances, list) or not instances:
-        raise InvalidInput(f'"{key}" must be a non-empty list of instances')
-    if len(instances) > max_batch:
-        raise PayloadTooLarge(
-            f'"{key}" holds {len(instances)} instances; this server takes at most {max_batch} '
-            "per request (--max-batch)"
-        )
-    if all(isinstance(i, dict) for i in instances):
-        instances = _by_name(instances, predictor, key)
-    _numbers(instances, key)
-    x = _array(instances, key)
-    predictor.check(x, key)
-    return x
-
-
-def _by_name(instances: list[Any], predictor: Predictor, key: str) -> list[list[Any]]:
-    names = predictor.info.feature_names
-    if not names:
-        raise InvalidInput(
-            f"{key} are objects, but model {predictor.info.name!r} was not fitted on named "
-            "features; send each instance as a list of numbers"
-        )
-    rows = []
-    for i, inst in enumerate(instances):
-        missing = [n for n in names if n not in inst]
-        extra = sorted(set(inst) - set(names))
-        if missing or extra:
-            raise InvalidInput(
-                f"{key}[{i}] "
-                + (f"lacks features {missing}" if missing else "")
-                + ("; " if missing and extra else "")
-                + (f"has unknown features {extra}" if extra else "")
-                + f"; the model's features are {list(names)}"
-            )
-        rows.append([inst[n] for n in names])
-    return rows
-
-
-def _shape(value: Any, where: str) -> list[int]:
-    if not isinstance(value, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
-    ):
-        raise InvalidInput(f"{where} must be a list of non-negative integers; got {value!r}")
-    return list(value)
-
-
-def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
-    if not any(isinstance(d, list) for d in data):
-        return data
-    out: list[Any] = []
-    for d in data:
-        out.extend(_flatten(d))
-    return out
-
-
-def decode_v2(body: Any, predictor: Predictor, max_batch: int) -> tuple[np.ndarray, str]:
-    """The batch of an Open Inference Protocol v2 request, and the name of its input.
-
-    The request has one input tensor ``{"name", "shape", "datatype", "data"}`` whose data
-    (flat in row-major order, or nested) holds ``prod(shape)`` numbers of its datatype.
-
-    Raises:
-        InvalidInput: A missing field, an unknown or non-numeric datatype, data that does not
-            fill the shape, the wrong instance shape; names the field.
-        PayloadTooLarge: A batch (``shape[0]``) over ``max_batch``.
-    """
-    if not isinstance(body, dict):
-        raise InvalidInput(
-            'request body must be a JSON object {"inputs": [...]}; got ' + type(body).__name__
-        )
-    if "id" in body and not isinstance(body["id"], str):
-        raise InvalidInput(f"id must be a string; got {body['id']!r}")
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise InvalidInput('request body must have "inputs": a non-empty list of tensors')
-    if len(inputs) != 1:
-        raise InvalidInput(
-            f"inputs holds {len(inputs)} tensors; model {predictor.info.name!r} takes one "
-            "input tensor of shape [N, features]"
-        )
-    tensor = inputs[0]
-    if not isinstance(tensor, dict):
-        raise InvalidInput("inputs[0] must be an object {name, shape, datatype, data}")
-    for fld in ("name", "shape", "datatype", "data"):
-        if fld not in tensor:
-            raise InvalidInput(f"inputs[0].{fld} is required")
-    name = tensor["name"]
-    if not isinstance(name, str):
-        raise InvalidInput(f"inputs[0].name must be a string; got {name!r}")
-    shape = _shape(tensor["shape"], "inputs[0].shape")
-    datatype = tensor["datatype"]
-    if datatype not in _V2_KNOWN:
-        raise InvalidInput(
-            f"inputs[0].datatype must be one of {sorted(_V2_KNOWN)}; got {datatype!r}"
-        )
-    if datatype not in V2_TO_NUMPY:
-        raise InvalidInput(
-            f"inputs[0].datatype {datatype} is not supported by model "
-            f"{predictor.info.name!r}: it takes numbers (FP32, FP64, INT64, ...)"
-        )
-    if shape and shape[0] > max_batch:
-        raise PayloadTooLarge(
-            f"inputs[0].shape[0] is {shape[0]} instances; this server takes at most "
-            f"{max_batch} per request (--max-batch)"
-        )
-    flat = _flatten(tensor["data"])
-    count = math.prod(shape) if shape else 1
-    if len(flat) != count:
-        raise InvalidInput(f"inputs[0].data holds {len(flat)} values; shape {shape} needs {count}")
-    _numbers(flat, "inputs[0].data", integers=datatype[0] in "IU")
-    x = _array(flat, "inputs[0].data", V2_TO_NUMPY[datatype]).reshape(shape)
-    predictor.check(x, "inputs[0]")
-    return x, name
-
-
-def encode_v2_outputs(result: np.ndarray, name: str = "output-0") -> list[dict[str, Any]]:
-    """An Open Inference Protocol output tensor (row-major flat data), as KServe writes it."""
-    arr = np.asarray(result)
-    datatype = v2_datatype(arr)
-    data = arr.reshape(-1).tolist() if datatype != "BYTES" else [str(v) for v in arr.reshape(-1)]
-    return [{"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}]
-
-
-def to_jsonable(result: Any) -> Any:
-    """A prediction array as JSON values (numpy scalars and string labels included)."""
-    arr = np.asarray(result)
-    if arr.dtype.kind in "biuf":
-        return arr.tolist()
-    return np.vectorize(str, otypes=[object])(arr).tolist() if arr.size else []

@@ -6,6 +6,7 @@ are real uvicorn servers on free 127.0.0.1 ports (threads, and ``automl serve`` 
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import signal
@@ -19,10 +20,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import torch
 import yaml
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
 import automl
@@ -110,6 +114,19 @@ def server(lab: Lab) -> Iterator[tuple[str, Endpoint]]:
     app = create_app(endpoint, max_batch=50, max_body_bytes=20_000)
     with BackgroundServer(app) as srv:
         yield srv.url, endpoint
+
+
+def _one(value: float, datatype: str) -> dict[str, Any]:
+    """One iris instance whose third feature is ``value``."""
+    return {"inputs": [{"name": "x", "shape": [1, 4], "datatype": datatype,
+                        "data": [1, 2, value, 3]}]}  # fmt: skip
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    data: Any = [1.0]
+    for _ in range(depth):
+        data = [data]
+    return {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": data}]}
 
 
 def v2_body(rows: np.ndarray, datatype: str = "FP64", **extra: Any) -> dict[str, Any]:
@@ -229,6 +246,31 @@ def test_v1_explain_attributions_add_up_and_match_the_linear_model(
             "needs 8",
         ),
         ("/v2/models/iris/infer", {"json": {"inputs": []}}, 400, "inputs"),
+        # hostile: nested brackets past Python's recursion limit (100k: see below)
+        ("/v1/models/iris:predict", {"content": b"[" * 19_000}, 400, "levels deep"),
+        ("/v2/models/iris/infer", {"content": b"[" * 9_000 + b"]" * 9_000}, 400, "levels deep"),
+        ("/v2/models/iris/infer", {"json": _nested(40)}, 400, "more than 32 levels"),
+        # values their datatype cannot hold: refused, never cast to inf or wrapped
+        ("/v2/models/iris/infer", {"json": _one(1e10, "FP16")}, 400, "range of FP16 (±65504)"),
+        ("/v2/models/iris/infer", {"json": _one(1e308, "FP32")}, 400, "data[2] is 1e+308"),
+        ("/v2/models/iris/infer", {"json": _one(1000, "INT8")}, 400, "range of INT8 (-128..127)"),
+        ("/v2/models/iris/infer", {"json": _one(-5, "UINT8")}, 400, "range of UINT8 (0..255)"),
+        ("/v2/models/iris/infer", {"json": _one(2**64, "UINT64")}, 400, "range of UINT64"),
+        (
+            "/v2/models/iris/infer",
+            {
+                "content": b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", '
+                b'"data": [1, 2, 1e999, 3]}]}'
+            },
+            400,
+            "data[2] must be a finite number",
+        ),
+        (
+            "/v2/models/iris/infer",
+            {"json": {**v2_body(X[:1]), "outputs": [{"name": "p"}]}},
+            400,
+            "one output, output-0",
+        ),
     ],
 )
 def test_malformed_requests_get_a_json_4xx_and_the_server_keeps_serving(
@@ -240,6 +282,118 @@ def test_malformed_requests_get_a_json_4xx_and_the_server_keeps_serving(
     assert needle in r.json()["error"]
     ok = httpx.post(f"{url}/v1/models/iris:predict", json={"instances": X[:1].tolist()})
     assert ok.status_code == 200 and len(ok.json()["predictions"]) == 1
+
+
+def binary_request(
+    rows: np.ndarray, datatype: str, *, binary_output: bool = False, size: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """A v2 request in the binary tensor extension, laid out as KServe's client sends it
+    (``InferRequest.to_rest`` after ``set_data_from_numpy(..., binary_data=True)``)."""
+    raw = rows.astype(np.dtype(datatype.replace("FP", "float").lower()).newbyteorder("<"))
+    blob = raw.tobytes()
+    head: dict[str, Any] = {
+        "id": "bin-1",
+        "model_name": "iris",
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": list(rows.shape),
+                "datatype": datatype,
+                "parameters": {"binary_data_size": len(blob) if size is None else size},
+            }
+        ],
+    }
+    if binary_output:
+        head["outputs"] = [{"name": "output-0", "parameters": {"binary_data": True}}]
+    text = json.dumps(head).encode()
+    headers = {
+        "inference-header-content-length": str(len(text)),
+        "content-type": "application/octet-stream",
+    }
+    return text + blob, headers
+
+
+def test_v2_binary_tensor_extension_in_and_out(server: tuple[str, Endpoint]) -> None:
+    url, endpoint = server
+    rows = X[[3, 66, 133]]
+    expected = endpoint.default.predictor.model.predict(rows.astype(np.float32)).tolist()
+    body, headers = binary_request(rows, "FP32")
+    r = httpx.post(f"{url}/v2/models/iris/infer", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == "bin-1" and r.json()["outputs"][0]["data"] == expected
+    # binary outputs: JSON header of the announced length, then int64 little-endian labels
+    body, headers = binary_request(rows, "FP64", binary_output=True)
+    r = httpx.post(f"{url}/v2/models/iris/infer", content=body, headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    cut = int(r.headers["inference-header-content-length"])
+    head = json.loads(r.content[:cut])
+    [out] = head["outputs"]
+    assert out["datatype"] == "INT64" and out["shape"] == [3] and "data" not in out
+    assert out["parameters"]["binary_data_size"] == 3 * 8 == len(r.content) - cut
+    assert np.frombuffer(r.content[cut:], dtype="<i8").tolist() == expected
+    assert head["model_name"] == "iris" and head["model_version"] == endpoint.default.version
+    # the same request with parameters.binary_data_output instead of per-output flags
+    head_only, headers = binary_request(rows, "FP64")
+    doc = json.loads(head_only[: int(headers["inference-header-content-length"])])
+    doc["parameters"] = {"binary_data_output": True}
+    text = json.dumps(doc).encode()
+    blob = rows.astype("<f8").tobytes()
+    headers["inference-header-content-length"] = str(len(text))
+    r = httpx.post(f"{url}/v2/models/iris/infer", content=text + blob, headers=headers)
+    cut = int(r.headers["inference-header-content-length"])
+    assert np.frombuffer(r.content[cut:], dtype="<i8").tolist() == expected
+    # wrong sizes and headers are named, and the server keeps serving
+    for content, hdrs, needle in [
+        (*binary_request(rows, "FP32", size=7), "binary_data_size is 7 bytes"),
+        ((text + blob)[:-4], headers, "needs bytes 0-96 of the binary part, which holds 92"),
+        (text + blob + b"xx", headers, "the binary part holds 98 bytes; the inputs' binary"),
+        (body, {"inference-header-content-length": "x"}, "byte length of the JSON part"),
+        (*binary_request(np.array([[1, 2, 3, 4]]), "BYTES"), "BYTES is not supported"),
+    ]:
+        bad = httpx.post(f"{url}/v2/models/iris/infer", content=content, headers=hdrs)
+        assert bad.status_code == 400 and needle in bad.json()["error"], bad.text
+    nan = binary_request(np.array([[1.0, np.nan, 2.0, 3.0]]), "FP64")
+    bad = httpx.post(f"{url}/v2/models/iris/infer", content=nan[0], headers=nan[1])
+    assert bad.status_code == 400 and "data[1] must be a finite number" in bad.json()["error"]
+    assert httpx.get(f"{url}/v2").json()["extensions"] == ["binary_tensor_data"]
+    assert httpx.get(f"{url}/v2/models").json() == {"models": ["iris"]}
+
+
+def test_inputs_the_model_refuses_or_cannot_hold_are_4xx(tmp_path: Path) -> None:
+    # A scaler in front of the model: 1e308 is a finite double, but scaled it overflows to
+    # infinity and scikit-learn refuses it with a ValueError: the client's input, so 400.
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, Y)
+    automl.save_model(pipe, directory=tmp_path / "pipe")
+    torch.manual_seed(0)
+    automl.save_model(torch.nn.Linear(4, 3), directory=tmp_path / "net")
+    big = [[5.0, 1e308, 1.4, 0.2]]  # sepal width: std 0.43, so scaled past float64's max
+    for model, needle in [
+        ("pipe", "model 'm' refused the input: ValueError: Input X contains infinity"),
+        ("net", "instances[0][1] is 1e+308, outside the range of FP32 (±3.40282e+38)"),
+    ]:
+        predictor = load_predictor(tmp_path / model, name="m", version="v")
+        with BackgroundServer(create_app(Endpoint("m", Backend(predictor)))) as srv:
+            r = httpx.post(f"{srv.url}/v1/models/m:predict", json={"instances": big})
+            assert r.status_code == 400 and needle in r.json()["error"], r.text
+            ok = httpx.post(f"{srv.url}/v1/models/m:predict", json={"instances": X[:1].tolist()})
+            assert ok.status_code == 200
+            for path in ("/v1/models/m:predict", "/v2/models/m/infer"):  # default body limit
+                deep = httpx.post(srv.url + path, content=b"[" * 100_000 + b"]" * 100_000)
+                assert deep.status_code == 400 and "levels deep" in deep.json()["error"]
+
+
+class _Unserializable:
+    def postprocess(self, result: Any) -> Any:
+        return {"predictions": object()}  # a hook bug: the reply cannot be written
+
+
+def test_an_unexpected_server_error_still_answers_with_the_json_error_body(lab: Lab) -> None:
+    with lab.client() as client:
+        endpoint, _ = build_endpoint(client, "iris-lr", transformer=_Unserializable())
+    with BackgroundServer(create_app(endpoint)) as srv:
+        r = httpx.post(f"{srv.url}/v1/models/iris-lr:predict", json={"instances": X[:1].tolist()})
+        assert r.status_code == 500
+        assert r.json()["error"].startswith("internal error: TypeError")
 
 
 # -- canary: a seeded split near its declared share ---------------------------------------------
@@ -357,7 +511,6 @@ def test_bad_transformer_and_canary_options_are_named() -> None:
 
 # -- torch ---------------------------------------------------------------------------------------
 def test_torch_model_is_served_over_v1_and_v2(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
     automl.save_model(net, directory=tmp_path, input_example=torch.zeros(1, 4))
@@ -409,7 +562,6 @@ def test_models_that_do_not_load_are_refused_with_the_reason(tmp_path: Path) -> 
         load_predictor(broken, name="m", version="v")
     with pytest.raises(NotFoundError, match=r"no saved model 'other' .*saved models: model"):
         load_predictor(broken, "other", name="m", version="v")
-    torch = pytest.importorskip("torch")
 
     def local_module() -> Any:  # a class defined in a function does not pickle
         class Local(torch.nn.Module):
