@@ -72,18 +72,29 @@ def pipeline_compile(
         str, typer.Option(help="Directory of the pipeline file inside the image.")
     ] = "/workspace",
     default_store: Annotated[
-        str, typer.Option(help="Default of the automl_store pipeline parameter.")
-    ] = "sqlite:////tmp/automl.db",
+        str | None,
+        typer.Option(
+            help="Default of the automl_store pipeline parameter: the store URL of tune stages "
+            "(required with a tune stage; a database the cluster reaches, since a SQLite file "
+            "in the pod vanishes with it)."
+        ),
+    ] = None,
 ) -> None:
     """Compile a pipeline to a Kubeflow Pipelines v2 pipeline YAML (kfp SDK)."""
+    import warnings
+
     from integrations.pipelines import compile_pipeline, load_compiled, load_pipeline
     from integrations.pipelines._cli import print_compiled
 
-    with _errors():
+    with _errors(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         out = compile_pipeline(
             load_pipeline(file), output, image=image, workdir=workdir, store=default_store
         )
         print_compiled(console, load_compiled(out), out)
+    for w in caught:  # the ephemeral-store warning, said loudly
+        if w.category.__name__ == "EphemeralStoreWarning":
+            err.print(f"[bold yellow]warning:[/bold yellow] {escape(str(w.message))}")
 
 
 @pipeline_app.command(

@@ -10,12 +10,13 @@ docs/pipelines.md.
 from __future__ import annotations
 
 from integrations.pipelines._execute import StageError, execute_stage
-from integrations.pipelines._kfp import compile_pipeline, load_compiled
+from integrations.pipelines._kfp import EphemeralStoreWarning, compile_pipeline, load_compiled
 from integrations.pipelines._load import load_pipeline, parse_pipeline
 from integrations.pipelines._model import Input, Output, Pipeline, Stage, StageKind, stage
 from integrations.pipelines._run import PipelineRun, StageResult, run_pipeline
 
 __all__ = [
+    "EphemeralStoreWarning",
     "Input",
     "Output",
     "Pipeline",

@@ -73,6 +73,25 @@ def run_with_progress(
             highlight=False,
         )
 
+    def on_params(values: Mapping[str, Any], changed: Mapping[str, tuple[Any, Any]]) -> None:
+        if as_json or not resume:
+            return
+        shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items()) or "none"
+        console.print(f"resuming with the recorded parameters: {escape(shown)}", highlight=False)
+        for k, (old, new) in changed.items():
+            what = (
+                f"{json.dumps(old)} -> {json.dumps(new)}"
+                if old is not None
+                else f"not in the record, now {json.dumps(new)}"
+            )
+            console.print(
+                f"[yellow]  changed[/yellow] {escape(k)}: {escape(what)} (stages that use it "
+                "run again)",
+                highlight=False,
+            )
+        if not changed:
+            console.print("  no parameter changed", highlight=False)
+
     try:
         run = run_pipeline(
             file,
@@ -82,6 +101,7 @@ def run_with_progress(
             resume=resume,
             run_id=run_id,
             on_stage=on_stage,
+            on_params=on_params,
         )
     finally:
         if status is not None:

@@ -9,7 +9,9 @@ holding automl and the pipeline's directory::
 Artifacts travel as KFP artifacts (``Dataset``, ``Model``, ``Metrics``, ``Artifact``: the stage
 reads and writes the local paths KFP mounts), values as KFP parameters (``Float``, ``String``,
 ``JsonObject``...), and the pipeline's parameters are the KFP pipeline's parameters (plus
-``automl_store``, the store URL of the tune stages). The tune stage is one component that runs
+``automl_store``, the store URL of the tune stages, which ``compile`` requires when there is a
+tune stage: a SQLite file inside the pod vanishes with it, so a SQLite URL is warned about). The
+tune stage is one component that runs
 the experiment inside its pod with automl's local executor (trials as processes or threads in
 that pod); a Katib ``Experiment`` per tune stage would be the cluster-native alternative (see
 docs/pipelines.md).
@@ -22,6 +24,7 @@ pipeline's parameters as its signature and compiled by ``kfp.compiler.Compiler``
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,11 +32,39 @@ from typing import Any
 from automl.errors import AutoMLError, SpecError
 from integrations.pipelines._model import Pipeline, Stage, StageKind
 
-__all__ = ["DEFAULT_IMAGE", "compile_pipeline", "load_compiled"]
+__all__ = ["DEFAULT_IMAGE", "EphemeralStoreWarning", "compile_pipeline", "load_compiled"]
 
 DEFAULT_IMAGE = "automl:latest"
 STORE_PARAM = "automl_store"
 _PARAM_TYPES: dict[type, str] = {bool: "Boolean", int: "Integer", float: "Float", str: "String"}
+
+
+class EphemeralStoreWarning(UserWarning):
+    """The compiled pipeline's tune stages default to a SQLite file inside their pod."""
+
+
+def _check_store(pipeline: Pipeline, store: str | None) -> None:
+    tune = [s.name for s in pipeline.stages if s.kind is StageKind.TUNE]
+    if not tune:
+        return
+    if not store:
+        raise SpecError(
+            f"pipeline {pipeline.name!r} has a tune stage ({', '.join(tune)}) that records its "
+            "experiment in a store; give the default of the automl_store pipeline parameter: "
+            "a database the cluster reaches (postgresql://user@db:5432/automl) so the results "
+            "outlive the pod, or sqlite:////mnt/<volume>/automl.db on a volume mounted into it",
+            path="--default-store",
+        )
+    if store.startswith("sqlite"):
+        warnings.warn(
+            f"automl_store defaults to {store}: a SQLite file inside the tune stage's pod. "
+            "Unless that path is on a mounted volume, the experiment's trials and results "
+            "vanish with the pod (the pipeline's own outputs keep best_params and the model); "
+            "the dashboard and `automl show` will never see them. Use a PostgreSQL/MySQL URL "
+            "the cluster reaches, or pass automl_store when you submit the run.",
+            EphemeralStoreWarning,
+            stacklevel=3,
+        )
 
 
 def _kfp() -> Any:
@@ -101,7 +132,7 @@ def compile_pipeline(
     *,
     image: str = DEFAULT_IMAGE,
     workdir: str = "/workspace",
-    store: str = "sqlite:////tmp/automl.db",
+    store: str | None = None,
     runs_dir: str = "/tmp/automl-runs",
 ) -> Path:
     """Compile ``pipeline`` to a KFP v2 pipeline YAML at ``output``.
@@ -111,16 +142,19 @@ def compile_pipeline(
         output: Where to write the YAML.
         image: Container image with automl and the pipeline's directory at ``workdir``.
         workdir: Directory of the pipeline file inside the image.
-        store: Default of the ``automl_store`` pipeline parameter (tune stages' store URL).
+        store: Default of the ``automl_store`` pipeline parameter (tune stages' store URL);
+            required when the pipeline has a tune stage. A ``sqlite:`` URL warns
+            (:class:`EphemeralStoreWarning`): the file lives in the pod.
         runs_dir: Trials' directory inside the tune stage's pod.
 
     Returns:
         The path written.
 
     Raises:
-        SpecError: The pipeline has no source file.
+        SpecError: The pipeline has no source file, or a tune stage and no ``store``.
         AutoMLError: kfp is not installed.
     """
+    _check_store(pipeline, store)
     _kfp()
     import yaml
     from kfp import compiler, components, dsl

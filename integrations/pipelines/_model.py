@@ -535,13 +535,24 @@ class Pipeline:
                 todo += [x.stage for x in self._inputs[n]]
         return out
 
-    def with_params(self, overrides: Mapping[str, str]) -> dict[str, Scalar]:
+    def with_params(
+        self, overrides: Mapping[str, str], base: Mapping[str, Any] | None = None
+    ) -> dict[str, Scalar]:
         """Parameter values with ``name -> text`` overrides coerced to each default's type.
+
+        Args:
+            overrides: ``name -> text`` from the command line.
+            base: Values to start from instead of the defaults (a resumed run's recorded
+                parameters); entries that are not parameters any more, or no longer have
+                their default's type, are ignored.
 
         Raises:
             SpecError: An unknown name or a value of the wrong type (path ``--param``).
         """
         values: dict[str, Scalar] = dict(self.parameters)
+        for k, v in (base or {}).items():
+            if k in values and type(v) is type(values[k]):
+                values[k] = v
         issues: list[SpecIssue] = []
         for k, text in overrides.items():
             if k not in values:

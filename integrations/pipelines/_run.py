@@ -8,9 +8,10 @@ gives each a log file. Artifacts pass as paths under
 
 The run record ``run.json`` (next to the stage directories) holds each stage's status, times,
 outputs, cache key and log, rewritten after every stage. ``resume=True`` continues the latest
-run (or ``run_id``): a stage that succeeded before with the same cache key (its definition, the
-parameters it uses, the source of its function or experiment file, and a digest of every input)
-is not run again.
+run (or ``run_id``) with the parameters that run recorded, unless new ones are given (the
+changes are reported): a stage that succeeded before with the same cache key (its definition,
+the parameters it uses, the source of its function or experiment file, and a digest of every
+input) is not run again.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class PipelineRun:
         run_dir: ``<runs_dir>/pipelines/<pipeline>/<run_id>``.
         stages: One result per stage, in the order they were considered.
         params: The parameter values used.
+        changed_params: On resume, ``name -> (recorded, now)`` for each parameter whose value
+            differs from the resumed run's record (empty otherwise).
     """
 
     pipeline: str
@@ -87,6 +90,7 @@ class PipelineRun:
     run_dir: Path
     stages: tuple[StageResult, ...]
     params: dict[str, Any]
+    changed_params: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -225,6 +229,7 @@ def run_pipeline(
     resume: bool = False,
     run_id: str | None = None,
     on_stage: Callable[[str, StageResult | None], None] | None = None,
+    on_params: Callable[[Mapping[str, Any], Mapping[str, tuple[Any, Any]]], None] | None = None,
 ) -> PipelineRun:
     """Run a pipeline file's stages here, in topological order, one subprocess each.
 
@@ -235,22 +240,26 @@ def run_pipeline(
         file: The pipeline (YAML or Python).
         store: Store URL for tune stages.
         runs_dir: Root of trial and pipeline run directories.
-        params: ``name -> text`` overrides of the pipeline parameters.
-        resume: Continue ``run_id`` (default: the latest run), skipping stages that succeeded
-            with the same cache key.
+        params: ``name -> text`` overrides of the pipeline parameters (on resume: of the
+            parameters the resumed run recorded).
+        resume: Continue ``run_id`` (default: the latest run) with its recorded parameters,
+            skipping stages that succeeded with the same cache key.
         run_id: The run to create or resume.
         on_stage: Called with ``(name, None)`` when a stage starts and ``(name, result)`` when
             it ends.
+        on_params: Called once before any stage with the parameter values and, on resume,
+            ``name -> (recorded, now)`` for those that differ from the resumed run's record.
 
     Raises:
         SpecError: An invalid pipeline or parameter, or nothing to resume.
     """
     pipeline = load_pipeline(file)
     assert pipeline.source is not None
-    values = pipeline.with_params(params or {})
+    pipeline.with_params(params or {})  # bad --param is refused before anything else
     _preflight(pipeline)
     root = Path(runs_dir).absolute() / "pipelines" / pipeline.name
     previous: dict[str, Any] = {}
+    recorded: dict[str, Any] | None = None
     if resume:
         run_id = run_id or _latest_run(root)
         if run_id is None or not (root / run_id / RECORD).is_file():
@@ -258,7 +267,22 @@ def run_pipeline(
                 f"no earlier run of pipeline {pipeline.name!r} under {root} to resume",
                 path="--resume",
             )
-        previous = json.loads((root / run_id / RECORD).read_text(encoding="utf-8"))["stages"]
+        before_run = json.loads((root / run_id / RECORD).read_text(encoding="utf-8"))
+        previous = before_run["stages"]
+        got = before_run.get("params")
+        recorded = dict(got) if isinstance(got, dict) else {}
+    values = pipeline.with_params(params or {}, base=recorded)
+    changed: dict[str, tuple[Any, Any]] = {}
+    if recorded is not None:
+        base = pipeline.with_params({}, base=recorded)
+        changed = {k: (recorded.get(k, base[k]), v) for k, v in values.items() if v != base[k]}
+        changed.update(  # a parameter new in the file, or one whose type changed
+            (k, (recorded.get(k), base[k]))
+            for k in base
+            if k not in changed and (k not in recorded or recorded[k] != base[k])
+        )
+    if on_params:
+        on_params(values, changed)
     run_id = run_id or _new_run_id()
     run_dir = root / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -269,6 +293,7 @@ def run_pipeline(
         "source": str(pipeline.source),
         "store": store,
         "params": values,
+        "changed_params": {k: list(v) for k, v in changed.items()},
         "started_at": time.time(),
         "finished_at": None,
         "status": "running",
@@ -362,6 +387,7 @@ def run_pipeline(
         run_dir,
         tuple(results[n] for n in pipeline.order),
         dict(values),
+        changed,
     )
 
 

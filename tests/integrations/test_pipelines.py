@@ -18,6 +18,7 @@ from automl import Client
 from automl.cli import app
 from automl.errors import SpecError
 from integrations.pipelines import (
+    EphemeralStoreWarning,
     Pipeline,
     Stage,
     StageKind,
@@ -105,13 +106,20 @@ def test_example_runs_end_to_end_and_each_stage_feeds_the_next(tmp_path: Path) -
     assert manifest["spec"]["predictor"]["model"]["modelFormat"]["name"] == "sklearn"
     assert manifest["spec"]["predictor"]["model"]["storageUri"].endswith("/train/model")
 
-    # --resume with nothing changed runs nothing again
+    # --resume without the --param of the first run: its recorded parameters, not the file's
+    # defaults (max_trials 8), so nothing runs again
     again = cli(
-        "pipeline", "run", str(EXAMPLE / "digits-pipeline.yaml"), *args, "--resume", cwd=tmp_path
-    )
+        "pipeline", "run", str(EXAMPLE / "digits-pipeline.yaml"), *args[:4], "--resume",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming with the recorded parameters: test_size=0.3, seed=0, max_trials=3" in (
+        again.stdout
+    )
+    assert "no parameter changed" in again.stdout
     rec2 = record(runs)
     assert rec2["run_id"] == rec["run_id"]
+    assert rec2["params"] == {"test_size": 0.3, "seed": 0, "max_trials": 3}
     assert [rec2["stages"][n]["status"] for n in STAGES] == ["cached"] * 5
     with Client(store) as client:
         assert len(client.list()) == 1  # no second experiment
@@ -450,6 +458,30 @@ def test_decorated_functions_make_a_pipeline_that_runs(tmp_path: Path) -> None:
     assert Path(run.stage("total").outputs["report"]).read_text() == "0,1,2,3,4"
 
 
+def test_resume_reuses_the_recorded_parameters_and_says_which_changed(tmp_path: Path) -> None:
+    (tmp_path / "sums_pipeline.py").write_text(DECORATED)
+    f, runs = str(tmp_path / "sums_pipeline.py"), str(tmp_path / "runs")
+    first = runner.invoke(app, ["pipeline", "run", f, "--runs-dir", runs, "-p", "n=6"])
+    assert first.exit_code == 0, first.output
+    # no --param: the recorded n=6, not the default 4; every stage cached
+    same = runner.invoke(app, ["pipeline", "run", f, "--runs-dir", runs, "--resume"])
+    assert same.exit_code == 0, same.output
+    assert "resuming with the recorded parameters: n=6" in same.output
+    assert "no parameter changed" in same.output
+    assert "changed n" not in same.output
+    rec = record(tmp_path / "runs", "sums")
+    assert rec["params"] == {"n": 6} and rec["changed_params"] == {}
+    assert {s["status"] for s in rec["stages"].values()} == {"cached"}
+    # a new value is used, reported, and re-runs the stages that depend on it
+    run = run_pipeline(f, runs_dir=runs, params={"n": "3"}, resume=True)
+    assert run.params == {"n": 3} and run.changed_params == {"n": (6, 3)}
+    assert [s.status for s in run.stages] == ["succeeded", "succeeded"]
+    assert run.stage("produce").outputs == {"numbers": [0, 1, 2]}
+    out = runner.invoke(app, ["pipeline", "run", f, "--runs-dir", runs, "--resume", "-p", "n=5"])
+    assert out.exit_code == 0 and "changed n: 3 -> 5 (stages that use it run again)" in out.output
+    assert record(tmp_path / "runs", "sums")["changed_params"] == {"n": [3, 5]}
+
+
 def test_python_stage_objects_validate_like_yaml() -> None:
     with pytest.raises(SpecError) as exc:
         Pipeline("p", [Stage.python("m:a", inputs=["b.y"]), Stage.python("m:b", inputs=["a.z"])])
@@ -461,6 +493,27 @@ def test_python_stage_objects_validate_like_yaml() -> None:
 
 
 # -- Kubeflow Pipelines compile -------------------------------------------------------------------
+PG = "postgresql://automl@db.cluster.local:5432/automl"
+
+
+def test_compile_requires_a_store_for_tune_stages_and_warns_about_sqlite(tmp_path: Path) -> None:
+    f, out = str(EXAMPLE / "digits-pipeline.yaml"), tmp_path / "o.yaml"
+    r = runner.invoke(app, ["pipeline", "compile", f, "-o", str(out)])
+    assert r.exit_code == 2 and not out.exists()
+    assert "--default-store: pipeline 'digits' has a tune stage (tune)" in r.output
+    assert "Traceback" not in r.output
+    r = runner.invoke(
+        app, ["pipeline", "compile", f, "-o", str(out), "--default-store", "sqlite:////tmp/a.db"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "warning:" in r.output and "vanish with the pod" in " ".join(r.output.split())
+    with pytest.warns(EphemeralStoreWarning, match="SQLite file inside the tune stage's pod"):
+        compile_pipeline(load_pipeline(f), out, store="sqlite:////tmp/a.db")
+    with pytest.raises(SpecError, match="has a tune stage") as exc:
+        compile_pipeline(load_pipeline(f), out)
+    assert exc.value.path == "--default-store"
+
+
 def test_compiled_yaml_loads_back_with_kfp_and_names_every_stage(tmp_path: Path) -> None:
     from kfp import components
 
@@ -475,10 +528,13 @@ def test_compiled_yaml_loads_back_with_kfp_and_names_every_stage(tmp_path: Path)
             str(out),
             "--image",
             "reg/automl:1",
+            "--default-store",
+            PG,
         ],
     )
     assert r.exit_code == 0, r.output
     assert "5 tasks" in r.output
+    assert "warning" not in r.output  # a database the cluster reaches: nothing to warn about
 
     doc = yaml.safe_load(out.read_text())
     assert doc["pipelineInfo"]["name"] == "digits"
@@ -523,6 +579,7 @@ def test_compiled_yaml_loads_back_with_kfp_and_names_every_stage(tmp_path: Path)
     assert set(params) == {"test_size", "seed", "max_trials", "automl_store"}
     assert params["max_trials"]["parameterType"] == "NUMBER_INTEGER"
     assert params["test_size"]["defaultValue"] == 0.25
+    assert params["automl_store"]["defaultValue"] == PG
     assert tasks["tune"]["inputs"]["parameters"]["max_trials"] == {
         "componentInputParameter": "max_trials"
     }
@@ -549,8 +606,8 @@ def test_python_and_yaml_forms_compile_to_the_same_pipeline(tmp_path: Path) -> N
         StageKind.EVALUATE,
         StageKind.SERVE,
     ]
-    a = compile_pipeline(py, tmp_path / "py.yaml")
-    b = compile_pipeline(ya, tmp_path / "yaml.yaml")
+    a = compile_pipeline(py, tmp_path / "py.yaml", store=PG)
+    b = compile_pipeline(ya, tmp_path / "yaml.yaml", store=PG)
     doc_a = yaml.safe_load(a.read_text().replace("/workspace/pipeline.py", "FILE"))
     doc_b = yaml.safe_load(b.read_text().replace("/workspace/digits-pipeline.yaml", "FILE"))
     assert doc_a == doc_b
