@@ -477,7 +477,7 @@ class Architect:
         self, dws: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor
     ) -> list[torch.Tensor]:
         norm = torch.cat([d.reshape(-1) for d in dws]).norm()
-        eps = 0.01 / max(float(norm), 1e-12)
+        eps = 0.01 / max(norm.item(), 1e-12)
         weights = self.model.weights()
         alphas = self.model.alphas()
         with torch.no_grad():
@@ -598,7 +598,7 @@ def darts_search(
             w_optim.step()
             if log is not None and step % settings.print_step == 0:
                 print(
-                    f"Train: [{epoch}/{settings.num_epochs}] step {step} loss {float(loss):.4f}",
+                    f"Train: [{epoch}/{settings.num_epochs}] step {step} loss {loss.item():.4f}",
                     file=log,
                 )
         sched.step()

@@ -114,14 +114,16 @@ def _make_sampler(
             independent_sampler=optuna.samplers.RandomSampler(seed=seed),
         )
     if name == "sobol":
-        return optuna.samplers.QMCSampler(
-            qmc_type="sobol",
-            scramble=settings["scramble"],
-            seed=settings.get("random_state"),
-            warn_asynchronous_seeding=False,
-            warn_independent_sampling=False,
-            independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-        )
+        with warnings.catch_warnings():  # "QMCSampler is experimental": not the user's concern
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(
+                qmc_type="sobol",
+                scramble=settings["scramble"],
+                seed=settings.get("random_state"),
+                warn_asynchronous_seeding=False,
+                warn_independent_sampling=False,
+                independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+            )
     if name == "bayesianoptimization":
         return optuna.samplers.GPSampler(
             seed=seed,

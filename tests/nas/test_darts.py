@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,6 +127,7 @@ def tiny() -> ImageData:
     return load_digits_data(limit=160, seed=0)
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # nothing reaches the user's terminal
 def test_darts_search_derives_a_genotype_that_rebuilds_and_trains(
     tiny: ImageData, tmp_path: Path
 ) -> None:
@@ -152,9 +154,11 @@ def test_darts_search_derives_a_genotype_that_rebuilds_and_trains(
     info = TrialInfo("t-1", "exp", 0, artifact_dir=str(tmp_path))
     token = bind(info, reporter, lambda: False)
     try:
-        genotype = darts_search(tiny, settings, search_space=prims, num_layers=2, log=None)
+        log = io.StringIO()
+        genotype = darts_search(tiny, settings, search_space=prims, num_layers=2, log=log)
     finally:
         unbind(token)
+    assert "Train: [1/2] step 0 loss " in log.getvalue()  # the loss line printed, no warning
     assert [step for step, _ in reports] == [1, 2]
     assert all(0.0 <= m["Validation-Accuracy"] <= 1.0 for _, m in reports)
     assert len(genotype.normal) == len(genotype.reduce) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -365,6 +366,14 @@ def test_sobol_resumed_with_state_continues_sequence() -> None:
     resumed = search.create_suggester(spec, history, first.state())
     continued = _drive(resumed, 5, list(history))
     assert [dict(t.params) for t in continued] == [dict(t.params) for t in uninterrupted]
+
+
+def test_sobol_warns_nothing_to_the_user() -> None:
+    # Optuna marks QMCSampler experimental; that warning is ours to silence, not the user's.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _drive(search.create_suggester(_spec("sobol", seed=0)), 3)
+    assert [str(w.message) for w in caught] == []
 
 
 def test_sobol_points_are_stratified() -> None:
