@@ -8,6 +8,8 @@ The consoles, the ``--store`` / ``--json`` option types, the error-to-exit-code 
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,9 +64,30 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def _client(store: str, runs_dir: str = "automl-runs", server: str | None = None) -> Any:
+def _client(
+    store: str, runs_dir: str = "automl-runs", server: str | None = None, *, read: bool = False
+) -> Any:
+    """A client of the store or server; ``read=True`` (list, show, best) never creates a store."""
     from automl._client import Client
 
     if server:
         return Client(server=server, runs_dir=runs_dir)
-    return Client(store, runs_dir=runs_dir)
+    return Client(store, runs_dir=runs_dir, create=not read)
+
+
+def dumps_json(obj: Any) -> str:
+    """JSON for ``--json`` output that every parser reads.
+
+    NaN becomes null, and infinities the strings ``"Infinity"`` / ``"-Infinity"``.
+    """
+    return json.dumps(_finite_json(obj), indent=2, allow_nan=False)
+
+
+def _finite_json(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: _finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_json(v) for v in obj]
+    return obj

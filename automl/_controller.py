@@ -70,6 +70,7 @@ class _Live:
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     pending: list[Observation] = field(default_factory=list)
     reports: int = 0  # intermediate objective values seen (implicit steps)
+    nan: bool = False  # the objective metric was reported as NaN (summaries skip NaN)
 
 
 class Controller:
@@ -399,6 +400,8 @@ class Controller:
             elif ev.metrics:
                 t = time.time()
                 live.metrics = summarize(live.metrics, ev.metrics)
+                objective = ev.metrics.get(self._spec.objective.metric)
+                live.nan = live.nan or (objective is not None and math.isnan(objective))
                 live.pending.extend(
                     Observation(ev.trial_id, k, v, ev.step, t) for k, v in ev.metrics.items()
                 )
@@ -480,6 +483,9 @@ class Controller:
                 state = TrialState.FAILED
                 message = f"the objective metric {obj.metric!r} is not a finite number ({value})"
                 value = None
+            elif value is None and live.nan:
+                state = TrialState.FAILED
+                message = f"the objective metric {obj.metric!r} is not a finite number (nan)"
             elif value is None:
                 state = TrialState.METRICS_UNAVAILABLE
                 message = (
@@ -609,8 +615,7 @@ class Controller:
                 self._exp.id,
                 state=ExperimentState.STOPPED,
                 reason=reason,
-                message=message
-                or f"interrupted; continue with: automl resume {self._spec.name}",
+                message=message or f"interrupted; continue with: automl resume {self._spec.name}",
                 finished_at=time.time(),
                 controller=None,
                 heartbeat_at=None,

@@ -73,9 +73,25 @@ class Setting:
             raise SpecError(
                 [SpecIssue(path, f"must be {_article(self.kind)}; got {raw!r}")]
             ) from exc
+        if self.kind == "int" and not -INT_SETTING_MAX <= value <= INT_SETTING_MAX:
+            raise SpecError(
+                [
+                    SpecIssue(
+                        path, f"must be {self.rule} and at most {INT_SETTING_MAX}; got {raw!r}"
+                    )
+                ]
+            )
         if not self.check(value):
             raise SpecError([SpecIssue(path, f"must be {self.rule}; got {raw!r}")])
         return value
+
+
+#: The largest integer setting (every count and size a sampler takes fits a C int).
+INT_SETTING_MAX = 2**31 - 1
+#: Seeds: numpy's generators (and so Optuna's samplers) take 0 <= seed < 2**32.
+SEED_MAX = 2**32 - 1
+#: Sizes a sampler allocates arrays for (candidates, populations).
+SIZE_MAX = 100_000
 
 
 def _article(kind: str) -> str:
@@ -96,18 +112,22 @@ class AlgorithmInfo:
     min_numeric_params: int = 0
 
 
-_SEED = Setting("int", rule="an integer >= 0", check=lambda v: v >= 0)
+_SEED = Setting("int", rule=f"an integer in [0, {SEED_MAX}]", check=lambda v: 0 <= v <= SEED_MAX)
 _SEED_ALIAS = Setting(
-    "int", rule="an integer >= 0", check=lambda v: v >= 0, alias_of="random_state"
+    "int",
+    rule=f"an integer in [0, {SEED_MAX}]",
+    check=lambda v: 0 <= v <= SEED_MAX,
+    alias_of="random_state",
 )
+_SIZE_RULE = f"an integer in [1, {SIZE_MAX}]"
 _STARTUP = Setting("int", 10, "an integer >= 0", lambda v: v >= 0)
 _TPE_SETTINGS: dict[str, Setting] = {
     "random_state": _SEED,
     "seed": _SEED_ALIAS,
     "n_startup_trials": _STARTUP,
-    "n_ei_candidates": Setting("int", 24, "an integer > 0", lambda v: v > 0),
+    "n_ei_candidates": Setting("int", 24, _SIZE_RULE, lambda v: 0 < v <= SIZE_MAX),
     "n_EI_candidates": Setting(
-        "int", 24, "an integer > 0", lambda v: v > 0, alias_of="n_ei_candidates"
+        "int", 24, _SIZE_RULE, lambda v: 0 < v <= SIZE_MAX, alias_of="n_ei_candidates"
     ),
     "gamma": Setting("float", None, "a number in (0, 1)", lambda v: 0 < v < 1),
     "prior_weight": Setting("float", None, "a number > 0", lambda v: v > 0),
@@ -138,7 +158,9 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
             "seed": _SEED_ALIAS,
             "sigma": Setting("float", None, "a number > 0", lambda v: v > 0),
             "n_startup_trials": Setting("int", 0, "an integer >= 0", lambda v: v >= 0),
-            "popsize": Setting("int", None, "an integer >= 2", lambda v: v >= 2),
+            "popsize": Setting(
+                "int", None, f"an integer in [2, {SIZE_MAX}]", lambda v: 2 <= v <= SIZE_MAX
+            ),
             "restart_strategy": Setting("choice", "none", choices=("none",)),
             "use_separable_cma": Setting("bool", False),
         },
@@ -177,7 +199,9 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
         "Population-based training: the worst trials of a generation take over a better trial's "
         "checkpoint and perturbed hyperparameters.",
         {
-            "n_population": Setting("int", 40, "an integer >= 5", lambda v: v >= 5),
+            "n_population": Setting(
+                "int", 40, f"an integer in [5, {SIZE_MAX}]", lambda v: 5 <= v <= SIZE_MAX
+            ),
             "truncation_threshold": Setting(
                 "float", 0.2, "a number in [0, 1]", lambda v: 0 <= v <= 1
             ),
@@ -193,8 +217,10 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
         "Regularized evolution (Real et al. 2019): tournament selection of a parent from a "
         "sample of the population, one-choice mutation, and ageing (the oldest member leaves).",
         {
-            "population_size": Setting("int", 20, "an integer >= 2", lambda v: v >= 2),
-            "sample_size": Setting("int", 5, "an integer >= 1", lambda v: v >= 1),
+            "population_size": Setting(
+                "int", 20, f"an integer in [2, {SIZE_MAX}]", lambda v: 2 <= v <= SIZE_MAX
+            ),
+            "sample_size": Setting("int", 5, _SIZE_RULE, lambda v: 1 <= v <= SIZE_MAX),
             "mutation_rate": Setting("float", None, "a number in (0, 1]", lambda v: 0 < v <= 1),
             "random_state": _SEED,
             "seed": _SEED_ALIAS,

@@ -406,6 +406,10 @@ def _orphaned_run(tmp_path: Path, name: str, url: str, store: Store) -> tuple[An
     exp = store.experiments.get(name)
     pids = [r["pid"] for r in store.trials.runners(exp.id).values()]
     assert len(pids) == 2 and all(alive(p) for p in pids)  # orphans, in their own sessions
+    end = time.monotonic() + 60
+    while len(ledger(tmp_path, "start")) < 2 and time.monotonic() < end:
+        time.sleep(0.02)  # the orphans start their Python without a controller
+    assert len(ledger(tmp_path, "start")) == 2
     return exp, pids
 
 

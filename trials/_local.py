@@ -53,6 +53,7 @@ from trials._supervise import (
     descendant_groups,
     group_alive,
     process_start_time,
+    read_pid,
     reap_runner,
     signal_group,
     supervised_argv,
@@ -479,14 +480,16 @@ class LocalProcessExecutor(EndCollectors, Executor):
             self._allocator.allocate(run.trial_id, self._request)
         with self._lock:
             self._procs[run.trial_id] = p
-        if state == "running" and found != pid:
+        sup = found if state == "running" else read_pid(workdir)
+        if sup is not None and (sup != pid or not runner.get("workdir")):
+            # The dead controller never stored where the trial runs: store it now.
             self._events.put(
                 TrialEvent(
                     run.trial_id,
                     started={
-                        "pid": found,
+                        "pid": sup,
                         "host": socket.gethostname(),
-                        "start": process_start_time(found) if found else None,
+                        "start": process_start_time(sup),
                         "workdir": str(workdir),
                         "started_at": started_at or time.time(),
                     },

@@ -73,8 +73,16 @@ class TextMetricParser:
                 if name in self.metrics:
                     found[name] = value
                 elif name.lower() in _STEP_NAMES and value.is_integer():
-                    step = int(value)
+                    step = _whole(raw, value)
         return MetricLine(found, step) if found else None
+
+
+def _whole(raw: str, value: float) -> int:
+    """A whole-number step as written (``99999999999999999999`` is not rounded by a float)."""
+    try:
+        return int(raw)
+    except ValueError:
+        return int(value)  # 1e3, 3.0
 
 
 def _json_step(obj: Mapping[str, object]) -> int | None:

@@ -30,7 +30,8 @@ from automl.core import (
     TrialTemplate,
 )
 from automl.errors import SpecError, SpecIssue
-from automl.spec._common import check, parse_duration, pydantic_issues
+from automl.spec._common import check, existing, parse_duration, pydantic_issues
+from automl.spec._limits import nas_size_problems
 
 __all__ = ["parse_native"]
 
@@ -175,6 +176,10 @@ def _nas(
 
     if doc.parameters:
         issues.append(SpecIssue("nas", "give parameters or nas, not both"))
+    too_big = nas_size_problems(doc.nas, katib=False, path="nas")
+    if too_big:
+        issues.extend(too_big)
+        return None, []
     try:
         space = NasSpace.from_native(doc.nas, "nas")
     except SpecError as exc:
@@ -216,6 +221,7 @@ def _translator(doc: _Doc) -> Any:
         "max_failed_trial_count": "budget.max_failed",
         "timeout": "budget.timeout",
         "algorithm.name": "algorithm",
+        "trial_template.script": "trial.command",
     }
 
     def translate(path: str) -> str:
@@ -295,19 +301,26 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         )
     else:
         command = tuple(str(a) for a in doc.trial.command)
-    workdir = Path(doc.trial.workdir).expanduser() if doc.trial.workdir else Path(".")
-    workdir = (base_dir / workdir).resolve() if not workdir.is_absolute() else workdir
-    if not workdir.is_dir():
+    found_dir = existing(base_dir, doc.trial.workdir or ".", "dir")
+    if found_dir is None:
         issues.append(
-            SpecIssue("trial.workdir", f"must be an existing directory; got {str(workdir)!r}")
+            SpecIssue(
+                "trial.workdir",
+                f"must be an existing directory; got {doc.trial.workdir!r} (relative to "
+                f"{str(base_dir)!r})",
+            )
         )
+    workdir = found_dir or base_dir.resolve()
     notebook = None
     if doc.trial.notebook is not None:
-        nb = Path(doc.trial.notebook).expanduser()
-        nb = nb if nb.is_absolute() else (workdir / nb).resolve()
-        if not nb.is_file():
+        nb = existing(workdir, doc.trial.notebook, "file")
+        if nb is None:
             issues.append(
-                SpecIssue("trial.notebook", f"must be an existing notebook file; got {str(nb)!r}")
+                SpecIssue(
+                    "trial.notebook",
+                    f"must be an existing notebook file; got {doc.trial.notebook!r} (relative "
+                    f"to {str(workdir)!r})",
+                )
             )
         else:  # a parameters cell, a Python kernel (trials/_notebook.py)
             import warnings
@@ -319,7 +332,7 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
                     warnings.warn(note, UserWarning, stacklevel=2)
             except SpecError as exc:
                 issues.extend(exc.issues)
-        notebook = str(nb)
+            notebook = str(nb)
     res = doc.trial.resources
     executor = _Executor(kind=doc.executor) if isinstance(doc.executor, str) else doc.executor
     nas_config, nas_names = _nas(doc, algo, issues)

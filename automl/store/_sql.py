@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import json
 import math
+import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,6 +52,16 @@ _DRIVERS = {
 }
 
 
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK_ID = 0x6175746F  # the advisory lock that serialises schema migrations ("auto")
+
+
+def _revisions() -> set[str]:
+    """The schema versions this automl knows (its migration files)."""
+    return {p.name.split("_", 1)[0] for p in (_MIGRATIONS / "versions").glob("[0-9]*_*.py")}
+
+
 def normalize_url(url: str) -> URL:
     """Parse a store URL; a bare file path means SQLite, and plain dialects get a driver.
 
@@ -59,6 +70,13 @@ def normalize_url(url: str) -> URL:
     """
     text = url.strip()
     if "://" not in text:
+        if not text.lower().endswith(_SQLITE_SUFFIXES):
+            raise SpecError(
+                "must be a database URL (sqlite:///path/automl.db, postgresql://user@host/db, "
+                "mysql://user@host/db) or a SQLite file path ending in "
+                f"{', '.join(_SQLITE_SUFFIXES)}; got {url!r}",
+                path="store",
+            )
         text = f"sqlite:///{text}"
     try:
         u = make_url(text)
@@ -100,14 +118,19 @@ class Store:
     Args:
         url: Any SQLAlchemy URL (``sqlite:///automl.db``, ``postgresql://u@host/db``,
             ``mysql://root@127.0.0.1/test``) or a path to a SQLite file.
+        create: Create the store (its file and tables) when there is none. Readers pass False:
+            they never create a database, nor add tables to one that is not an automl store.
 
     Raises:
-        StorageError: The database cannot be reached or migrated.
+        StorageError: The database cannot be reached or migrated, it holds a schema version
+            this automl does not know (a newer automl wrote it), or (``create=False``) there
+            is no automl store there.
     """
 
-    def __init__(self, url: str = DEFAULT_STORE) -> None:
+    def __init__(self, url: str = DEFAULT_STORE, *, create: bool = True) -> None:
         self.url = normalize_url(url)
         self.display_url = self.url.render_as_string(hide_password=True)
+        self._create = create
         self.engine = self._connect()
         self.experiments = ExperimentRepository(self)
         self.trials = TrialRepository(self)
@@ -122,6 +145,11 @@ class Store:
                 if not parent.is_dir():
                     raise StorageError(
                         f"cannot open store {self.display_url}: directory {parent} does not exist"
+                    )
+                if not self._create and not Path(u.database).expanduser().exists():
+                    raise StorageError(
+                        f"no automl store at {self.display_url}: the file does not exist "
+                        "(give --store, or run an experiment first)"
                     )
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
@@ -150,21 +178,78 @@ class Store:
             raise StorageError(f"cannot reach store {self.display_url}: {reason}") from exc
         return engine
 
+    @staticmethod
+    def _version(conn: Connection) -> tuple[str | None, bool]:
+        """The stored schema version (None: no automl tables), and whether other tables exist."""
+        insp = sa.inspect(conn)
+        if insp.has_table("automl_alembic_version"):
+            row = conn.execute(sa.text("SELECT version_num FROM automl_alembic_version"))
+            return row.scalar(), True
+        return None, bool(insp.get_table_names())
+
+    def _check_version(self, current: str | None, others: bool) -> bool:
+        """Whether the schema must be upgraded; raises on a store this automl cannot use."""
+        if current == S.HEAD:
+            return False
+        if current is not None and current not in _revisions():
+            raise StorageError(
+                f"store {self.display_url} has schema version {current}, which this automl "
+                f"(schema {S.HEAD}) does not know: a newer automl wrote it; upgrade automl"
+            )
+        if current is None and not self._create:
+            what = "is not an automl store (it has no automl tables)" if others else "is empty"
+            raise StorageError(f"no automl store at {self.display_url}: the database {what}")
+        return True
+
     def _migrate(self, engine: Engine) -> None:
         with engine.connect() as conn:
-            insp = sa.inspect(conn)
-            if insp.has_table("automl_alembic_version"):
-                current = conn.execute(sa.text("SELECT version_num FROM automl_alembic_version"))
-                if current.scalar() == S.HEAD:
-                    return
+            if not self._check_version(*self._version(conn)):
+                return
         from alembic import command  # imported only when the schema must change
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-        with engine.begin() as conn:
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        # Two processes opening a new store at once: one migrates, the other waits, then finds
+        # the schema current (re-checked under the lock).
+        with self._migration_lock(engine) as conn:
+            if not self._check_version(*self._version(conn)):
+                return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextlib.contextmanager
+    def _migration_lock(self, engine: Engine) -> Iterator[Connection]:
+        """A transaction that holds the store's migration lock (per database kind)."""
+        backend = self.url.get_backend_name()
+        if backend == "postgresql":
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK_ID})"))
+                yield conn
+        elif backend in ("mysql", "mariadb"):
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT GET_LOCK('automl_migrate', 120)"))
+                conn.commit()  # the lock is the session's: it outlives this transaction
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.execute(sa.text("SELECT RELEASE_LOCK('automl_migrate')"))
+                    conn.commit()
+        elif self.url.database and self.url.database != ":memory:":
+            import fcntl
+
+            # flock does not interact with SQLite's own (fcntl) locks on the same file.
+            fd = os.open(Path(self.url.database).expanduser(), os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                with engine.begin() as conn:
+                    yield conn
+            finally:
+                os.close(fd)  # releases the lock
+        else:
+            with engine.begin() as conn:
+                yield conn
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
