@@ -26,6 +26,7 @@ from automl._cli_common import (
     _client,
     _errors,
     console,
+    dumps_json,
     err,
 )
 from automl.errors import AutoMLError, SpecError
@@ -221,7 +222,7 @@ def _follow(client: Any, name: str, as_json: bool) -> None:
         raise typer.Exit(130) from None
     best = _best(e.spec, trials)
     if as_json:
-        print(json.dumps(_exp_json(e, trials, best), indent=2))
+        print(dumps_json(_exp_json(e, trials, best)))
     else:
         _summary(e, trials, best)
     if e.state is ExperimentState.FAILED:

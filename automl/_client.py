@@ -61,6 +61,7 @@ class Client:
         *,
         server: str | None = None,
         token: str | None = None,
+        create: bool = True,
     ):
         self.runs_dir = Path(runs_dir)
         self._remote: RemoteClient | None = None
@@ -75,7 +76,7 @@ class Client:
             return
         store = DEFAULT_STORE if store is None else store
         self._owns_store = not isinstance(store, Store)
-        self._store = store if isinstance(store, Store) else Store(store)
+        self._store = store if isinstance(store, Store) else Store(store, create=create)
 
     def close(self) -> None:
         """Release the store's connections (when this client opened it) or the HTTP client."""

@@ -34,6 +34,7 @@ from automl._cli_common import (
     _client,
     _errors,
     console,
+    dumps_json,
     err,
 )
 from automl._cli_nas import _architecture_cell, _found_architecture, _print_architecture
@@ -446,7 +447,7 @@ def _run_and_report(
     trials = client.trials(exp.name)
     best = _best(e.spec, trials)
     if as_json:
-        print(json.dumps(_exp_json(e, trials, best), indent=2))
+        print(dumps_json(_exp_json(e, trials, best)))
     else:
         _summary(e, trials, best)
     if e.state is ExperimentState.FAILED:
@@ -489,7 +490,7 @@ def validate(
                 highlight=False,
             )
     if as_json:
-        print(json.dumps(report, indent=2))
+        print(dumps_json(report))
     if failed:
         raise typer.Exit(2)
 
@@ -500,13 +501,13 @@ def list_(store: StoreOpt = DEFAULT, server: ServerOpt = None, as_json: JsonOpt 
     from automl._api import _best
 
     with _errors():
-        client = _client(store, server=server)
+        client = _client(store, server=server, read=True)
         rows = []
         for e in client.list():
             trials = client.trials(e.name)
             rows.append(_exp_json(e, trials, _best(e.spec, trials)))
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(dumps_json(rows))
         return
     table = Table(show_header=True, header_style="bold")
     for col in ("name", "state", "reason", "algorithm", "trials", "best"):
@@ -532,7 +533,7 @@ def show(
     from automl._api import _best
 
     with _errors():
-        client = _client(store, server=server)
+        client = _client(store, server=server, read=True)
         e = client.get(name)
         trials = client.trials(name)
     best = _best(e.spec, trials)
@@ -541,7 +542,7 @@ def show(
         data["spec"] = json.loads(e.spec.to_json())
         data["trial_list"] = [_trial_json(t) for t in trials]
         data["architecture"] = _found_architecture(e, best) if best is not None else None
-        print(json.dumps(data, indent=2))
+        print(dumps_json(data))
         return
     _summary(e, trials, best, table=False)
     obj = e.spec.objective
@@ -597,11 +598,11 @@ def best(
 ) -> None:
     """Print the best trial of an experiment."""
     with _errors():
-        client = _client(store, server=server)
+        client = _client(store, server=server, read=True)
         e = client.get(name)
         t = client.best_trial(name)
     if as_json:
-        print(json.dumps(_trial_json(t) if t else None, indent=2))
+        print(dumps_json(_trial_json(t) if t else None))
     elif t is None:
         console.print(f"{name}: no trial succeeded yet")
     else:
