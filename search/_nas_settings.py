@@ -74,8 +74,10 @@ class NasSetting:
                 raise ValueError
         except (TypeError, ValueError):
             raise SpecError([SpecIssue(path, f"must be {rule}; got {raw!r}")]) from None
-        if not self.check(value):
-            raise SpecError([SpecIssue(path, f"must be {rule}; got {raw!r}")])
+        if not self.check(value) or (self.kind == "int" and abs(value) > 2**31 - 1):
+            raise SpecError(
+                [SpecIssue(path, f"must be {rule} and at most 2147483647; got {raw!r}")]
+            )
         return value
 
 

@@ -68,8 +68,11 @@ class _AutoInt:
             value = int(str(raw))
         except ValueError:
             value = 0
-        if value < 1:
-            raise SpecError([SpecIssue(path, f"must be 'auto' or an integer >= 1; got {raw!r}")])
+        if not 1 <= value <= 2**31 - 1:
+            bound = "" if value < 1 else " and at most 2147483647"
+            raise SpecError(
+                [SpecIssue(path, f"must be 'auto' or an integer >= 1{bound}; got {raw!r}")]
+            )
         return value
 
 

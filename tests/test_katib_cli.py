@@ -75,10 +75,20 @@ def test_katib_example_runs_locally_with_the_shipped_trainer(tmp_path: Path, rel
     assert p.returncode == 0, p.stdout + p.stderr
     assert "is not pulled" not in p.stdout  # the notice goes to stderr, JSON stays clean
     out = json.loads(p.stdout)
-    assert out["state"] == "Succeeded" and out["trials"] == {"Succeeded": 2}, out
     best = out["best_trial"]
     metric = out["objective"]["metric"]
-    assert metric in best["metrics"]
+    assert out["state"] == "Succeeded" and metric in best["metrics"], out
+    # Two trials start together. Whichever finishes first may already reach the file's goal
+    # (hyperopt-distribution.yaml: loss 0.05), which ends the experiment and kills the other
+    # one (docs/spec.md: trials still running at the end are killed); otherwise both succeed.
+    if out["reason"] == "ExperimentGoalReached":
+        assert best["metrics"][metric]["min"] <= out["objective"]["goal"], out
+        assert out["trials"].get("Succeeded", 0) >= 1, out
+        assert set(out["trials"]) <= {"Succeeded", "Killed"}, out
+        assert sum(out["trials"].values()) == 2, out
+    else:
+        assert out["reason"] == "ExperimentMaxTrialsReached", out
+        assert out["trials"] == {"Succeeded": 2}, out
 
 
 def test_export_round_trips_a_stored_katib_experiment(tmp_path: Path) -> None:

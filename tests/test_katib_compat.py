@@ -934,7 +934,9 @@ def test_sh_c_values_stay_quoted_in_argv() -> None:
     assert spec.trial_template.shell_script_index == 2
     (r,) = render_trials(spec, 1)
     assert r.argv is not None and r.argv[:2] == ["sh", "-c"]
-    assert f"--lr={r.params['lr']!r}" in r.argv[2]
+    # The value travels in the environment; the script only references it (docs/spec.md).
+    assert '--lr="${AUTOML_P_learningRate}"' in r.argv[2]
+    assert r.env["AUTOML_P_learningRate"] == repr(r.params["lr"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1621,7 +1623,8 @@ def test_own_pytorchjob_with_tfevent_hyperband_and_gpu() -> None:
     _no_placeholders(trials)
     for r in trials:
         assert r.argv is not None
-        assert f"--epochs={r.params['epochs']}" in r.argv[2]
+        assert '--epochs="${AUTOML_P_epochs}"' in r.argv[2]
+        assert r.env["AUTOML_P_epochs"] == str(r.params["epochs"])
     # hyperband needs eta^floor(log(r_l)/log(eta)) = 9 trials in parallel
     with pytest.raises(SpecError) as info:
         parse_spec(

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from automl._report import REPORT_STDOUT_ENV, TRIAL_ENV
-from automl.core import ExperimentSpec, ParamValue, TrialTemplate
+from automl.core import ExperimentSpec, ParamValue, TrialTemplate, shell_script_index
 from automl.errors import SpecError
 from trials._base import TrialRun
-from trials._template import render_command, render_text
+from trials._template import render_command, render_script, render_text
 
 __all__ = [
     "KUBERNETES_VERSION",
@@ -399,7 +399,36 @@ def _katib(
 ) -> dict[str, Any]:
     t = spec.trial_template
     meta = _metadata(t, name, namespace)
-    out: dict[str, Any] = _substitute(copy.deepcopy(dict(manifest)), t, run.params, meta)
+    raw = copy.deepcopy(dict(manifest))
+    # A container that runs a shell script gets its values as environment variables that the
+    # script references (trials._template.render_script): substituted into the script's text,
+    # a value would be shell code. The script is rewritten before the manifest's other
+    # placeholders are substituted, and the variables are added after, so no value is
+    # substituted twice.
+    shell_env: list[dict[str, str]] = []
+    for pod in pod_templates(raw):
+        for c in pod["spec"]["containers"]:
+            values: dict[str, str] = {}
+            if isinstance(c, dict):
+                argv = [str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])]]
+                at = shell_script_index(argv)
+                if at is not None:
+                    script, values = render_script(argv[at], t, run.params, meta)
+                    n_cmd = len(c.get("command") or [])
+                    key, index = ("command", at) if at < n_cmd else ("args", at - n_cmd)
+                    c[key][index] = script
+            shell_env.append(values)
+    out: dict[str, Any] = _substitute(raw, t, run.params, meta)
+    k = 0
+    for pod in pod_templates(out):
+        for c in pod["spec"]["containers"]:
+            values = shell_env[k] if k < len(shell_env) else {}
+            k += 1
+            if values and isinstance(c, dict):
+                c["env"] = [
+                    *(c.get("env") or []),
+                    *({"name": n, "value": v} for n, v in values.items()),
+                ]
     labels = trial_labels(run)
     md = dict(out.get("metadata") or {})
     md["name"] = name

@@ -4,6 +4,12 @@
 executor backend, so ``search``, ``trials`` and ``nas`` can build on it without importing upward.
 """
 
+from automl.core._shell import (
+    ShellUse,
+    render_shell_script,
+    shell_placeholders,
+    shell_script_index,
+)
 from automl.core._spec import (
     AlgorithmSpec,
     CollectorKind,
@@ -58,12 +64,16 @@ __all__ = [
     "Parameter",
     "ParameterType",
     "Resources",
+    "ShellUse",
     "Suggestion",
     "TrialParameter",
     "TrialRecord",
     "TrialState",
     "TrialTemplate",
     "parse_quantity",
+    "render_shell_script",
+    "shell_placeholders",
+    "shell_script_index",
     "spec_problems",
     "validate_spec",
 ]

@@ -147,6 +147,15 @@ class Parameter(_Frozen):
                         f"{path}.values", f"must not repeat a value; got {list(self.values)}"
                     )
                 )
+            for i, v in enumerate(self.values):
+                if isinstance(v, str) and "\x00" in v:
+                    out.append(
+                        SpecIssue(
+                            f"{path}.values[{i}]",
+                            "must not contain a NUL character (no argument or environment "
+                            f"variable can hold one); got {v!r}",
+                        )
+                    )
             if self.type is ParameterType.DISCRETE:
                 for i, v in enumerate(self.values):
                     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -200,6 +209,14 @@ class Parameter(_Frozen):
                             f"{path}.{fld}", f"must be an integer for an int parameter; got {num}"
                         )
                     )
+                elif num is not None and abs(num) > INT_PARAM_MAX:
+                    out.append(
+                        SpecIssue(
+                            f"{path}.{fld}",
+                            f"must be within +-{INT_PARAM_MAX} (2**53: the samplers compute in "
+                            f"floats, which hold larger integers inexactly); got {_fmt(num)}",
+                        )
+                    )
         if hi < lo or (hi == lo and self.type is ParameterType.DOUBLE):
             rule = "greater than or equal to" if self.type is ParameterType.INT else "greater than"
             out.append(
@@ -244,6 +261,25 @@ class Parameter(_Frozen):
         """Whether the parameter is an int or double range."""
         return self.type in (ParameterType.INT, ParameterType.DOUBLE)
 
+    def grid_size(self) -> int:
+        """How many points :meth:`grid` has, computed without listing them.
+
+        Raises:
+            SpecError: A double parameter has no step (Katib's rule).
+        """
+        if not self.is_numeric_range:
+            return len(self.values)
+        assert self.min is not None and self.max is not None
+        if self.type is ParameterType.INT:
+            return len(range(int(self.min), int(self.max) + 1, int(self.step or 1)))
+        if self.step is None:
+            raise SpecError(
+                f"must be set for every double parameter when algorithm is grid "
+                f"(parameter {self.name!r})",
+                path="step",
+            )
+        return round((self.max - self.min) / self.step) + 1
+
     def grid(self) -> list[ParamValue]:
         """Enumerate Katib's grid for this parameter.
 
@@ -278,6 +314,10 @@ class Parameter(_Frozen):
             if str(v) == str(value):
                 return v
         raise SpecError(f"{value!r} is not one of {list(self.values)}", path=self.name)
+
+
+#: The largest magnitude of an int parameter's bounds: 2**53, exact in a float.
+INT_PARAM_MAX = 2**53
 
 
 def _fmt(v: float) -> str:
@@ -326,7 +366,7 @@ class Objective(_Frozen):
 class AlgorithmSpec(_Frozen):
     """A search algorithm and its settings (Katib's ``algorithmName``/``algorithmSettings``)."""
 
-    name: str = "random"
+    name: str = "auto"
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 
-from automl.core._spec import NAME_RE, CollectorKind, ExperimentSpec
+from automl.core._shell import ARITH, REFUSED, shell_placeholders, shell_script_index
+from automl.core._spec import NAME_RE, CollectorKind, ExperimentSpec, Parameter, ParameterType
 from automl.errors import SpecError, SpecIssue
 
 __all__ = ["PLACEHOLDER_RE", "spec_problems", "validate_spec"]
 
 #: ``${trialParameters.x}``, ``${trialSpec.Name}`` or the native short form ``${x}``.
 PLACEHOLDER_RE = re.compile(r"\$\{([^{}]+)\}")
+#: The largest seed: numpy's generators (and so Optuna's samplers) take 0 <= seed < 2**32.
+SEED_MAX = 2**32 - 1
 _METADATA_REFS = re.compile(
     r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Annotations\[[^\]]+\]|Labels\[[^\]]+\])\}$"
 )
@@ -177,8 +180,14 @@ def _budget_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                 f"must be a positive duration; got {spec.trial_template.timeout}",
             )
         )
-    if spec.seed is not None and spec.seed < 0:
-        out.append(SpecIssue("seed", f"must be 0 or more; got {spec.seed}"))
+    if spec.seed is not None and not 0 <= spec.seed <= SEED_MAX:
+        out.append(
+            SpecIssue(
+                "seed",
+                f"must be an integer in [0, {SEED_MAX}] (numpy's seeds are 32-bit); "
+                f"got {spec.seed}",
+            )
+        )
     return out
 
 
@@ -257,6 +266,7 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                         f"uses ${{{ref}}}, which is not a parameter (known: {sorted(params)})",
                     )
                 )
+    out.extend(_shell_problems(spec))
     if t.command is not None and t.trial_parameters and t.local_blocker is None:
         manifest_text = repr(t.manifest) if t.manifest is not None else " ".join(texts)
         for i, tp in enumerate(t.trial_parameters):
@@ -268,6 +278,51 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                         "used as ${trialParameters." + tp.name + "} in the template",
                     )
                 )
+    return out
+
+
+def _numeric(p: Parameter) -> bool:
+    if p.type in (ParameterType.INT, ParameterType.DOUBLE):
+        return True
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p.values)
+
+
+def _shell_problems(spec: ExperimentSpec) -> list[SpecIssue]:
+    """Placeholders in a shell script (``sh -c``) that cannot stand there as data.
+
+    Values are passed to the script in environment variables (``automl.core._shell``); after a
+    backslash or in a quoted here-document no variable can carry them, and in arithmetic only a
+    number is data.
+    """
+    t = spec.trial_template
+    at = shell_script_index(t.command)
+    if t.command is None or at is None:
+        return []
+    params = {p.name: p for p in spec.parameters}
+    bindings = {tp.name: tp.reference for tp in t.trial_parameters}
+    out: list[SpecIssue] = []
+    for use in shell_placeholders(t.command[at]):
+        key = use.ref.removeprefix("trialParameters.")
+        target = bindings.get(key, key) if use.ref.startswith("trialParameters.") else use.ref
+        known = target in params or use.ref.startswith("trialSpec.") or target.startswith("${")
+        if not known and not (not spec.parameters and spec.nas_config is not None):
+            continue  # the shell's own ${VAR}, or an unknown name reported elsewhere
+        where = f"${{{use.ref}}} in the shell script (argument {at} of the command)"
+        if use.context in REFUSED:
+            out.append(
+                SpecIssue(
+                    "trial_template.script",
+                    f"{where} stands {use.context}: {REFUSED[use.context]}; move it out",
+                )
+            )
+        elif use.context == ARITH and not (target in params and _numeric(params[target])):
+            out.append(
+                SpecIssue(
+                    "trial_template.script",
+                    f"{where} stands in shell arithmetic, where the shell evaluates a value's "
+                    "text as code; only a numeric parameter may stand there",
+                )
+            )
     return out
 
 

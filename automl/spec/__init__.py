@@ -15,6 +15,7 @@ from automl.spec._export import dump_katib, to_katib
 from automl.spec._katib import KATIB_API_VERSION, parse_katib
 from automl.spec._native import parse_native
 from automl.spec._render import RenderedTrial, render_trials, resolved_spec_dict
+from automl.spec._yaml import MAX_BYTES
 
 __all__ = [
     "RenderedTrial",
@@ -69,7 +70,30 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError(
+                [
+                    SpecIssue(
+                        "",
+                        f"{str(p)!r} is {size:,} bytes; an experiment file may be at most "
+                        f"{MAX_BYTES:,} bytes",
+                    )
+                ]
+            )
+        raw = p.read_bytes()
     except OSError as exc:
         raise SpecError([SpecIssue("", f"cannot read {str(p)!r}: {exc.strerror or exc}")]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [
+                SpecIssue(
+                    "",
+                    f"{str(p)!r} is not UTF-8 text: byte {raw[exc.start]:#04x} at offset "
+                    f"{exc.start} cannot be decoded (save the file as UTF-8)",
+                )
+            ]
+        ) from None
     return parse_spec(text, base_dir=p.parent.resolve(), filename=str(p))

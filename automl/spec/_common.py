@@ -1,16 +1,20 @@
-"""Helpers shared by the YAML front doors: YAML loading, durations, pydantic error paths."""
+"""Helpers shared by the YAML front doors: YAML loading (:mod:`._yaml`), durations, error paths."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from automl.core import ExperimentSpec, spec_problems
 from automl.errors import SpecError, SpecIssue
+from automl.spec._limits import grid_problems
+from automl.spec._yaml import load_yaml
+
+__all__ = ["check", "existing", "load_yaml", "parse_duration", "pydantic_issues"]
 
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*"
@@ -18,31 +22,18 @@ _DURATION = re.compile(
 )
 
 
-def load_yaml(text: str, filename: str = "<spec>") -> Any:
-    """The first non-empty YAML document of ``text``.
+def existing(base: Path, raw: str, kind: str) -> Path | None:
+    """``raw`` (``~`` expanded, relative to ``base``) resolved, if it is an existing ``kind``.
 
-    Raises:
-        SpecError: Malformed YAML, with its line and column.
+    ``kind`` is ``"dir"`` or ``"file"``. A path the OS cannot even look up (a NUL byte, a name
+    longer than the file system allows) is simply not there: None, never an exception.
     """
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([SpecIssue("", f"malformed YAML at {where}: {problem}")]) from exc
-    if not docs:
-        raise SpecError([SpecIssue("", "the document is empty")])
-    if not isinstance(docs[0], dict):
-        raise SpecError(
-            [
-                SpecIssue(
-                    "",
-                    f"must be a mapping at the top level; got {type(docs[0]).__name__}",
-                )
-            ]
-        )
-    return docs[0]
+        p = Path(raw).expanduser()
+        p = p if p.is_absolute() else (base / p).resolve()
+        return p if (p.is_dir() if kind == "dir" else p.is_file()) else None
+    except (OSError, ValueError, RuntimeError):
+        return None
 
 
 def parse_duration(value: Any, path: str) -> float | None:
@@ -99,6 +90,8 @@ def check(spec: ExperimentSpec, translate: Any, extra: Sequence[SpecIssue] = ())
     from search import resolve_settings, resolve_stopper_settings
 
     issues = list(extra) + spec_problems(spec)
+    if spec.algorithm.name == "grid":
+        issues.extend(grid_problems(spec.parameters))
     try:
         resolve_settings(spec)
     except SpecError as exc:

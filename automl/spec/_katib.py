@@ -56,6 +56,7 @@ from automl.core import (
 )
 from automl.errors import SpecError, SpecIssue
 from automl.spec._common import pydantic_issues
+from automl.spec._limits import grid_problems, nas_size_problems
 
 __all__ = [
     "DEFAULT_CONDITIONS",
@@ -139,6 +140,7 @@ def _translator(
         "nas_config": "spec.nasConfig",
         "resume_policy": "spec.resumePolicy",
         "trial_template.command": f"spec.trialTemplate.trialSpec (container {primary!r} command)",
+        "trial_template.script": f"spec.trialTemplate.trialSpec (container {primary!r} command)",
         "trial_template": "spec.trialTemplate",
         "metrics_collector": "spec.metricsCollectorSpec",
         "metrics_collector.kind": "spec.metricsCollectorSpec.collector.kind",
@@ -650,7 +652,7 @@ def _grid_size(params: Sequence[Parameter]) -> int | None:
         if p.is_numeric_range and (p.min is None or p.max is None):
             return None
         try:
-            n *= len(p.grid())
+            n *= p.grid_size()
         except (SpecError, ValueError, ZeroDivisionError, OverflowError):
             return None
     return n
@@ -703,6 +705,9 @@ def _search_parameters(spec: ExperimentSpec) -> Sequence[Parameter]:
 def _algorithm_rules(spec: ExperimentSpec, c: _Checker) -> None:
     """Rules of Katib's suggestion services that the registry does not state."""
     name = spec.algorithm.name
+    if name == "grid":
+        for issue in grid_problems(spec.parameters, "spec.parameters"):
+            c.add(issue.path, issue.message)
     if name == "grid" and spec.max_trial_count is not None:
         params = _search_parameters(spec)
         size = _grid_size(params) if params else None
@@ -788,6 +793,9 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         nas_config = s.nasConfig.model_dump(
             exclude_none=True, exclude_defaults=True, by_alias=True
         )
+        too_big = nas_size_problems(nas_config, katib=True, path="spec.nasConfig")
+        if too_big:  # everything below grows with these sizes
+            raise SpecError([*c.issues, *too_big])
         nas_ops, found, nas_index = _nas_operations(nas_config, "spec.nasConfig")
         c.issues.extend(found)
 
