@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
+import torch
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -116,9 +117,6 @@ def test_save_model_outside_a_trial(tmp_path: Path) -> None:
     automl.save_model({"vocab": ["a", "b"]}, "vocab", directory=tmp_path)
     assert json.loads((tmp_path / "vocab.json").read_text())["format"] == "pickle"
     assert automl.load_model(tmp_path, "vocab") == {"vocab": ["a", "b"]}
-
-
-torch = pytest.importorskip("torch")
 
 
 class Net(torch.nn.Module):

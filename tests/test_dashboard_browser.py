@@ -26,12 +26,9 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import plotly  # noqa: F401 - dev dependencies: a missing one fails, never skips
 import pytest
-
-pytest.importorskip(
-    "streamlit", reason="needs the dashboard extra: pip install 'automl[dashboard]'"
-)
-pytest.importorskip("plotly", reason="needs the dashboard extra: pip install 'automl[dashboard]'")
+import streamlit  # noqa: F401
 
 from automl._dashboard import free_port
 from tests.conftest import REPO

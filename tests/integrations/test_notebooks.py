@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import papermill  # noqa: F401  (a dev dependency: missing fails, never skips)
 import pytest
 from typer.testing import CliRunner
 
@@ -20,8 +21,6 @@ from automl.cli import app
 from automl.core import ExperimentSpec, Objective, Parameter, TrialState, TrialTemplate
 from automl.errors import SpecError
 from automl.spec import load_spec
-
-pytest.importorskip("papermill")
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "notebooks"

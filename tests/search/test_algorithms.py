@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 import warnings
 from collections.abc import Sequence
@@ -24,8 +23,6 @@ from automl.core import (
     TrialState,
 )
 from search._optuna import OptunaSuggester, frozen_trials
-
-HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
 def quadratic(x: float, y: float) -> float:

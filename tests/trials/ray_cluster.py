@@ -70,7 +70,7 @@ def _restore_env(old: dict[str, str | None]) -> None:
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[RayCluster]:
     """One real Ray cluster for the session (Ray takes ~5-12 s to start and ~1 GB of RAM)."""
-    ray = pytest.importorskip("ray")
+    import ray  # a dev dependency: missing fails, never skips
     from ray.cluster_utils import Cluster
 
     tmp = tempfile.mkdtemp(prefix="amr-", dir="/tmp")  # short: Ray's socket paths are bounded

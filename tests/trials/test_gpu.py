@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -84,9 +86,93 @@ def test_cuda_visible_devices_of_the_parent_restricts_discovery() -> None:
     assert e.value.issues[0].path == "AUTOML_GPUS"
 
 
-def test_discovery_on_a_machine_without_gpus_finds_none() -> None:
-    # This machine has no GPU: NVML, torch.cuda and nvidia-smi all come back empty.
-    assert discover_gpus({}) == []
+def _smi_uuids() -> list[str]:
+    """The GPUs nvidia-smi lists, asked directly (empty where there is no driver)."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=uuid", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip().startswith("GPU-")]
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return max(len(_smi_uuids()), torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
+HAS_GPU = _visible_gpus() > 0
+needs_gpu = pytest.mark.skipif(not HAS_GPU, reason="no CUDA GPU visible (nvidia-smi, torch.cuda)")
+
+
+def test_discovery_finds_what_the_machine_has() -> None:
+    # Without AUTOML_GPUS, discovery asks the machine (NVML, torch.cuda, nvidia-smi): it finds
+    # exactly the GPUs nvidia-smi/torch report, none on a machine without any, and a GPU host
+    # passes as well as a CPU-only one.
+    found = discover_gpus({})
+    assert len(found) == _visible_gpus()
+    if _smi_uuids():
+        assert sorted(d.uuid for d in found) == sorted(_smi_uuids())
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_real_gpus_are_discovered_with_their_memory() -> None:
+    found, free = discover_gpus_live({})
+    assert found and free is not None
+    assert [d.index for d in found] == list(range(len(found)))
+    for d in found:
+        assert d.uuid.startswith("GPU-") and d.name
+        assert 0 < d.memory_free <= d.memory_total
+        assert d.memory_total >= 1 << 30  # every CUDA GPU has at least a GiB
+    now = free()
+    assert set(now) == {d.index for d in found}
+    assert all(0 < now[d.index] <= d.memory_total for d in found)
+    # nvidia-smi, asked directly, names the same devices (whichever backend answered)
+    if _smi_uuids():
+        assert sorted(d.uuid for d in found) == sorted(_smi_uuids())
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_real_gpus_follow_cuda_visible_devices() -> None:
+    found = discover_gpus({})
+    last = found[-1]
+    assert [d.uuid for d in discover_gpus({"CUDA_VISIBLE_DEVICES": str(last.index)})] == [
+        last.uuid
+    ]
+    assert [d.uuid for d in discover_gpus({"CUDA_VISIBLE_DEVICES": last.uuid[:12]})] == [last.uuid]
+    assert discover_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    assert discover_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == []
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_free_memory_reader_sees_an_allocation_on_a_real_gpu() -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("this torch build has no CUDA: cannot allocate GPU memory to watch")
+    found, free = discover_gpus_live({"CUDA_VISIBLE_DEVICES": str(discover_gpus({})[0].index)})
+    assert free is not None
+    before = free()[found[0].index]
+    block = torch.empty(1 << 30, dtype=torch.uint8, device="cuda:0")  # 1 GiB
+    torch.cuda.synchronize()
+    try:
+        during = free()[found[0].index]
+    finally:
+        del block
+        torch.cuda.empty_cache()
+    assert before - during >= (1 << 30) * 0.9  # another process may allocate meanwhile too
 
 
 # -- packing --------------------------------------------------------------------------------

@@ -244,7 +244,6 @@ for sub, acc in [("test", 0.8), ("train", 0.6)]:  # Katib's layout: one director
 
 
 def test_tensorflow_event_collector_reads_scalar_summaries(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard")
     spec = native_spec(
         tmp_path,
         TFEVENT_SCRIPT,
@@ -275,7 +274,6 @@ def test_tensorflow_event_collector_reads_scalar_summaries(tmp_path: Path) -> No
 def test_tensorflow_event_collector_finding_nothing_is_metrics_unavailable(
     tmp_path: Path,
 ) -> None:
-    pytest.importorskip("tensorboard")
     spec = native_spec(
         tmp_path,
         "print('loss=0.1')  # stdout is not the collector\n",
@@ -357,7 +355,6 @@ def free_port() -> int:
 def test_prometheus_collector_scrapes_loopback_while_the_trial_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("prometheus_client")
     monkeypatch.setattr("trials._local_collect.SCRAPE_INTERVAL", 0.1)
     port = free_port()
     spec = native_spec(
@@ -385,7 +382,6 @@ def test_prometheus_collector_scrapes_loopback_while_the_trial_runs(
 
 
 def test_prometheus_text_parsing() -> None:
-    pytest.importorskip("prometheus_client")
     text = 'loss{split="val"} 0.4\nloss 0.3\nglobal_step 12\nother 1\n'
     parsed = parse_prometheus(text, ["loss", "accuracy"])
     assert parsed is not None
@@ -397,7 +393,6 @@ def test_prometheus_text_parsing() -> None:
 def test_prometheus_collector_with_nothing_listening_is_metrics_unavailable(
     tmp_path: Path,
 ) -> None:
-    pytest.importorskip("prometheus_client")
     port = free_port()
     spec = native_spec(
         tmp_path,

@@ -30,7 +30,6 @@ from tests.trials import ray_cluster as cluster_fixture
 from tests.trials.ray_cluster import RayCluster
 from trials import ExitStatus, TrialEvent, TrialRun
 
-pytest.importorskip("ray")
 pytestmark = pytest.mark.integration
 ray_cluster = cluster_fixture.ray_cluster  # the session's real cluster
 
