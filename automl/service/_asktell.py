@@ -262,6 +262,8 @@ class AskTell:
         if stopper is None:
             return False
         own = curves.get(trial.id, [])
+        for earlier_step, earlier in own:  # rebuilt: replay what this trial told before
+            stopper.report(trial.id, earlier_step, earlier)
         return bool(
             stopper.report(trial.id, step if step is not None else len(own) + 1, values[metric])
         )

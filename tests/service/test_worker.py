@@ -1,0 +1,150 @@
+"""Controller workers: atomic claims, one run per experiment, takeover after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from automl.core import ExperimentState, TrialState
+from automl.spec import parse_spec
+from automl.store import Store
+from automl.store._queue import QueueRepository
+from tests.service.conftest import PY, REPO, Procs, spec_text, wait_for
+
+_CLAIMER = """
+import json, os, sys, time
+from automl.store import Store
+from automl.store._queue import QueueRepository
+url, wid, go = sys.argv[1:4]
+q = QueueRepository(Store(url))
+q.register(wid, 1000)
+while not os.path.exists(go):
+    time.sleep(0.01)
+got = []
+while True:
+    claims = q.claim(wid, 1, 30)
+    if not claims:
+        break
+    got += [c.name for c in claims]
+print(json.dumps(got))
+"""
+
+
+def test_claims_are_atomic(store_url: str, tmp_path: Path) -> None:
+    """Two processes race over one queue: every experiment is claimed by exactly one."""
+    store = Store(store_url)
+    queue = QueueRepository(store)
+    names = [f"q{i:02d}" for i in range(30)]
+    for i, name in enumerate(names):
+        queue.submit(parse_spec(spec_text(name)), priority=i % 3)
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    racers = [
+        subprocess.Popen(
+            [PY, "-c", _CLAIMER, store_url, f"host:{n}:w", str(go)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        for n in (1, 2)
+    ]
+    time.sleep(0.5)
+    go.touch()
+    got = [json.loads(p.communicate(timeout=120)[0]) for p in racers]
+    assert sorted(got[0] + got[1]) == names  # complete, and no experiment twice
+    assert not set(got[0]) & set(got[1])
+    # Highest priority first within each claimer's share.
+    prio = {n: i % 3 for i, n in enumerate(names)}
+    for share in got:
+        assert [prio[n] for n in share] == sorted((prio[n] for n in share), reverse=True)
+    # A fresh lease keeps them: nothing is claimable again.
+    assert queue.claim("host:3:w", 100) == []
+    store.close()
+
+
+def _ledger(path: Path) -> Counter[str]:
+    return Counter(path.read_text().split()) if path.exists() else Counter()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_two_workers_run_each_experiment_once(
+    store_url: str, procs: Procs, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    store = Store(store_url)
+    queue = QueueRepository(store)
+    names = [f"e{i}" for i in range(4)]
+    for name in names:
+        queue.submit(parse_spec(spec_text(name, trials=2, ledger=ledger)))
+    procs.worker(store_url, "--max-experiments", "2")
+    procs.worker(store_url, "--max-experiments", "2")
+
+    def done() -> bool:
+        return all(store.experiments.get(n).state.is_terminal for n in names)
+
+    wait_for(done, 180, "every experiment to end")
+    trials = [t for n in names for t in store.trials.list(store.experiments.get(n).id)]
+    assert all(store.experiments.get(n).state is ExperimentState.SUCCEEDED for n in names)
+    assert len(trials) == 8 and all(t.state is TrialState.SUCCEEDED for t in trials)
+    runs = _ledger(ledger)
+    assert sorted(runs) == sorted(t.id for t in trials)
+    assert set(runs.values()) == {1}
+    assert all(queue.info(store.experiments.get(n).id).takeovers == 0 for n in names)
+    store.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_takeover_after_sigkill_adopts_running_trials(
+    store_url: str, procs: Procs, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger"
+    store = Store(store_url)
+    queue = QueueRepository(store)
+    queue.submit(parse_spec(spec_text("survivor", trials=3, parallel=2, sleep=4, ledger=ledger)))
+    first = procs.worker(store_url)
+    exp = wait_for(lambda: _running(store, "survivor"), 120, "trials to run")
+    wait_for(lambda: len(_ledger(ledger)) >= 2, 60, "trials to start")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    killed_at = time.time()
+    procs.worker(store_url)
+    wait_for(lambda: store.experiments.get("survivor").state.is_terminal, 180, "the takeover")
+    final = store.experiments.get("survivor")
+    trials = store.trials.list(exp.id)
+    assert final.state is ExperimentState.SUCCEEDED, final.message
+    assert queue.info(exp.id).takeovers == 1
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 3
+    # Adopted, never re-run: every trial started once and kept its first attempt.
+    assert set(_ledger(ledger).values()) == {1}, _ledger(ledger)
+    assert [t.attempt for t in trials] == [1, 1, 1]
+    assert final.started_at is not None and final.finished_at > killed_at
+    store.close()
+
+
+def _running(store: Store, name: str) -> object:
+    try:
+        exp = store.experiments.get(name)
+    except Exception:
+        return None
+    trials = store.trials.list(exp.id)
+    return exp if sum(t.state is TrialState.RUNNING for t in trials) >= 2 else None
+
+
+def test_worker_on_an_unreachable_store_exits_2_with_one_line(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [PY, "-m", "automl", "worker", "--store", "postgresql://nobody@127.0.0.1:9/none"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach store postgresql")
