@@ -48,7 +48,7 @@ print(f"epoch=1 loss={float(x) ** 2}", flush=True)
 os.write(fd, f"done {x}\\n".encode())
 """
 
-OBJECTIVE = '''
+OBJECTIVE = """
 import os, random, time
 
 
@@ -58,7 +58,7 @@ def objective(x):
     time.sleep(random.uniform(0.05, 0.6))
     os.write(fd, f"done {x!r}\\n".encode())
     return x * x
-'''
+"""
 
 DRIVER = """
 import sys
@@ -142,9 +142,7 @@ def run_one(
             seen = _done_count(ledger)
             deadline = time.monotonic() + 120
             while (
-                proc.poll() is None
-                and _done_count(ledger) <= seen
-                and time.monotonic() < deadline
+                proc.poll() is None and _done_count(ledger) <= seen and time.monotonic() < deadline
             ):
                 time.sleep(0.02)
             time.sleep(rng.uniform(0.0, 0.8))
@@ -208,7 +206,9 @@ def run(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     ap.add_argument("--store", default="", help="store URL (default: a fresh SQLite file)")
     ap.add_argument("--kind", choices=["command", "function"], default="command")
     ap.add_argument("--experiments", type=int, default=20)
