@@ -140,16 +140,15 @@ def test_tune_name_clash_and_bad_arguments(sqlite_url: str) -> None:
 def test_client_wait_with_timeout(sqlite_url: str) -> None:
     client = Client(sqlite_url)
     done = automl.tune(quadratic, SPACE, max_trials=2, store=sqlite_url, name="done")
-    t0 = time.monotonic()
-    assert client.wait("done", timeout=5).state is done.experiment.state
-    assert time.monotonic() - t0 < 1
+    # A finished experiment is answered at the first look: no timeout left, no poll taken.
+    assert client.wait("done", timeout=0, poll=3600).state is done.experiment.state
 
     spec = done.experiment.spec.model_copy(update={"name": "pending"})
     client.create(spec)
     t0 = time.monotonic()
     with pytest.raises(TimeoutError, match=r"'pending' is still Created after 0\.3 s"):
         client.wait("pending", timeout=0.3, poll=0.05)
-    assert 0.3 <= time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 >= 0.3  # it waited out its timeout (a lower bound: no flake)
 
     # wait returns once another thread finishes the experiment.
     def slow(x: float) -> float:
@@ -263,12 +262,14 @@ def test_client_stop_delete_and_observations(sqlite_url: str) -> None:
 
 def test_stop_in_process_experiment_from_another_thread(sqlite_url: str) -> None:
     started = threading.Event()
+    saw_stop: list[bool] = []
 
     def objective(x: float) -> float:
         started.set()
-        end = time.monotonic() + 20
+        end = time.monotonic() + 60  # a limit for a broken stop only
         while not automl.should_stop() and time.monotonic() < end:
             time.sleep(0.01)
+        saw_stop.append(automl.should_stop())
         return x
 
     box: dict[str, Any] = {}
@@ -288,11 +289,10 @@ def test_stop_in_process_experiment_from_another_thread(sqlite_url: str) -> None
     )
     th.start()
     assert started.wait(10)
-    t0 = time.monotonic()
     Client(sqlite_url).stop("stop-inproc")
-    th.join(20)
+    th.join(120)
     assert not th.is_alive()
-    assert time.monotonic() - t0 < 10
+    assert saw_stop and all(saw_stop)  # every running trial left its loop because of the stop
     res = box["res"]
     assert res.experiment.state is ExperimentState.STOPPED
     assert res.reason == "ExperimentStopped"
@@ -315,15 +315,14 @@ def test_stopped_experiment_can_be_resumed(sqlite_url: str) -> None:
 
 def test_should_stop_turns_true_in_inline_mode(sqlite_url: str) -> None:
     started = threading.Event()
-    waited: list[float] = []
+    saw_stop: list[bool] = []
 
     def objective(x: float) -> float:
         started.set()
-        t0 = time.monotonic()
-        end = t0 + 6
+        end = time.monotonic() + 60  # a limit for a broken stop only
         while not automl.should_stop() and time.monotonic() < end:
             time.sleep(0.01)
-        waited.append(time.monotonic() - t0)
+        saw_stop.append(automl.should_stop())
         return x
 
     box: dict[str, Any] = {}
@@ -343,7 +342,7 @@ def test_should_stop_turns_true_in_inline_mode(sqlite_url: str) -> None:
     th.start()
     assert started.wait(10)
     Client(sqlite_url).stop("inline-stop")
-    th.join(30)
+    th.join(120)
     assert box["res"].experiment.state is ExperimentState.STOPPED
-    assert waited[0] < 4, f"the trial ignored the stop for {waited[0]:.1f} s"
+    assert saw_stop == [True]  # the trial left its loop because should_stop turned true
     assert list(box["res"].trials["state"]) == ["Killed"]
