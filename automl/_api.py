@@ -287,7 +287,7 @@ def tune(
     *,
     objective_metric: str = "objective",
     direction: str = "minimize",
-    algorithm: str = "tpe",
+    algorithm: str = "auto",
     algorithm_settings: Mapping[str, Any] | None = None,
     max_trials: _int | None = None,
     parallel_trials: _int = 1,

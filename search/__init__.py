@@ -97,6 +97,10 @@ def create_suggester(
         ]
         inner = create_suggester(inner_spec, inner_history, state, runs_dir=runs_dir)
         return NasSuggester(inner, NasSpace.from_spec(spec))
+    if name == "auto":
+        from search._auto import AutoSuggester
+
+        return AutoSuggester(spec, history, state)
     if name == "evolution":
         from search._evolution import EvolutionSuggester
 

@@ -69,6 +69,8 @@ class Setting:
                     raise SpecError(
                         [SpecIssue(path, f"must be one of {list(self.choices)}; got {raw!r}")]
                     )
+        except SpecError:
+            raise  # already names what was wrong (a SpecError is a ValueError too)
         except (ValueError, TypeError) as exc:
             raise SpecError(
                 [SpecIssue(path, f"must be {_article(self.kind)}; got {raw!r}")]
@@ -136,6 +138,17 @@ _TPE_SETTINGS: dict[str, Setting] = {
 }
 
 ALGORITHMS: dict[str, AlgorithmInfo] = {
+    "auto": AlgorithmInfo(
+        "The default: scrambled Sobol points, then a Gaussian process on power-transformed "
+        "values for numeric and mixed spaces, multivariate TPE for categorical-only spaces, "
+        "large spaces and long runs; each trial records its strategy (docs/search.md).",
+        {
+            "random_state": _SEED,
+            "seed": _SEED_ALIAS,
+            "n_initial_points": Setting("int", None, "an integer >= 1", lambda v: v >= 1),
+            "gp_max_trials": Setting("int", 200, "an integer >= 0", lambda v: v >= 0),
+        },
+    ),
     "random": AlgorithmInfo(
         "Random search (Optuna RandomSampler).", {"random_state": _SEED, "seed": _SEED_ALIAS}
     ),
@@ -161,7 +174,8 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
             "popsize": Setting(
                 "int", None, f"an integer in [2, {SIZE_MAX}]", lambda v: 2 <= v <= SIZE_MAX
             ),
-            "restart_strategy": Setting("choice", "none", choices=("none",)),
+            "restart_strategy": Setting("choice", "none", choices=("none", "ipop", "bipop")),
+            "inc_popsize": Setting("int", 2, "an integer >= 1", lambda v: v >= 1),
             "use_separable_cma": Setting("bool", False),
         },
         min_numeric_params=2,

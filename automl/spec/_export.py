@@ -30,11 +30,12 @@ What goes where:
 * automl-only fields have no Katib field and are not written, except as noted here:
   ``seed`` becomes the ``random_state`` algorithm setting for the algorithms whose Katib service
   takes one (random, tpe, grid, multivariate-tpe, cmaes, bayesianoptimization) and is dropped for
-  the others; the experiment's wall-clock budget (``spec.timeout``) has no Katib field at all and
-  is written as the annotation ``automl.io/timeout-seconds`` on the Experiment's metadata, which
-  Katib ignores (it never stops an experiment on time). ``path_map`` and ``local_blocker`` are
-  local-run details and ``workdir`` of a Katib spec is only where it runs locally; none of them
-  is written.
+  the others; ``auto`` (automl's default) is written as ``bayesianoptimization``, the GP it
+  mostly runs, keeping only ``n_initial_points``; the experiment's wall-clock budget
+  (``spec.timeout``) has no Katib field at all and is written as the annotation
+  ``automl.io/timeout-seconds`` on the Experiment's metadata, which Katib ignores (it never
+  stops an experiment on time). ``path_map`` and ``local_blocker`` are local-run details and
+  ``workdir`` of a Katib spec is only where it runs locally; none of them is written.
 * A Python-function spec (``automl.tune``: ``trial_template.function``, no command) cannot be
   exported faithfully, since Katib runs containers, not functions: :func:`to_katib` raises
   :class:`~automl.errors.SpecError` unless a ``command`` is given that runs the objective.
@@ -278,14 +279,20 @@ def _named_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 def _algorithm(spec: ExperimentSpec) -> dict[str, Any]:
     settings = dict(spec.algorithm.settings)
+    name = spec.algorithm.name
+    if name == "auto":
+        # Katib has no ``auto``; its closest service is the GP it starts (skopt's Bayesian
+        # optimization), which keeps only the setting they share.
+        name = "bayesianoptimization"
+        settings = {k: v for k, v in settings.items() if k in ("n_initial_points", "seed")}
     if (
         spec.seed is not None
-        and spec.algorithm.name in _SEEDED
+        and name in _SEEDED
         and "random_state" not in settings
         and "seed" not in settings
     ):
         settings["random_state"] = spec.seed
-    return _named_settings(spec.algorithm.name, settings)
+    return _named_settings(name, settings)
 
 
 def _parameter(p: Parameter) -> dict[str, Any]:

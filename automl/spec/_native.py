@@ -32,6 +32,7 @@ from automl.core import (
 from automl.errors import SpecError, SpecIssue
 from automl.spec._common import check, existing, parse_duration, pydantic_issues
 from automl.spec._limits import nas_size_problems
+from automl.spec._structure import validate_structure
 
 __all__ = ["parse_native"]
 
@@ -121,7 +122,7 @@ class _Doc(_M):
     name: str
     description: str = ""
     objective: _Objective
-    algorithm: str | _Algorithm = "tpe"
+    algorithm: str | _Algorithm = "auto"
     seed: int | None = None
     early_stopping: str | _EarlyStopping | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)  # each entry validated alone
@@ -131,6 +132,18 @@ class _Doc(_M):
     metrics: _Metrics = Field(default_factory=_Metrics)
     executor: Literal["local", "ray", "kubernetes"] | _Executor = "local"
 
+
+# Stand-ins for required fields that are missing or invalid, so that the rules still run (the
+# problem itself is reported by the structure stage).
+_FALLBACKS: dict[str, Any] = {
+    "name": "unnamed",
+    "objective": {"metric": "?", "direction": "minimize"},
+    "objective.metric": "?",
+    "objective.direction": "minimize",
+    "algorithm.name": "random",
+    "early_stopping.name": "medianstop",
+    "trial": {},
+}
 
 _COLLECTORS = {
     "stdout": CollectorKind.STDOUT,
@@ -251,12 +264,12 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     Raises:
         SpecError: Every problem found, with field paths as written in the document.
     """
-    try:
-        doc = _Doc.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(pydantic_issues(exc)) from None
-    issues: list[SpecIssue] = []
+    doc, structure = validate_structure(_Doc, data, _FALLBACKS)
+    if doc is None:
+        raise SpecError(structure)
+    issues: list[SpecIssue] = list(structure)  # the rules below are still checked
     params: list[Parameter] = []
+    unreadable: list[str] = []  # parameters reported above; the rules must not call them unknown
     for name, raw in doc.parameters.items():
         try:
             entry: _Parameter | list[Scalar] = (
@@ -266,8 +279,10 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
             )
             params.append(_parameter(name, entry))
         except ValidationError as exc:
+            unreadable.append(name)
             issues.extend(pydantic_issues(exc, prefix=f"parameters.{name}"))
         except SpecError as exc:
+            unreadable.append(name)
             issues.extend(exc.issues)
     algo = (
         AlgorithmSpec(name=doc.algorithm)
@@ -340,8 +355,6 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
     nas_bindings: tuple[TrialParameter, ...] = ()
     if nas_names:
         command, env, nas_bindings = _bind_nas(command, env, nas_names)
-    if issues:
-        raise SpecError(issues)
     spec = ExperimentSpec(
         name=doc.name,
         objective=Objective(
@@ -403,4 +416,8 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         ),
         source="native",
     )
-    return check(spec, _translator(doc))
+    try:
+        return check(spec, _translator(doc), issues)
+    except SpecError as exc:
+        echoes = tuple(f"uses ${{{n}}}, which is not a parameter" for n in unreadable)
+        raise SpecError([i for i in exc.issues if not i.message.startswith(echoes)]) from None

@@ -55,12 +55,14 @@ CONFIG: dict[str, tuple[dict[str, Any], int, int, bool]] = {
     "multivariate-tpe": ({"n_startup_trials": 5}, 25, 5, True),
     "cmaes": ({}, 25, 5, True),
     "bayesianoptimization": ({"n_initial_points": 5}, 15, 5, True),
+    "auto": ({"n_initial_points": 5}, 15, 5, True),
     "evolution": ({"population_size": 5, "sample_size": 3}, 25, 5, True),
 }
 
 
 def test_registry_lists_every_algorithm() -> None:
     assert set(search.algorithm_names()) == {
+        "auto",
         "random",
         "grid",
         "tpe",

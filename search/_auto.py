@@ -1,0 +1,376 @@
+"""``auto``: the default algorithm, which picks a strategy per trial by space, budget and phase.
+
+Each suggestion is made by one strategy, recorded in the trial's ``attrs["strategy"]``:
+
+* ``sobol``: the first few trials (``n_initial_points``, by default ``1 + ceil(d / 2)`` clamped to
+  [3, 6] for ``d`` parameters) are points of one scrambled Sobol sequence, which covers the space
+  more evenly than random draws, so the model that follows starts from a better spread. Trials that
+  start in parallel before that many have finished take further Sobol points.
+* ``gp``: then a Gaussian process (Optuna's ``GPSampler``: Matern-5/2 with automatic relevance,
+  categorical dimensions by Hamming distance, log expected improvement, running trials as pending
+  points) over numeric and mixed spaces while the history is small (``gp_max_trials``, default
+  200, and at most 30 parameters). The GP sees the objective after a HEBO-style power transform
+  (Yeo-Johnson on robustly scaled values, fitted per suggestion), so the heavy tail of losses
+  (a diverging configuration's error) does not flatten the model around the good region.
+* ``tpe``: multivariate TPE with constant liar for categorical-only spaces, large spaces and long
+  runs, where it is as good and much cheaper than a GP whose cost grows with the cube of the
+  history.
+* ``random``: a proposal equal to a trial already run or pending (a GP at a corner, a small
+  discrete space) is replaced by a fresh random point, so no configuration is run twice; when a
+  finite space has no untried point left, the search is exhausted.
+
+The suggester keeps no state of its own: every suggestion is computed from the history (finished
+and pending trials, in order) and a seed derived from the experiment's seed and the history length.
+A resumed experiment therefore proposes exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState as OptunaState
+from optuna.trial import create_trial
+
+from automl.core import Direction, ExperimentSpec, Suggestion, TrialRecord, TrialState
+from search._base import Suggester
+from search._registry import resolve_settings
+from search._space import SpaceCodec
+
+__all__ = ["AutoSuggester", "initial_points", "power_transform"]
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+#: Largest space (parameters) the GP phase takes; beyond it TPE models the space.
+GP_MAX_DIMS = 30
+_RANDOM_TRIES = 64
+
+
+@dataclass
+class _Entry:
+    internal: dict[str, Any]
+    state: OptunaState
+    value: float | None  # as reported; the direction is applied where it matters
+    strategy: str
+
+
+def initial_points(n_params: int) -> int:
+    """Default number of space-filling points before a model proposes: 1 + ceil(d/2) in [3, 6]."""
+    return max(3, min(6, 1 + math.ceil(n_params / 2)))
+
+
+def power_transform(values: Sequence[float]) -> np.ndarray:
+    """HEBO-style output warping: robust scaling, Yeo-Johnson, then standardization.
+
+    The values are centred on their median and scaled by their interquartile range (so a few huge
+    losses do not squash the rest together), Yeo-Johnson-transformed with its maximum-likelihood
+    exponent (which pulls a heavy tail in), and standardized. The transform is monotone: the
+    order of the values, and so the best one, is unchanged.
+    """
+    y = np.asarray(values, dtype=float)
+    if y.size < 3 or not np.isfinite(y).all():
+        return y
+    lo, hi = np.percentile(y, [25, 75])
+    scale = float(hi - lo) or float(y.std())
+    if scale <= 0.0:
+        return np.zeros_like(y)
+    z: np.ndarray = (y - float(np.median(y))) / scale
+    try:
+        from scipy.stats import yeojohnson
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t, _ = yeojohnson(z)
+    except (ValueError, FloatingPointError, ArithmeticError):
+        t = z
+    t = np.asarray(t, dtype=float)
+    t_std = float(t.std())
+    if not np.isfinite(t).all() or t_std <= 0.0:
+        t, t_std = z, float(z.std())
+    out: np.ndarray = (t - t.mean()) / t_std
+    return out
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the model on one thread.
+
+    Its matrices are small and gain nothing from more; on a busy machine, BLAS and OpenMP threads
+    waiting for each other made a GP suggestion three times slower.
+    """
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(ImportError):  # scikit-learn brings threadpoolctl
+            from threadpoolctl import threadpool_limits
+
+            stack.enter_context(threadpool_limits(1))
+        import torch
+
+        before = torch.get_num_threads()
+        if before != 1:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            if before != 1:
+                torch.set_num_threads(before)
+
+
+def _derive_seed(seed: int | None, n: int) -> int | None:
+    if seed is None:
+        return None
+    return (seed * 1_000_003 + n * 7_919 + 17) % (2**31 - 1)
+
+
+def _from_unit(dist: BaseDistribution, u: float) -> Any:
+    """The internal value at quantile-like position ``u`` in [0, 1) of a distribution."""
+    u = min(max(u, 0.0), 1.0 - 1e-12)
+    if isinstance(dist, CategoricalDistribution):
+        return dist.choices[min(int(u * len(dist.choices)), len(dist.choices) - 1)]
+    if isinstance(dist, IntDistribution):
+        if dist.log:
+            lo, hi = math.log(dist.low - 0.5), math.log(dist.high + 0.5)
+            v = round(math.exp(lo + u * (hi - lo)))
+        else:
+            n = (dist.high - dist.low) // dist.step + 1
+            v = dist.low + min(int(u * n), n - 1) * dist.step
+        return int(min(max(v, dist.low), dist.high))
+    assert isinstance(dist, FloatDistribution)
+    if dist.log:
+        lo, hi = math.log(dist.low), math.log(dist.high)
+        return float(min(max(math.exp(lo + u * (hi - lo)), dist.low), dist.high))
+    if dist.step is not None:
+        n = round((dist.high - dist.low) / dist.step) + 1
+        return float(min(dist.low + min(int(u * n), n - 1) * dist.step, dist.high))
+    return float(dist.low + u * (dist.high - dist.low))
+
+
+def _size(dist: BaseDistribution) -> float:
+    if isinstance(dist, CategoricalDistribution):
+        return len(dist.choices)
+    if isinstance(dist, IntDistribution):
+        return (dist.high - dist.low) // dist.step + 1
+    assert isinstance(dist, FloatDistribution)
+    if dist.step is not None:
+        return round((dist.high - dist.low) / dist.step) + 1
+    return math.inf
+
+
+class AutoSuggester(Suggester):
+    """The ``auto`` algorithm (see the module documentation for the strategies and why).
+
+    Args:
+        spec: The validated experiment spec (``algorithm.name == "auto"``).
+        history: Stored trials of the experiment, in creation order.
+        state: Unused: the suggester is rebuilt from the history alone.
+    """
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        history: Sequence[TrialRecord] = (),
+        state: Mapping[str, Any] | None = None,
+    ) -> None:
+        settings = resolve_settings(spec)
+        self._codec = SpaceCodec(spec.parameters)
+        self._dists = dict(self._codec.distributions)
+        self._names = list(self._dists)
+        self._minimize = spec.objective.type is Direction.MINIMIZE
+        self._seed: int | None = settings.get("random_state")
+        d = len(self._dists)
+        self._n_init = int(settings.get("n_initial_points") or initial_points(d))
+        self._gp_max_trials = int(settings["gp_max_trials"])
+        numeric = [n for n, x in self._dists.items() if not isinstance(x, CategoricalDistribution)]
+        self._has_torch = importlib.util.find_spec("torch") is not None
+        # Categorical-only spaces go to TPE: its per-choice densities beat a Hamming-kernel GP.
+        self._gp_space = bool(numeric) and d <= GP_MAX_DIMS and self._has_torch
+        self._space_size = math.prod(_size(x) for x in self._dists.values()) if d else 1
+        self._entries: dict[str, _Entry] = {}
+        self._seen: set[tuple[Any, ...]] = set()
+        for t in history:
+            try:
+                internal = self._codec.to_internal(t.params)
+            except Exception:  # a value outside the space (the spec changed): leave it out
+                continue
+            if set(internal) != set(self._dists):
+                continue
+            state_, value = _outcome(t)
+            strategy = str(t.attrs.get("strategy", "")) if t.attrs else ""
+            self._entries[t.id] = _Entry(internal, state_, value, strategy)
+            self._seen.add(self._key(internal))
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _key(self, internal: Mapping[str, Any]) -> tuple[Any, ...]:
+        external = self._codec.to_external(internal)
+        return tuple(repr(external[n]) for n in self._names)
+
+    @property
+    def exhausted(self) -> bool:
+        """A finite space whose every point was tried or is pending."""
+        return len(self._seen) >= self._space_size
+
+    def _completed(self) -> list[_Entry]:
+        return [e for e in self._entries.values() if e.state is OptunaState.COMPLETE]
+
+    def strategy_for_next(self) -> str:
+        """The strategy the next suggestion would use (before duplicate replacement)."""
+        if not self._dists:
+            return "random"
+        n_done = len(self._completed())
+        if n_done < self._n_init:
+            return "sobol"
+        if self._gp_space and n_done <= self._gp_max_trials:
+            return "gp"
+        return "tpe"
+
+    # -- the protocol -------------------------------------------------------------------------
+    def suggest(self, trial_ids: Sequence[str]) -> list[Suggestion]:
+        """Propose one point per id; fewer when a finite space runs out of untried points."""
+        out: list[Suggestion] = []
+        for trial_id in trial_ids:
+            if self.exhausted:
+                break
+            n = len(self._entries)
+            seed = _derive_seed(self._seed, n)
+            rng = np.random.default_rng(seed)
+            strategy = self.strategy_for_next()
+            internal = self._propose(strategy, seed)
+            if internal is None or self._key(internal) in self._seen:
+                strategy = "random"
+                internal = self._random_unseen(rng)
+                if internal is None:
+                    break
+            # What the store will hold, read back as a resumed controller would.
+            external = self._codec.to_external(internal)
+            internal = self._codec.to_internal(external)
+            self._entries[trial_id] = _Entry(internal, OptunaState.RUNNING, None, strategy)
+            self._seen.add(self._key(internal))
+            out.append(Suggestion(params=external, attrs={"strategy": strategy}))
+        return out
+
+    def tell(self, trial: TrialRecord) -> None:
+        """Record the outcome of a trial this suggester proposed (or rebuilt)."""
+        entry = self._entries.get(trial.id)
+        if entry is None:
+            return
+        entry.state, entry.value = _outcome(trial)
+
+    # -- strategies ---------------------------------------------------------------------------
+    def _propose(self, strategy: str, seed: int | None) -> dict[str, Any] | None:
+        if strategy == "sobol":
+            return self._sobol()
+        if strategy == "random" or not self._dists:
+            return self._random_unseen(np.random.default_rng(seed))
+        return self._ask_model(strategy, seed)
+
+    def _sobol(self) -> dict[str, Any]:
+        from scipy.stats import qmc
+
+        index = sum(1 for e in self._entries.values() if e.strategy == "sobol")
+        d = len(self._names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "balance properties" for non-powers of two
+            engine = qmc.Sobol(d=d, scramble=True, seed=self._seed)
+            if index:
+                engine.fast_forward(index)
+            u = engine.random(1)[0]
+        return {n: _from_unit(self._dists[n], float(u[i])) for i, n in enumerate(self._names)}
+
+    def _random_unseen(self, rng: np.random.Generator) -> dict[str, Any] | None:
+        for _ in range(_RANDOM_TRIES):
+            u = rng.random(len(self._names))
+            cand = {n: _from_unit(self._dists[n], float(u[i])) for i, n in enumerate(self._names)}
+            if self._key(cand) not in self._seen:
+                return cand
+        if self._space_size <= 100_000:  # small finite space: take the first untried point
+            import itertools
+
+            axes = [_values(self._dists[n]) for n in self._names]
+            for combo in itertools.product(*axes):
+                cand = dict(zip(self._names, combo, strict=True))
+                if self._key(cand) not in self._seen:
+                    return cand
+        return None
+
+    def _ask_model(self, strategy: str, seed: int | None) -> dict[str, Any] | None:
+        completed = self._completed()
+        values = [e.value for e in completed]
+        assert all(v is not None for v in values)
+        signed = [float(v) if self._minimize else -float(v) for v in values if v is not None]
+        sampler: optuna.samplers.BaseSampler
+        with warnings.catch_warnings(), _one_thread():
+            warnings.simplefilter("ignore")
+            if strategy == "gp":
+                fitted = power_transform(signed).tolist()
+                sampler = optuna.samplers.GPSampler(
+                    seed=seed,
+                    n_startup_trials=0,
+                    warn_independent_sampling=False,
+                    independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+                )
+            else:
+                fitted = signed
+                sampler = optuna.samplers.TPESampler(
+                    n_startup_trials=0,
+                    multivariate=True,
+                    constant_liar=True,
+                    seed=seed,
+                    warn_independent_sampling=False,
+                )
+            study = optuna.create_study(direction="minimize", sampler=sampler)
+            frozen = [
+                create_trial(
+                    params=e.internal,
+                    distributions=self._dists,
+                    state=OptunaState.COMPLETE,
+                    value=v,
+                )
+                for e, v in zip(completed, fitted, strict=True)
+            ]
+            frozen += [
+                create_trial(
+                    params=e.internal, distributions=self._dists, state=OptunaState.RUNNING
+                )
+                for e in self._entries.values()
+                if e.state is OptunaState.RUNNING
+            ]
+            study.add_trials(frozen)
+            trial = study.ask(fixed_distributions=self._dists)
+        params = dict(trial.params)
+        return params if set(params) == set(self._dists) else None
+
+
+def _values(dist: BaseDistribution) -> list[Any]:
+    if isinstance(dist, CategoricalDistribution):
+        return list(dist.choices)
+    if isinstance(dist, IntDistribution):
+        return list(range(dist.low, dist.high + 1, dist.step))
+    assert isinstance(dist, FloatDistribution) and dist.step is not None
+    n = round((dist.high - dist.low) / dist.step) + 1
+    return [min(dist.low + i * dist.step, dist.high) for i in range(n)]
+
+
+def _outcome(trial: TrialRecord) -> tuple[OptunaState, float | None]:
+    if (
+        trial.state is TrialState.SUCCEEDED
+        and trial.value is not None
+        and math.isfinite(trial.value)
+    ):
+        return OptunaState.COMPLETE, float(trial.value)
+    if trial.state.is_active:
+        return OptunaState.RUNNING, None
+    if trial.state is TrialState.EARLY_STOPPED:
+        return OptunaState.PRUNED, None
+    return OptunaState.FAIL, None
