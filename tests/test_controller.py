@@ -120,9 +120,7 @@ def test_goal_reached_kills_running_trials(tmp_path: Path) -> None:
         budget={"max_trials": 6, "parallel": 2},
     )
     client = client_for(tmp_path)
-    t0 = time.monotonic()
     res = client.run(f)
-    assert time.monotonic() - t0 < 20
     assert res.experiment.state is ExperimentState.SUCCEEDED
     assert res.reason == "ExperimentGoalReached"
     by_number = {t.number: t for t in client.trials("goal")}
@@ -171,12 +169,11 @@ def test_experiment_timeout(tmp_path: Path) -> None:
         name="exptmo",
         budget={"max_trials": 4, "parallel": 1, "timeout": 1},
     )
-    t0 = time.monotonic()
     res = client_for(tmp_path).run(f)
-    assert time.monotonic() - t0 < 15
     assert res.experiment.state is ExperimentState.SUCCEEDED
     assert res.reason == "ExperimentTimeoutReached"
-    assert list(res.trials["state"]) == ["Killed"]
+    assert list(res.trials["state"]) == ["Killed"]  # killed in its sleep: it never printed
+    assert res.trials["value"].isna().all()
 
 
 def test_grid_search_space_exhausted(tmp_path: Path) -> None:
@@ -229,13 +226,11 @@ print("loss=1")
         what="two running trials",
     )
     pids = [int(Path(t.workdir or "", "pid").read_text()) for t in other.trials("stopme")]
-    t0 = time.monotonic()
     e = other.stop("stopme")
     assert e.stop_requested and e.state is ExperimentState.RUNNING  # the live controller stops it
-    th.join(30)
+    th.join(120)  # the trials sleep 60 s: only the stop ends them as Killed
     assert not th.is_alive()
     assert "error" not in box, box.get("error")
-    assert time.monotonic() - t0 < 15
     exp = other.get("stopme")
     assert exp.state is ExperimentState.STOPPED
     assert exp.reason == "ExperimentStopped"
@@ -426,7 +421,6 @@ def test_in_process_trial_timeout(sqlite_url: str) -> None:
                 time.sleep(0.01)
         return x
 
-    t0 = time.monotonic()
     automl.tune(
         objective,
         {"x": automl.double(0, 1)},
@@ -437,7 +431,6 @@ def test_in_process_trial_timeout(sqlite_url: str) -> None:
         store=sqlite_url,
         name="tmo",
     )
-    assert time.monotonic() - t0 < 15
     trials = Client(sqlite_url).trials("tmo")
     slow = [t for t in trials if t.params["x"] > 0.5]
     assert slow and all(t.state is TrialState.FAILED for t in slow)
