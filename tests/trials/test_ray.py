@@ -107,12 +107,14 @@ def test_unreachable_address_is_a_spec_error_before_any_trial(tmp_path: Path) ->
         port = s.getsockname()[1]  # closed below: nothing listens there
     address = f"127.0.0.1:{port}"
     spec = load_spec(spec_file(tmp_path, "print('loss=1')", address))
-    t = time.monotonic()
     with pytest.raises(SpecError) as err:
         RayExecutor(spec, tmp_path / "runs")
     assert err.value.issues[0].path == "executor.address"
     assert address in str(err.value)
-    assert time.monotonic() - t < 30  # bounded connect, not Ray's multi-minute retry loop
+    # Refused by the executor's own bounded socket probe, before ray.init (whose retry loop
+    # would run for minutes): the error comes from that connect.
+    assert isinstance(err.value.__cause__, ConnectionRefusedError)
+    assert "Connection refused" in str(err.value)
     assert not (tmp_path / "runs").exists()
 
 
@@ -244,8 +246,8 @@ d = os.environ["OUT"]
 start = time.time()
 open(os.path.join(d, f"started-{n}"), "w").close()
 want = int(os.environ["WANT"])
-# hold the GPU until WANT trials have started or 3 s passed
-end = time.time() + 3
+# hold the GPU until WANT trials have started (a barrier; the limit only ends a broken run)
+end = time.time() + 120
 while time.time() < end and len([f for f in os.listdir(d) if f.startswith("started-")]) < want:
     time.sleep(0.05)
 with open(os.path.join(d, f"t-{n}.json"), "w") as fh:
@@ -276,7 +278,7 @@ def test_fractional_gpus_share_devices(
         ray_cluster.address,
         trial={
             "resources": {"gpu": gpu, "cpu": 0.5},
-            "env": {"OUT": str(out), "WANT": "4"},
+            "env": {"OUT": str(out), "WANT": str(at_once)},
             "command": [sys.executable, str(tmp_path / "script.py"), "--n=${x}"],
         },
         parameters={"x": {"type": "int", "min": 0, "max": 10}},
@@ -618,7 +620,8 @@ def test_distributed_trial_gets_a_placement_group_and_rank_env(
     assert end is not None and end.status is ExitStatus.COMPLETED
     assert [e.metrics["loss"] for e in events if e.metrics] == [0.0]  # rank 0's metrics only
     log = (tmp_path / "runs" / "exp" / "t0" / "trial.log").read_text()
-    assert "[rank 3] " not in log or "loss=3" in log
+    for rank in range(4):  # every rank's output reaches the trial's log, tagged
+        assert f"[rank {rank}] loss={rank}" in log, log
 
 
 def test_the_cluster_listens_on_loopback_only(ray_cluster: RayCluster) -> None:
