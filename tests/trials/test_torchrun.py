@@ -165,7 +165,9 @@ def rank_spec(tmp_path: Path, **trial: Any) -> Any:
     return f, out
 
 
-@pytest.mark.slow
+# In the default run (~5 s: torchrun's start): the one proof that a stop kills every rank.
+# The timeout variant below stays slow, since it needs a trial timeout long enough for both
+# ranks to start first.
 def test_cancelled_torchrun_trial_leaves_no_rank_alive(tmp_path: Path) -> None:
     f, out = rank_spec(tmp_path)
     ex = LocalProcessExecutor(load_spec(f), tmp_path / "runs")
