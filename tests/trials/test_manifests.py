@@ -106,6 +106,21 @@ def test_two_workers_one_process_each_keeps_python(tmp_path: Path) -> None:
     assert container(m)["command"][0] == "python"
 
 
+def test_only_core_kinds_and_pytorchjobs_are_schema_checked() -> None:
+    # What the README says: other custom kinds go to the API server as written.
+    tfjob = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "TFJob",
+        "metadata": {"name": "t"},
+        "spec": {"notAField": True},
+    }
+    assert validate_manifest(tfjob) is False
+    bad_job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {}}
+    bad_job["spec"]["notAField"] = True
+    with pytest.raises(ManifestError):
+        validate_manifest(bad_job)
+
+
 def test_fractional_gpu_is_refused_without_a_shared_resource(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as e:
         render_manifest(native(tmp_path, {"gpu": 0.5}), run(), "default")
