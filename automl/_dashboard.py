@@ -136,6 +136,8 @@ def plan(
         str(port),
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",  # no "Deploy" button or menu: this is not a Streamlit Cloud app
         "--",
         "--store",
         store,

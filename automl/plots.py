@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import html
 import math
+import random
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from automl.core import Direction, ExperimentSpec
+from automl.core import Direction, Distribution, ExperimentSpec, ParameterType
 from automl.errors import AutoMLError
 
 if TYPE_CHECKING:
@@ -41,7 +42,11 @@ __all__ = [
     "summary_html",
 ]
 
-_MAX_PLOT_TRIALS = 2000
+# What a chart draws at most unless asked for everything: a person cannot see more points, and
+# the browser (SVG, or WebGL under software rendering) freezes on tens of thousands.
+MAX_POINTS = 500
+MAX_LINES = 500
+FAILED_STATES = ("Failed", "Killed", "MetricsUnavailable")
 
 # (number, params, value, state) of one trial, as the figure builders take them.
 Row = tuple[int, Mapping[str, Any], float | None, str]
@@ -53,6 +58,86 @@ def _go() -> Any:
     except ImportError as exc:
         raise AutoMLError("plots need plotly: pip install 'automl[notebooks]'") from exc
     return go
+
+
+# -- sampling -----------------------------------------------------------------------------------
+def sample(
+    items: Sequence[Any],
+    limit: int | None,
+    key: Any = None,
+    best: int | None = None,
+    maximize: bool = False,
+) -> list[Any]:
+    """At most ``limit`` of ``items``: the ``best`` by ``key`` plus an even random sample.
+
+    The sample is deterministic (seeded by the number of items) and keeps the items' order, so
+    a chart redrawn with the same data draws the same points. ``limit=None`` keeps everything.
+    """
+    n = len(items)
+    if limit is None or n <= limit:
+        return list(items)
+    keep: set[int] = set()
+    if key is not None and best:
+        order = sorted(range(n), key=lambda i: key(items[i]), reverse=maximize)
+        keep.update(order[: min(best, limit)])
+    rest = [i for i in range(n) if i not in keep]
+    keep.update(random.Random(n).sample(rest, max(0, limit - len(keep))))
+    return [items[i] for i in sorted(keep)]
+
+
+def sample_note(shown: int, total: int, what: str = "trials", how: str = "") -> str:
+    """The subtitle a sampled chart carries (empty when it shows everything)."""
+    if shown >= total:
+        return ""
+    how = f" ({how})" if how else ""
+    return f"showing {shown:,} of {total:,} {what}{how}; tick 'Draw every trial' for all"
+
+
+def _subtitle(fig: Any, *notes: str) -> None:
+    text = " · ".join(n for n in notes if n)
+    if text:
+        fig.update_layout(title={"subtitle": {"text": text}}, margin={"t": 90})
+
+
+def integer_axis(lo: float, hi: float) -> dict[str, Any]:
+    """A linear axis of integers (trial numbers, steps): no fractional ticks."""
+    axis: dict[str, Any] = {"tickformat": ",d", "hoverformat": ",d"}
+    if hi - lo <= 20:
+        axis["dtick"] = 1
+        axis["tick0"] = 0
+    return axis
+
+
+# -- parameter scales ----------------------------------------------------------------------------
+def is_log(spec: ExperimentSpec, name: str) -> bool:
+    """Whether parameter ``name`` is searched on a log scale (logUniform or logNormal)."""
+    for p in spec.parameters:
+        if p.name == name:
+            return p.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL)
+    return False
+
+
+def _param(spec: ExperimentSpec, name: str) -> Any:
+    return next((p for p in spec.parameters if p.name == name), None)
+
+
+def is_numeric(spec: ExperimentSpec, name: str, values: Sequence[Any] = ()) -> bool:
+    """Whether a parameter is drawn on a numeric axis (int, double, or numeric discrete)."""
+    p = _param(spec, name)
+    if p is not None and p.type in (ParameterType.INT, ParameterType.DOUBLE):
+        return True
+    vals = values or (p.values if p is not None else ())
+    return bool(vals) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals
+    )
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick positions (log10 units) and labels (real values) for a log axis drawn linearly."""
+    a, b = math.floor(lo), math.ceil(hi)
+    step = max(1, math.ceil((b - a) / 8))
+    vals = [float(e) for e in range(a, b + 1, step)]
+    return vals, [f"{10.0**e:g}" for e in vals]
 
 
 # -- figure builders on plain rows (shared with the dashboard) ---------------------------------
@@ -70,27 +155,124 @@ def _best_so_far(values: Sequence[float | None], maximize: bool) -> list[float |
     return out
 
 
+def best_steps(
+    points: Sequence[tuple[int, float]], maximize: bool
+) -> tuple[list[int], list[float]]:
+    """The best-so-far line of ``(number, value)`` points, only where it changes (and the end)."""
+    xs: list[int] = []
+    ys: list[float] = []
+    for (n, _), b in zip(points, _best_so_far([v for _, v in points], maximize), strict=True):
+        if b is None:
+            continue
+        if not ys or b != ys[-1]:
+            xs.append(n)
+            ys.append(b)
+    if points and xs and xs[-1] != points[-1][0]:
+        xs.append(points[-1][0])
+        ys.append(ys[-1])
+    return xs, ys
+
+
 def history_figure(
-    history: Sequence[tuple[int, float | None, str, float | None]], direction: str
+    history: Sequence[tuple[int, float | None, str, float | None]],
+    direction: str,
+    max_points: int | None = MAX_POINTS,
 ) -> Any:
-    """Objective value per trial number, and the best value so far."""
+    """Objective value per trial number and the best value so far.
+
+    The best-so-far line uses every succeeded trial; the points are the best ones plus an even
+    sample when there are more than ``max_points`` (None: all). Early-stopped trials are red
+    crosses at their value; failed, killed and running trials are ticks along the bottom. The x
+    axis counts trials (integers).
+    """
     go = _go()
+    maximize = direction == Direction.MAXIMIZE.value
     ok = [(n, v) for n, v, s, _ in history if s == "Succeeded" and v is not None]
-    xs = [n for n, _ in ok]
-    ys = [v for _, v in ok]
+    stopped = [(n, v) for n, v, s, _ in history if s == "EarlyStopped"]
+    failed = [n for n, _, s, _ in history if s in FAILED_STATES]
+    running = [n for n, _, s, _ in history if s in ("Running", "Created")]
+    pts = sample(
+        ok, max_points, key=lambda p: p[1], best=max_points and max_points // 5, maximize=maximize
+    )
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=xs, y=ys, mode="markers", name="value"))
     fig.add_trace(
         go.Scatter(
-            x=xs,
-            y=_best_so_far(ys, direction == Direction.MAXIMIZE.value),
-            mode="lines",
-            line={"shape": "hv"},
-            name="best so far",
+            x=[n for n, _ in pts],
+            y=[v for _, v in pts],
+            mode="markers",
+            marker={"size": 5, "color": "rgba(31,119,180,0.6)"},
+            name="succeeded",
+            hovertemplate="trial %{x}: %{y}<extra></extra>",
         )
     )
+    bx, by = best_steps(ok, maximize)
+    fig.add_trace(
+        go.Scatter(
+            x=bx,
+            y=by,
+            mode="lines",
+            line={"shape": "hv", "color": "#d62728" if maximize else "#2ca02c", "width": 2},
+            name="best so far",
+            hovertemplate="best after trial %{x}: %{y}<extra></extra>",
+        )
+    )
+    st_pts = sample([p for p in stopped if p[1] is not None], max_points and max_points // 4)
+    if st_pts:
+        fig.add_trace(
+            go.Scatter(
+                x=[n for n, _ in st_pts],
+                y=[v for _, v in st_pts],
+                mode="markers",
+                marker={"symbol": "x", "size": 6, "color": "rgba(214,39,40,0.45)"},
+                name="early stopped",
+                hovertemplate="trial %{x} (early stopped): %{y}<extra></extra>",
+            )
+        )
+        fig.data = (fig.data[-1], *fig.data[:-1])  # behind the succeeded trials
+    rug: list[tuple[str, list[int], dict[str, Any]]] = [
+        ("early stopped (no value)", [n for n, v in stopped if v is None], {"color": "#d62728"}),
+        ("failed", failed, {"color": "#7f7f7f"}),
+        ("running", running, {"color": "#1f77b4"}),
+    ]
+    for name, numbers, style in rug:
+        shown = sample(numbers, max_points and max_points // 2)
+        if shown:
+            fig.add_trace(
+                go.Scatter(
+                    x=shown,
+                    y=[0.02] * len(shown),
+                    yaxis="y2",
+                    mode="markers",
+                    marker={"symbol": "line-ns-open", "size": 10, **style},
+                    name=name,
+                    hovertemplate=f"trial %{{x}} ({name})<extra></extra>",
+                )
+            )
+    numbers = [h[0] for h in history] or [0]
+    clip = ""
+    values = sorted(v for _, v in ok)
+    if len(values) >= 50:  # a few bad trials must not flatten the best-so-far line
+        lo, hi = values[0], values[-1]
+        edge = values[int(len(values) * 0.95)] if not maximize else values[int(len(values) * 0.05)]
+        if (hi - lo) > 0 and abs((edge - lo) if not maximize else (hi - edge)) < 0.6 * (hi - lo):
+            pad = 0.05 * abs(hi - lo)
+            rng = [lo - pad, edge + pad] if not maximize else [edge - pad, hi + pad]
+            fig.update_yaxes(range=rng)
+            clip = "y axis shows the best 95 % (double-click to see all)"
     fig.update_layout(
-        title="Optimisation history", xaxis_title="trial", yaxis_title="objective", height=380
+        title="Optimisation history",
+        xaxis={"title": "trial number", **integer_axis(min(numbers), max(numbers))},
+        yaxis_title="objective",
+        yaxis2={"overlaying": "y", "range": [0, 1], "visible": False, "fixedrange": True},
+        height=380,
+        uirevision="history",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    _subtitle(
+        fig,
+        sample_note(len(pts), len(ok), "succeeded trials", "the best and a random sample"),
+        f"{len(stopped):,} early stopped, {len(failed):,} failed" if stopped or failed else "",
+        clip,
     )
     return fig
 
@@ -104,23 +286,79 @@ def _numeric(values: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
     return [index[str(v)] for v in values], {"tickvals": list(range(len(cats))), "ticktext": cats}
 
 
-def parallel_figure(rows: Sequence[Row], spec: ExperimentSpec) -> Any:
-    """Parallel coordinates of the parameters of succeeded trials, coloured by value."""
+def _dimension(spec: ExperimentSpec, name: str, values: Sequence[Any]) -> dict[str, Any]:
+    """One parcoords axis: log parameters in log10 units with real-valued ticks."""
+    p = _param(spec, name)
+    if is_log(spec, name) and all(isinstance(v, (int, float)) and v > 0 for v in values):
+        logs = [math.log10(v) for v in values]
+        lo = math.log10(p.min) if p is not None and p.min else min(logs, default=0.0)
+        hi = math.log10(p.max) if p is not None and p.max else max(logs, default=1.0)
+        tickvals, ticktext = log_ticks(lo, hi)
+        return {
+            "label": f"{name} (log)",
+            "values": logs,
+            "range": [lo, hi],
+            "tickvals": tickvals,
+            "ticktext": ticktext,
+        }
+    vals, extra = _numeric(values)
+    dim = {"label": name, "values": vals, **extra}
+    if not extra and p is not None and p.min is not None and p.max is not None:
+        dim["range"] = [p.min, p.max]
+    return dim
+
+
+def parallel_figure(
+    rows: Sequence[Row], spec: ExperimentSpec, max_lines: int | None = MAX_LINES
+) -> Any:
+    """Parallel coordinates of the trials' parameters, coloured by value.
+
+    Succeeded and early-stopped trials with a value are drawn (a ``state`` axis tells them
+    apart and filters them by brushing); above ``max_lines`` the best fifth of the lines plus an
+    even sample. Log parameters are on log axes.
+    """
     go = _go()
-    rows = [r for r in rows if r[2] is not None][-_MAX_PLOT_TRIALS:]
-    names = [p.name for p in spec.parameters]
-    dims = []
-    for name in names:
-        vals, extra = _numeric([r[1].get(name) for r in rows])
-        dims.append({"label": name, "values": vals, **extra})
-    values = [r[2] for r in rows]
+    maximize = spec.objective.type is Direction.MAXIMIZE
+    valued = [r for r in rows if r[2] is not None and math.isfinite(r[2])]
+    shown = sample(
+        valued, max_lines, key=lambda r: r[2], best=max_lines and max_lines // 5, maximize=maximize
+    )
+    dims = [_dimension(spec, p.name, [r[1].get(p.name) for r in shown]) for p in spec.parameters]
+    states = sorted({r[3] for r in shown})
+    if len(states) > 1 or (states and states != ["Succeeded"]):
+        index = {s: i for i, s in enumerate(states)}
+        dims.append(
+            {
+                "label": "state",
+                "values": [index[r[3]] for r in shown],
+                "tickvals": list(range(len(states))),
+                "ticktext": states,
+                "range": [-0.3, len(states) - 0.7] if len(states) > 1 else [-1, 1],
+            }
+        )
+    values = [r[2] for r in shown]
     dims.append({"label": spec.objective.metric, "values": values})
     fig = go.Figure(
         go.Parcoords(
-            line={"color": values, "colorscale": "Viridis", "showscale": True}, dimensions=dims
+            line={
+                "color": values,
+                "colorscale": "Viridis",
+                "reversescale": not maximize,  # the best trials are yellow either way
+                "showscale": True,
+                "colorbar": {"title": {"text": spec.objective.metric}, "x": 1.06},
+            },
+            dimensions=dims,
+            labelangle=0,
+            labelside="top",
         )
     )
-    fig.update_layout(title="Parallel coordinates", height=420)
+    fig.update_layout(
+        title="Parallel coordinates",
+        height=440,
+        margin={"l": 90, "r": 120, "t": 110, "b": 40},
+        uirevision="parallel",
+    )
+    _subtitle(fig, sample_note(len(shown), len(valued), "trials", "the best and a random sample"))
     return fig
 
 

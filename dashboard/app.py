@@ -30,11 +30,10 @@ import streamlit as st  # noqa: E402
 
 from automl.store import DEFAULT_STORE, Store  # noqa: E402
 from dashboard import plots  # noqa: E402
-from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries, downsample  # noqa: E402
+from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries  # noqa: E402
 
 REFRESH_S = 3.0
 PAGE_SIZE = 50
-CURVE_TRIALS = 200  # above this many trials, plot the best ones (and stopped, running)
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _TRUE = {"1", "true", "yes", "on"}
 _STATES = [
@@ -99,6 +98,63 @@ def _link(**params: str) -> str:
     return "?" + "&".join(f"{k}={v}" for k, v in params.items())
 
 
+# Streamlit's "Deploy" button (and its menu) means nothing here: hide it. ``automl dashboard``
+# also starts the server with ``--client.toolbarMode minimal``; this covers ``streamlit run``.
+_CSS = """
+<style>
+[data-testid="stAppDeployButton"], .stAppDeployButton, [data-testid="stDeployButton"] {
+  display: none !important;
+}
+</style>
+"""
+
+
+def _chart(fig: Any, key: str) -> None:
+    """A Plotly chart at full width with fixed margins (one draw in the browser, not two)."""
+    st.plotly_chart(plots.settle(fig), width="stretch", key=key)
+
+
+def _value(v: Any) -> str:
+    """A cell of a readable table: numbers with 6 significant digits, everything else as text."""
+    if isinstance(v, bool) or v is None:
+        return "-" if v is None else str(v)
+    if isinstance(v, float):
+        return _fmt(v)
+    return str(v)
+
+
+def params_table(params: dict[str, Any]) -> pd.DataFrame:
+    """``parameter | value`` rows."""
+    return pd.DataFrame({"parameter": list(params), "value": [_value(v) for v in params.values()]})
+
+
+def metrics_table(raw: dict[str, Any], spec: Any) -> pd.DataFrame:
+    """``metric | strategy | value | min | max | latest`` rows.
+
+    Each value is labelled with how it was reduced from the trial's observations (the spec's
+    metric strategy: ``min``, ``max`` or ``latest``).
+    """
+    rows = []
+    for name, summary in raw.items():
+        strategy = spec.objective.strategy(name).value if spec is not None else "latest"
+        if isinstance(summary, (list, tuple)) and len(summary) == 3:
+            lo, hi, latest = summary
+            value = {"min": lo, "max": hi, "latest": latest}[strategy]
+        else:
+            lo = hi = latest = value = summary
+        rows.append(
+            {
+                "metric": name,
+                "strategy": strategy,
+                "value": _value(value),
+                "min": _value(lo),
+                "max": _value(hi),
+                "latest": _value(latest),
+            }
+        )
+    return pd.DataFrame(rows, columns=["metric", "strategy", "value", "min", "max", "latest"])
+
+
 # -- experiments page -------------------------------------------------------------------------
 def page_experiments(q: Queries) -> None:
     """Every experiment with its status and progress; filter and sort."""
@@ -121,12 +177,23 @@ def page_experiments(q: Queries) -> None:
     if text:
         df = df[df["name"].str.contains(text, case=False, regex=False)]
     df = df.sort_values(sort, ascending=sort in ("name", "status"), na_position="last")
-    df.insert(0, "open", [_link(experiment=n) for n in df["name"]])
-    st.dataframe(
+    df.insert(1, "open", [_link(experiment=n) for n in df["name"]])
+    small = {
+        c: st.column_config.Column(c, width="small")
+        for c in ("running", "failed", "early_stopped", "direction", "elapsed_s")
+    }
+    st.dataframe(  # fits a 1,400 px window; the name column stays put when it scrolls
         df,
         hide_index=True,
         width="stretch",
-        column_config={"open": st.column_config.LinkColumn("open", display_text="open")},
+        column_config={
+            "name": st.column_config.TextColumn("name", width="medium", pinned=True),
+            "open": st.column_config.LinkColumn("open", display_text="open", width="small"),
+            "reason": st.column_config.TextColumn("reason", width="medium"),
+            "best": st.column_config.NumberColumn("best", format="%.6g", width="small"),
+            **small,
+        },
+        key="experiments_table",
     )
     st.caption(f"{len(df)} of {len(summaries)} experiments")
 
@@ -134,7 +201,13 @@ def page_experiments(q: Queries) -> None:
 # -- experiment page ------------------------------------------------------------------------
 def _header(exp: ExperimentSummary) -> None:
     c = st.columns(5)
-    c[0].metric(f"Best {exp.metric} ({exp.direction})", _fmt(exp.best_value))
+    strategy = exp.spec.objective.strategy(exp.metric).value
+    c[0].metric(
+        f"Best {exp.metric} ({exp.direction})",
+        _fmt(exp.best_value),
+        help=f"Each trial's {exp.metric} is the {strategy} of its observations "
+        "(the spec's metric strategy).",
+    )
     c[1].metric("Status", exp.state, help=exp.reason or None)
     c[2].metric("Progress", f"{exp.done}/{exp.max_trials or '-'}")
     c[3].metric("Running", exp.counts.get("Running", 0))
@@ -172,26 +245,34 @@ def _trials_table(q: Queries, exp: ExperimentSummary) -> None:
     st.caption(f"page {page}/{pages}, {res.total} trials match")
 
 
-def _curves(q: Queries, exp: ExperimentSummary, metric: str, hist: list[Any]) -> None:
-    stopped = {n for n, _, s, _ in hist if s == "EarlyStopped"}
-    failed = {n for n, _, s, _ in hist if s in ("Failed", "Killed", "MetricsUnavailable")}
-    wanted: set[int] | None = None
-    if len(hist) > CURVE_TRIALS:  # the best trials, the running ones and the last stopped ones
-        maximize = exp.direction == "maximize"
-        ok = sorted(
-            ((v, n) for n, v, s, _ in hist if s == "Succeeded" and v is not None),
-            reverse=maximize,
-        )
-        running = {n for n, _, s, _ in hist if s == "Running"}
-        wanted = {n for _, n in ok[:CURVE_TRIALS]} | running | set(sorted(stopped)[-CURVE_TRIALS:])
-    key = f"curves:{exp.id}:{metric}"
-    cur = q.curves_for(exp.id, metric, wanted, st.session_state.get(key))  # only what is new
-    st.session_state[key] = cur
-    if not cur.points:
-        st.caption("No intermediate values reported.")
+def _summaries(record: Any) -> dict[str, list[float]]:
+    return {k: [m.min, m.max, m.latest] for k, m in record.metrics.items()}
+
+
+def _best_trial(q: Queries, e: ExperimentSummary) -> None:
+    best = q.best_trial(e.id, e.direction)
+    if best is None:
         return
-    fig = plots.curves_figure(downsample(cur, 50, wanted), metric, stopped, failed)
-    st.plotly_chart(fig, width="stretch", key=f"curves_{metric}")
+    st.subheader(f"Best trial {best['number']}")
+    st.markdown(f"[{best['id']}]({_link(trial=best['id'])})")
+    c1, c2 = st.columns([2, 3])
+    c1.table(params_table(best["params"]).set_index("parameter"))
+    c2.table(metrics_table(_summaries(best["record"]), e.spec).set_index("metric"))
+    artifacts = _artifacts_line(best["outputs"])
+    if artifacts:
+        st.markdown(f"Best trial's artifacts: {artifacts}")
+    _architecture(e.spec, best["record"], "best_architecture")
+
+
+def _curves(q: Queries, exp: ExperimentSummary, metric: str, hist: list[Any], all_: bool) -> None:
+    key = f"curves:{exp.id}:{metric}:{all_}"
+    view = plots.curves_view(q, exp, metric, hist, st.session_state.get(key), all_)
+    st.session_state[key] = view.cache  # the next refresh reads only what is new
+    if not view.lines.points:
+        st.caption(f"No intermediate values of {metric} reported.")
+        return
+    fig = plots.curves_figure(view, metric, None if all_ else plots.MAX_POINTS)
+    _chart(fig, f"curves_{metric}")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -199,11 +280,51 @@ def _importances(url: str, exp_id: str, n_done: int, spec_json: str) -> dict[str
     from automl.core import ExperimentSpec
 
     q = Queries(_store(url))
-    return plots.param_importances(q.params_values(exp_id), ExperimentSpec.from_json(spec_json))
+    return plots.param_importances(
+        q.params_values(exp_id), ExperimentSpec.from_json(spec_json), max_trials=1000
+    )
+
+
+def _search_space(q: Queries, exp: ExperimentSummary, all_: bool) -> None:
+    spec = exp.spec
+    if spec.nas_config is not None:
+        st.info(
+            "Neural architecture search: trials evaluate sampled architectures; parameter plots "
+            "show the architecture choices the algorithm exposes, if any."
+        )
+    rows = q.params_values(exp.id, ("Succeeded", "EarlyStopped"))
+    if not rows or not spec.parameters:
+        return
+    limit = None if all_ else plots.MAX_POINTS
+    st.subheader("Search space")
+    _chart(plots.parallel_lines_figure(rows, spec, None if all_ else plots.MAX_LINES), "par")
+    n_done = sum(1 for r in rows if r[3] == "Succeeded")
+    imp = _importances(q.store.url.render_as_string(False), exp.id, n_done, spec.to_json())
+    if imp:
+        _chart(plots.importance_figure(imp), "imp")
+    else:
+        st.caption("Parameter importance needs at least 2 succeeded trials.")
+    names = [p.name for p in spec.parameters]
+    p = st.selectbox("Slice parameter", names, key="slice_param")
+    if p:
+        _chart(plots.slice_figure(rows, spec, p, limit), "slice")
+    if len(names) >= 2:
+        c1, c2 = st.columns(2)
+        px = c1.selectbox("Contour x", names, index=0, key="contour_x")
+        py = c2.selectbox("Contour y", names, index=1, key="contour_y")
+        if px and py and px != py:
+            fig = plots.contour_figure(rows, spec, px, py, None if all_ else plots.CONTOUR_POINTS)
+            _chart(fig, "contour")
 
 
 def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
-    """One experiment: best trial, trials, plots, spec."""
+    """One experiment: best trial, trials, plots, spec.
+
+    While it runs, a fragment refreshes the header, the best trial, the charts and the trials
+    table every ``cfg.refresh`` seconds. Widgets keep their keys (selections survive) and every
+    figure keeps its ``uirevision`` (zoom survives); the page itself is not rebuilt, so the
+    scroll position stays.
+    """
     exp = q.experiment(name)
     st.title(f"Experiment {name}")
     if exp is None:
@@ -211,68 +332,38 @@ def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
         return
     st.markdown(f"[All experiments]({_link()}) · {exp.algorithm} · {exp.direction} {exp.metric}")
     running = exp.state in ("Created", "Running")
+    all_ = st.toggle(
+        "Draw every trial",
+        key="draw_all",
+        help="Charts draw the best trials plus a sample above a few hundred; this draws all "
+        "of them (slow in the browser for thousands of trials).",
+    )
 
     @st.fragment(run_every=cfg.refresh if running else None)
     def live() -> None:
         e = q.experiment(name) or exp
         _header(e)
-        best = q.best_trial(e.id, e.direction)
-        if best is not None:
-            st.subheader(f"Best trial {best['number']}")
-            c1, c2 = st.columns(2)
-            c1.markdown(f"[{best['id']}]({_link(trial=best['id'])})")
-            c1.json(best["params"])
-            c2.json(best["metrics"])
-            artifacts = _artifacts_line(best["outputs"])
-            if artifacts:
-                st.markdown(f"Best trial's artifacts: {artifacts}")
-            _architecture(e.spec, best["record"], "best_architecture")
+        _best_trial(q, e)
         hist = q.history(e.id)
         if hist:
-            st.plotly_chart(
-                plots.history_figure(hist, e.direction), width="stretch", key="history"
-            )
+            fig = plots.history_figure(hist, e.direction, None if all_ else plots.MAX_POINTS)
+            _chart(fig, "history")
         metrics = [e.metric, *e.spec.objective.additional_metrics]
         metric = st.selectbox("Intermediate values of", metrics, key="curve_metric")
-        _curves(q, e, metric or e.metric, hist)
+        _curves(q, e, metric or e.metric, hist, all_)
+        _trials_table(q, e)
+        _search_space(q, e, all_)
 
     live()
-    _trials_table(q, exp)
-
     spec = exp.spec
-    if spec.nas_config is not None:
-        st.info(
-            "Neural architecture search: trials evaluate sampled architectures; parameter plots "
-            "show the architecture choices the algorithm exposes, if any."
-        )
-    rows = q.params_values(exp.id)
-    if rows and spec.parameters:
-        st.subheader("Search space")
-        st.plotly_chart(plots.parallel_figure(rows, spec), width="stretch", key="par")
-        n_done = len(rows)
-        imp = _importances(q.store.url.render_as_string(False), exp.id, n_done, spec.to_json())
-        if imp:
-            st.plotly_chart(plots.importance_figure(imp), width="stretch", key="imp")
-        else:
-            st.caption("Parameter importance needs at least 2 succeeded trials.")
-        names = [p.name for p in spec.parameters]
-        p = st.selectbox("Slice parameter", names, key="slice_param")
-        if p:
-            st.plotly_chart(plots.slice_figure(rows, p, exp.metric), width="stretch", key="slice")
-        if len(names) >= 2:
-            c1, c2 = st.columns(2)
-            px = c1.selectbox("Contour x", names, index=0, key="contour_x")
-            py = c2.selectbox("Contour y", names, index=1, key="contour_y")
-            if px and py and px != py:
-                st.plotly_chart(plots.contour_figure(rows, px, py), width="stretch", key="contour")
     lineage = q.lineage(exp.id) if spec.algorithm.name == "pbt" else []
     if lineage:
         st.subheader("PBT lineage")
-        st.plotly_chart(plots.lineage_figure(lineage), width="stretch", key="lineage")
+        _chart(plots.lineage_figure(lineage), "lineage")
     with st.expander("Spec (YAML)"):
         import yaml
 
-        st.code(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), language="yaml")
+        st.code(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), language=None)
 
 
 # -- outputs and architectures (trial and experiment pages) ----------------------------------
@@ -386,14 +477,14 @@ def page_trial(q: Queries, cfg: argparse.Namespace, trial_id: str) -> None:
                 st.caption(tr["message"])
             else:
                 st.warning(tr["message"])
-        c1, c2 = st.columns(2)
+        c1, c2 = st.columns([2, 3])
         c1.subheader("Parameters")
-        c1.json(tr["params"])
-        c2.subheader("Metrics (latest)")
-        c2.json(tr["metrics"])
+        c1.table(params_table(tr["params"]).set_index("parameter"))
+        c2.subheader("Metrics")
+        c2.table(metrics_table(_summaries(tr["record"]), tr["spec"]).set_index("metric"))
         obs = q.trial_observations(trial_id)
         if obs:
-            st.plotly_chart(plots.trial_curves_figure(obs), width="stretch", key="tc")
+            _chart(plots.trial_curves_figure(obs), "tc")
         st.subheader("Where it ran")
         runner = dict(tr["runner"])
         st.json(runner or {"runner": "in-process"})
@@ -423,9 +514,18 @@ def page_compare(q: Queries) -> None:
         return
     by_name = {s.name: s for s in summaries}
     hists = {n: (q.history(by_name[n].id), by_name[n].direction) for n in chosen}
-    st.plotly_chart(plots.compare_figure(hists), width="stretch", key="compare_hist")
-    best = {n: by_name[n].best_value for n in chosen}
-    st.plotly_chart(plots.best_bar_figure(best), width="stretch", key="compare_best")
+    metrics = {n: by_name[n].metric for n in chosen}
+    directions = {n: by_name[n].direction for n in chosen}
+    if len(set(directions.values())) > 1:
+        st.info(
+            "These experiments minimise and maximise: their values are drawn on separate axes, "
+            "one per direction, never on one."
+        )
+    _chart(plots.compare_figure(hists, metrics), "compare_hist")
+    if len(set(directions.values())) == 1:
+        best = {n: by_name[n].best_value for n in chosen}
+        fig = plots.best_bar_figure(best, directions)
+        _chart(fig, "compare_best")
     st.dataframe(
         pd.DataFrame([by_name[n].row() for n in chosen]), hide_index=True, width="stretch"
     )
@@ -570,6 +670,7 @@ def main() -> None:
         else "automl"
     )
     st.set_page_config(page_title=title, layout="wide")
+    st.markdown(_CSS, unsafe_allow_html=True)
     try:
         store = _store(cfg.store)
     except Exception as exc:

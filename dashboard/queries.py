@@ -416,11 +416,66 @@ class Queries:
             ).all()
         for oid, number, step, value in rows:
             steps, values = cur.points.setdefault(number, ([], []))
-            steps.append(float(step if step is not None else len(steps)))
+            # Implicit steps count 1, 2, ... as the controller and the early stopper count them.
+            steps.append(float(step if step is not None else len(steps) + 1))
             values.append(value)
             if oid > cur.last_id:
                 cur.last_id = oid
         return cur
+
+    def step_band(self, exp_id: str, metric: str) -> list[tuple[float, float, float, float, int]]:
+        """``(step, mean, min, max, trials)`` of ``metric`` per explicit step, over every trial.
+
+        One aggregate query: what the intermediate-values chart draws behind the sampled
+        curves, however many trials there are. Observations without a step are left out.
+        """
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(
+                    O.step,
+                    sa.func.avg(O.value),
+                    sa.func.min(O.value),
+                    sa.func.max(O.value),
+                    sa.func.count(),
+                )
+                .join(S.trials, S.trials.c.id == O.trial_id)
+                .where(T.experiment_id == exp_id, O.metric == metric, O.step.is_not(None))
+                .group_by(O.step)
+                .order_by(O.step)
+            ).all()
+        return [(float(r[0]), float(r[1]), float(r[2]), float(r[3]), int(r[4])) for r in rows]
+
+    def last_points(
+        self, exp_id: str, metric: str, states: Sequence[str] = ("EarlyStopped",)
+    ) -> dict[int, tuple[float, float]]:
+        """``{number: (step, value)}``: the last observation of ``metric`` of trials in ``states``.
+
+        Where an early-stopped trial stopped, as it counted its steps (implicit steps count
+        1, 2, ...).
+        """
+        inner = (
+            sa.select(
+                O.trial_id.label("tid"),
+                sa.func.max(O.id).label("last"),
+                sa.func.count().label("n"),
+            )
+            .join(S.trials, S.trials.c.id == O.trial_id)
+            .where(T.experiment_id == exp_id, O.metric == metric, T.state.in_(list(states)))
+            .group_by(O.trial_id)
+            .subquery()
+        )
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(T.number, O.step, O.value, inner.c.n)
+                .select_from(inner)
+                .join(S.observations, O.id == inner.c.last)
+                .join(S.trials, S.trials.c.id == inner.c.tid)
+            ).all()
+        return {
+            r[0]: (float(r[1] if r[1] is not None else r[3]), r[2])
+            for r in rows
+            if r[2] is not None
+        }
 
     # -- one trial -----------------------------------------------------------------------------
     def curves_for(

@@ -73,14 +73,16 @@ def test_history_and_plots(q: Queries) -> None:
     hist = q.history(exp.id)
     assert [h[0] for h in hist] == list(range(12)) and all(h[2] == "Succeeded" for h in hist)
     fig = plots.history_figure(hist, exp.direction)
-    assert min(y for y in fig.data[1].y if y is not None) == pytest.approx(exp.best_value)
+    best = next(d for d in fig.data if d.name == "best so far")
+    assert min(y for y in best.y if y is not None) == pytest.approx(exp.best_value)
     rows = q.params_values(exp.id)
     imp = plots.param_importances(rows, exp.spec)
     assert set(imp) == {"x", "y", "kind"}
     assert plots.param_importances(rows[:1], exp.spec) == {}
     plots.parallel_figure(rows, exp.spec)
-    plots.slice_figure(rows, "x", "objective")
-    plots.contour_figure(rows, "x", "y")
+    plots.parallel_lines_figure(rows, exp.spec)
+    plots.slice_figure(rows, exp.spec, "x")
+    plots.contour_figure(rows, exp.spec, "x", "y")
     plots.importance_figure(imp)
 
 
@@ -106,7 +108,10 @@ def test_curves_since_cursor(q: Queries) -> None:
     assert all(s[-1] == full.points[n][0][-1] for n, (s, _) in small.points.items())
     hist = q.history(exp.id)
     stopped = {n for n, _, s, _ in hist if s == "EarlyStopped"}
-    fig = plots.curves_figure(full, "loss", stopped)
+    view = plots.curves_view(q, exp, "loss", hist, None)
+    assert view.lines.points == full.points  # 8 trials: every curve, no band
+    assert not view.band
+    fig = plots.curves_figure(view, "loss")
     assert fig.data[-1].name == "stopped here" and len(fig.data[-1].x) == len(stopped)
     assert {d.name for d in fig.data} >= {"finished", "early stopped"}
     # trials changed since a time: everything since 0, nothing after the end
