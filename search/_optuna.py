@@ -103,6 +103,18 @@ def _make_sampler(
                 constant_liar=settings["constant_liar"],
                 **tpe_kwargs,
             )
+    if name == "cmaes" and settings["restart_strategy"] != "none":
+        from search._cmaes import RestartCmaEsSampler
+
+        return RestartCmaEsSampler(
+            restart_strategy=settings["restart_strategy"],
+            inc_popsize=settings["inc_popsize"],
+            popsize=settings.get("popsize"),
+            sigma0=settings.get("sigma"),
+            n_startup_trials=settings["n_startup_trials"],
+            seed=seed,
+            use_separable_cma=settings["use_separable_cma"],
+        )
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(
             sigma0=settings.get("sigma"),
