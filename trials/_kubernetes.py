@@ -24,6 +24,7 @@ Cancel (early stopping, experiment stop, close) and the trial timeout delete the
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -187,6 +188,9 @@ class KubernetesExecutor(_K8sSetup, _K8sLogs, _K8sWatch, Executor):
         if cancelled:  # cancelled while the create call was in flight
             self._delete(t)
             return
+        self._follow(t)
+
+    def _follow(self, t: _Trial) -> None:
         try:
             self._follow_logs(t)
         except Exception as exc:  # the trial's end is decided by its job, not by its log
@@ -194,6 +198,98 @@ class KubernetesExecutor(_K8sSetup, _K8sLogs, _K8sWatch, Executor):
         finally:
             t.reader_done.set()
         self._settle(t)
+
+    # -- adoption ----------------------------------------------------------------------------
+    def adopt(self, run: TrialRun, runner: Mapping[str, Any]) -> bool:
+        """Follow the job a dead controller created for this trial, found by name or label.
+
+        Its status comes from the experiment's watch like any trial's, and its primary
+        container's log is read again from the start (``trial.log`` is rewritten), so its
+        metrics arrive again as events. No job (it was never created, or someone deleted it):
+        False, and the trial runs again as a new attempt.
+        """
+        try:
+            manifest = render_manifest(self._spec, run, self.namespace, self._manifest)
+            resource = resource_of(manifest)
+        except (SpecError, ManifestError):
+            return False
+        k = runner.get("kubernetes")
+        r = resource
+        try:
+            if isinstance(k, Mapping) and k.get("name"):
+                obj = self._custom.get_namespaced_custom_object(
+                    r.group, r.version, self.namespace, r.plural, str(k["name"]),
+                    _request_timeout=30,
+                )  # fmt: skip
+            else:  # the controller died before it stored the job's name: the trial's label
+                listed = self._custom.list_namespaced_custom_object(
+                    r.group, r.version, self.namespace, r.plural,
+                    label_selector=f"{LABEL_TRIAL}={label_value(run.trial_id)}",
+                    _request_timeout=30,
+                )  # fmt: skip
+                items = listed.get("items") or []
+                if not items:
+                    return False
+                obj = items[-1]
+        except Exception:  # 404, or an API error: its fate cannot be known from here
+            return False
+        name = str(obj["metadata"]["name"])
+        workdir = self._runs_dir / run.experiment / run.trial_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = open(workdir / "trial.log", "wb")  # noqa: SIM115 - closed when the trial ends
+        log.write(f"[automl] adopted {r.kind} {self.namespace}/{name} on {self.host}\n".encode())
+        log.flush()
+        timeout = self._template.timeout
+        left = None
+        if timeout is not None:
+            left = timeout - _age(obj)
+        t = _Trial(
+            run,
+            name,
+            manifest,
+            resource,
+            workdir,
+            log,
+            time.monotonic() + left if left is not None else None,
+        )
+        t.created = True
+        t.created_at = time.monotonic()
+        # Its pods may have ended before the pod watch lists them: list them once now.
+        with contextlib.suppress(Exception):
+            listed = self._raw_list(
+                functools.partial(self._core.list_namespaced_pod, self.namespace),
+                self._selector(t),
+            )
+            t.listed_pods = {str(p["metadata"]["name"]): p for p in listed.get("items") or []}
+            t.pods_listed_at = time.monotonic()
+        with self._lock:
+            self._trials[run.trial_id] = t
+            self._by_name[(r.group, r.plural, name)] = t
+        # A watch already listing this kind may have passed over the job before it was known
+        # here, and a finished job changes no more: take its status from the GET or list.
+        self._job_changed(resource, "MODIFIED", obj)
+        self._ensure_watch(resource)
+        if not (isinstance(k, Mapping) and k.get("name")):
+            self._events.put(
+                TrialEvent(
+                    run.trial_id,
+                    started={
+                        "kubernetes": {
+                            "name": name,
+                            "namespace": self.namespace,
+                            "apiVersion": r.api_version,
+                            "kind": r.kind,
+                            "plural": r.plural,
+                            "trial": run.trial_id,
+                        },
+                        "host": self.host,
+                    },
+                )
+            )
+        threading.Thread(
+            target=self._follow, args=(t,), name=f"k8s-trial-{run.number}", daemon=True
+        ).start()
+        return True
 
     def _tick(self) -> None:
         """Trial timeouts, and trials whose log drain timed out (no API request)."""
@@ -295,6 +391,18 @@ class KubernetesExecutor(_K8sSetup, _K8sLogs, _K8sWatch, Executor):
                     propagation_policy=propagation,
                     _request_timeout=30,
                 )
+
+
+def _age(obj: Mapping[str, Any]) -> float:
+    """Seconds since the object was created (0 when its timestamp cannot be read)."""
+    from datetime import datetime
+
+    raw = (obj.get("metadata") or {}).get("creationTimestamp")
+    try:
+        created = datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+    return max(0.0, time.time() - created)
 
 
 def reap_kubernetes(spec: ExperimentSpec, runner: Mapping[str, Any], runs_dir: Path) -> bool:

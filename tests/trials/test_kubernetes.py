@@ -707,3 +707,52 @@ def test_pods_the_watch_cannot_see_are_listed_per_trial(
         if p.endswith("/pods") and "job-name" in q.get("labelSelector", "")
     ]
     assert own and all(q["labelSelector"] == f"job-name={t.id}" for q in own)
+
+
+def test_resume_adopts_the_jobs_of_a_sigkilled_controller(
+    api: FakeKubernetesApiServer, tmp_path: Path
+) -> None:
+    """A controller killed with SIGKILL leaves its jobs running; ``automl resume`` finds them
+    (by name, or by the trial's label) and follows them to their end: no job is created twice,
+    every trial ends Succeeded in its first attempt with all its steps observed."""
+    import signal
+    import subprocess
+    import sys
+
+    kc = api.write_kubeconfig(tmp_path / "kubeconfig")
+    doc = spec_doc(
+        kc, tmp_path, trial={"command": ["python", str(tmp_path / "train.py"), "${x}", "8"]}
+    )
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    cli = [sys.executable, "-m", "automl"]
+    common = ["--store", url, "--no-progress", "--runs-dir", str(tmp_path / "runs")]
+    proc = subprocess.Popen([*cli, "run", str(f), *common], cwd=tmp_path)
+    try:
+        end = time.monotonic() + 60
+        while api.running_processes() < 2 and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.02)
+        assert api.running_processes() == 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(api.created) == 2 and api.running_processes() == 2  # the jobs outlived it
+    res = subprocess.run(
+        [*cli, "resume", "k8s-exp", *common], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert len(api.created) == 2  # adopted, not created again
+    client = Client(url)
+    exp = client.get("k8s-exp")
+    assert exp.state is ExperimentState.SUCCEEDED
+    trials = client.trials("k8s-exp")
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 2
+    assert [t.attempt for t in trials] == [1, 1]
+    for t in trials:  # every step observed once, read again from the job's log
+        steps = [o.step for o in client.store.observations.list(t.id) if o.metric == "loss"]
+        assert steps == list(range(1, 9))
+    assert api.live("jobs") == []  # deleted once recorded
