@@ -585,16 +585,16 @@ def page_steer(q: Queries, cfg: argparse.Namespace) -> None:
                 f"Valid: {spec.name} ({spec.algorithm.name}, {len(spec.parameters)} parameters, "
                 f"maxTrialCount {spec.max_trial_count})"
             )
-    if st.button("Submit and run", disabled=spec is None, key="submit"):
-        name = spec.name if spec else "spec"
-        path = _specs_dir() / f"{name}-{int(time.time())}.yaml"
-        path.write_text(text)
-        argv = [sys.executable, "-m", "automl", "run", str(path), "--store", url, "--no-progress"]
-        pid = launch(argv, path.with_suffix(".log"))
-        st.success(
-            f"Started controller pid {pid} (log {path.with_suffix('.log')}): "
-            f"[{name}]({_link(experiment=name)})"
-        )
+    if st.button("Submit to the queue", disabled=spec is None, key="submit"):
+        try:  # queued in the store: an `automl worker` (or `automl server --workers N`) runs it
+            rec = client.submit(spec)
+        except AutoMLError as exc:
+            st.error(str(exc))
+        else:
+            st.success(
+                f"Queued [{rec.name}]({_link(experiment=rec.name)}) ({rec.state.value}): "
+                "a worker on this store (automl worker) runs it"
+            )
 
     st.header("Act on an experiment")
     summaries = q.experiments_summary()
