@@ -7,7 +7,9 @@ the names the user wrote (``spec.parameters[2].feasibleSpace.max`` for Katib).
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 from automl.core._shell import ARITH, REFUSED, shell_placeholders, shell_script_index
 from automl.core._spec import NAME_RE, CollectorKind, ExperimentSpec, Parameter, ParameterType
@@ -243,7 +245,8 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                         SpecIssue(
                             "trial_template.command",
                             f"uses ${{{ref}}}, which is not a "
-                            f"trial parameter (known: {sorted(names or params)})",
+                            f"trial parameter (known: {sorted(names or params)})"
+                            + _nearest(key, names or params),
                         )
                     )
                 used.add(key)
@@ -263,7 +266,8 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                 out.append(
                     SpecIssue(
                         "trial_template.command",
-                        f"uses ${{{ref}}}, which is not a parameter (known: {sorted(params)})",
+                        f"uses ${{{ref}}}, which is not a parameter (known: {sorted(params)})"
+                        + _nearest(ref, params),
                     )
                 )
     out.extend(_shell_problems(spec))
@@ -279,6 +283,12 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                     )
                 )
     return out
+
+
+def _nearest(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean ${lr}?"`` for the nearest known name, or ``""``."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean ${{{close[0]}}}?" if close else ""
 
 
 def _numeric(p: Parameter) -> bool:

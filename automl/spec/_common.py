@@ -89,7 +89,7 @@ def check(spec: ExperimentSpec, translate: Any, extra: Sequence[SpecIssue] = ())
     """
     from search import resolve_settings, resolve_stopper_settings
 
-    issues = list(extra) + spec_problems(spec)
+    issues = list(spec_problems(spec))
     if spec.algorithm.name == "grid":
         issues.extend(grid_problems(spec.parameters))
     try:
@@ -101,11 +101,14 @@ def check(spec: ExperimentSpec, translate: Any, extra: Sequence[SpecIssue] = ())
             resolve_stopper_settings(spec)
         except SpecError as exc:
             issues.extend(exc.issues)
-    seen: set[tuple[str, str]] = set()
-    unique = []
+    # ``extra`` holds what the front door found before the spec was built (a field it could not
+    # read): the rules' view of the same field (built from a stand-in) is left out.
+    unique = list(extra)
+    found = {i.path for i in extra}
+    seen = {(i.path, i.message) for i in extra}
     for i in issues:
         tr = SpecIssue(translate(i.path), i.message)
-        if (tr.path, tr.message) not in seen:
+        if (tr.path, tr.message) not in seen and tr.path not in found:
             seen.add((tr.path, tr.message))
             unique.append(tr)
     if unique:
