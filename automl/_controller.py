@@ -111,6 +111,9 @@ class Controller:
         self._stopper: EarlyStopper | None = None
         self._nothing_left = False
         self._early: dict[str, int] = {}  # trials the early stopper stopped -> step
+        # In-process trials: the stopper decides inside automl.report, on the trial's thread.
+        self._at_report = False
+        self._stopper_lock = threading.Lock()
         self._bad: dict[str, str] = {}  # trials failed for data the store cannot hold -> why
         self._stop_requested = threading.Event()
         self._done = threading.Event()
@@ -163,6 +166,10 @@ class Controller:
         self._store.observations.delete(adopted)
         if self._spec.early_stopping is not None:
             self._stopper = create_stopper(self._spec, history, self._curves())
+            set_hook = getattr(self._executor, "set_report_hook", None)
+            if set_hook is not None:
+                set_hook(self._decide_at_report)
+                self._at_report = True
         if self._suggester_override is not None:
             return self._suggester_override
         return create_suggester(self._spec, history, self._sampler_state, runs_dir=self._runs_dir)
@@ -229,6 +236,30 @@ class Controller:
             raise
         self._done.set()
         return self._finish(state, reason, message)
+
+    def stop_orphaned(self) -> ExperimentRecord:
+        """Stop an experiment whose controller is gone, losing nothing its trials finished.
+
+        Takes the lease, adopts what the dead controller's trials left (a trial that ended
+        meanwhile is recorded as it ended), kills the ones still running, and ends the
+        experiment Stopped.
+
+        Raises:
+            ExperimentBusyError: A live controller holds the experiment.
+        """
+        self._claim()
+        try:
+            suggester = self._load()
+            self._drain_cancelled(suggester)
+        except BaseException:
+            self._release()
+            raise
+        self._done.set()
+        return self._finish(
+            ExperimentState.STOPPED,
+            EndReason.STOPPED,
+            "stopped on request (no controller was running); its running trials were killed",
+        )
 
     def _watch(self) -> None:
         """Keep the lease alive and notice stop requests.
@@ -405,7 +436,7 @@ class Controller:
                 live.pending.extend(
                     Observation(ev.trial_id, k, v, ev.step, t) for k, v in ev.metrics.items()
                 )
-                if self._stopper is not None and ev.exit is None:
+                if self._stopper is not None and ev.exit is None and not self._at_report:
                     self._consider_stopping(live, ev)
             if ev.started is not None:
                 self._store.trials.update(ev.trial_id, runner=ev.started)
@@ -465,6 +496,22 @@ class Controller:
         if self._stopper.report(tid, step, value):
             self._early[tid] = step
             self._executor.cancel(tid)
+
+    def _decide_at_report(self, tid: str, step: int | None, metrics: Mapping[str, float]) -> bool:
+        """In-process trials: the early stopper decides inside automl.report, before it returns."""
+        live = self._live.get(tid)
+        value = metrics.get(self._spec.objective.metric)
+        if live is None or value is None or self._stopper is None:
+            return False
+        with self._stopper_lock:
+            if tid in self._early:
+                return False
+            live.reports += 1
+            at = step if step is not None else live.reports
+            if not self._stopper.report(tid, at, value):
+                return False
+            self._early[tid] = at
+            return True
 
     def _end_trial(self, live: _Live, ev: TrialEvent, suggester: Suggester) -> None:
         assert ev.exit is not None
@@ -531,7 +578,8 @@ class Controller:
         self._count(record)
         suggester.tell(record)
         if self._stopper is not None:
-            self._stopper.finish(record)
+            with self._stopper_lock:
+                self._stopper.finish(record)
         if self._on_progress is not None:
             self._on_progress(self.progress(record))
 

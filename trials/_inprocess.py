@@ -17,7 +17,10 @@ from automl import _report
 from automl.core import ParamValue
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 
-__all__ = ["InProcessExecutor", "call_objective"]
+__all__ = ["InProcessExecutor", "ReportHook", "call_objective"]
+
+#: ``hook(trial_id, step, metrics) -> stop now?``, called inside ``automl.report``.
+ReportHook = Callable[[str, int | None, Mapping[str, float]], bool]
 
 
 def takes_dict(fn: Callable[..., Any], names: Iterable[str]) -> bool:
@@ -59,8 +62,8 @@ class InProcessExecutor(Executor):
         parallel: Worker threads.
         timeout: Per-trial limit in seconds.
         inline: Run calls on the controller's thread (default: when parallel is 1 and there is
-            no timeout). Early stopping needs threads: the controller must see reports as they
-            come.
+            no timeout). Early stopping works inline too: it is decided inside ``automl.report``
+            (see :meth:`set_report_hook`).
         runs_dir: Root of per-trial directories; a trial's artifact directory
             (``automl.current_trial().artifact_dir``) is ``<runs_dir>/<experiment>/<trial>/
             artifacts``, created only when the trial saves something. None: trials have none.
@@ -89,6 +92,18 @@ class InProcessExecutor(Executor):
         self._deadline: dict[str, float] = {}
         self._ended: set[str] = set()  # trials whose exit event was already sent
         self._stop: set[str] = set()
+        self._report_hook: ReportHook | None = None
+
+    def set_report_hook(self, hook: ReportHook | None) -> None:
+        """Decide early stopping at report time, as Optuna's ``should_prune`` does.
+
+        ``hook(trial_id, step, metrics)`` runs inside :func:`automl.report`, on the trial's own
+        thread, before the report returns; when it returns True the trial is stopped there and
+        then, so :func:`automl.should_stop` is already true after that ``report`` call, however
+        fast the training loop is. The controller installs it when the experiment has an early
+        stopper; it must be thread-safe.
+        """
+        self._report_hook = hook
 
     def submit(self, run: TrialRun) -> None:
         """Queue the call on the thread pool."""
@@ -115,8 +130,13 @@ class InProcessExecutor(Executor):
         tid = run.trial_id
 
         def reporter(step: int | None, metrics: Mapping[str, float]) -> None:
-            if tid not in self._ended:
-                self._events.put(TrialEvent(tid, metrics=metrics, step=step))
+            if tid in self._ended:
+                return
+            hook = self._report_hook
+            stop = hook is not None and tid not in self._stop and hook(tid, step, metrics)
+            self._events.put(TrialEvent(tid, metrics=metrics, step=step))
+            if stop:
+                self.cancel(tid)  # should_stop() is true from here on; the slot is free
 
         info = _report.TrialInfo(
             tid,

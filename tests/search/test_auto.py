@@ -112,6 +112,20 @@ def test_auto_on_a_quadratic_records_its_strategies(tmp_path: Any) -> None:
     n_init = initial_points(2)
     assert strategies[:n_init] == ["sobol"] * n_init
     assert set(strategies[n_init:]) <= {"gp", "random"} and "gp" in strategies[n_init:]
+    # `automl show` says which strategy proposed each trial, in the table and in --json.
+    import json
+
+    from typer.testing import CliRunner
+
+    from automl.cli import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["show", "quad", "--store", url], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0 and "strategy" in shown.stdout
+    assert "sobol" in shown.stdout and "gp" in shown.stdout
+    shown = runner.invoke(app, ["show", "quad", "--store", url, "--json"])
+    listed = json.loads(shown.stdout)["trial_list"]
+    assert [t["strategy"] for t in listed] == strategies
     # The model does much better than the space-filling start.
     assert min(t.value for t in trials[n_init:] if t.value is not None) < min(
         t.value for t in trials[:n_init] if t.value is not None
