@@ -12,9 +12,14 @@ Part 2, DARTS. ``nas.darts_search`` (Katib's one-shot supernet) derives a cell p
 derived network and a random cell pair of the same size (same nodes, two edges per node, random
 operations and inputs) are retrained with the same seeds.
 
-Reports accuracy (mean and spread over seeds) and wall time per search. Everything runs on the
-CPU here (the script says which device it used). Torch runs on ``--threads`` threads (1 by
-default: the networks are tiny and a shared machine punishes thread hand-offs).
+Reports accuracy (mean and spread over seeds) and wall time per search, and says whether the
+gaps between the retrained accuracies are larger than the seeds' spread (twice the standard
+error of the difference) or within noise. Everything is seeded (search, initialisation, data
+order): the same command gives the same accuracies on the same machine and torch build (float
+rounding differs across CPUs and builds, so another machine may rank close results
+differently: that is what the spread verdict is for). Everything runs on the CPU here (the
+script says which device it used). Torch runs on ``--threads`` threads (1 by default: the
+networks are tiny and a shared machine punishes thread hand-offs).
 
 Run: python benchmarks/nas.py [--quick] [--trials 12] [--epochs 2] [--retrain-epochs 6]
      [--seeds 0,1,2] [--darts-epochs 4] [--json results.json]
@@ -135,7 +140,17 @@ def fmt(accs: list[float]) -> str:
     return f"{statistics.mean(accs):.4f} ± {statistics.stdev(accs):.4f}"
 
 
-def main() -> None:
+def gap(a: list[float], b: list[float]) -> dict[str, Any]:
+    """Mean of ``a`` minus mean of ``b``, and whether it exceeds twice its standard error."""
+    diff = statistics.mean(a) - statistics.mean(b)
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": diff, "se": None, "verdict": "one seed: no spread to compare"}
+    se = (statistics.variance(a) / len(a) + statistics.variance(b) / len(b)) ** 0.5
+    verdict = "larger than the seeds' spread" if abs(diff) > 2 * se else "within noise"
+    return {"diff": diff, "se": se, "verdict": verdict}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny budget (smoke run, ~minutes)")
     ap.add_argument("--trials", type=int, default=12)
@@ -147,11 +162,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--search-seed", type=int, default=0)
     ap.add_argument("--json", help="also write the results here")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--parts", default="multi,darts", help="which parts to run: multi, darts or both"
+    )
+    args = ap.parse_args(argv)
     if args.quick:
         args.trials, args.epochs, args.retrain_epochs = 6, 1, 2
         args.seeds, args.darts_epochs, args.limit = "0,1", 1, args.limit or 600
     seeds = [int(s) for s in args.seeds.split(",")]
+    parts = set(args.parts.split(","))
+    if not parts or parts - {"multi", "darts"}:
+        ap.error(f"--parts takes multi, darts or multi,darts; got {args.parts!r}")
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     device = nas.device_for()
@@ -172,87 +193,108 @@ def main() -> None:
         f"retrained {args.retrain_epochs} epochs x seeds {seeds}\n"
     )
     results: dict[str, Any] = {"device": str(device), "multi_trial": [], "darts": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        store = f"sqlite:///{os.path.join(tmp, 'nas.db')}"
-        rows = []
-        for alg in ALGORITHMS:
-            res = search(alg, data, args.trials, args.epochs, args.search_seed, store)
-            arch: Architecture = res["architecture"]
-            accs = retrain(
-                lambda a=arch: nas.build_model(SPACE, a), data, args.retrain_epochs, seeds
-            )
-            names = [SPACE.operation_names[o] for o in arch.ops]
-            rows.append((alg, res, accs, names))
-            results["multi_trial"].append(
-                {
-                    "algorithm": alg,
-                    "settings": ALGORITHMS[alg],
-                    "wall_s": res["wall_s"],
-                    "search_best": res["search_best"],
-                    "retrained": accs,
-                    "architecture": arch.to_dict(),
-                    "operations": names,
-                }
-            )
-            print(f"  {alg}: done in {res['wall_s']:.1f} s", file=sys.stderr)
-    print(
-        "| search | wall time (s) | best in search | best retrained (mean ± sd) | architecture |"
-    )
-    print("|---|---:|---:|---:|---|")
-    for alg, res, accs, names in rows:
-        skips = Architecture.from_dict(
-            next(r for r in results["multi_trial"] if r["algorithm"] == alg)["architecture"]
-        ).skips
+    if "multi" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = f"sqlite:///{os.path.join(tmp, 'nas.db')}"
+            rows = []
+            for alg in ALGORITHMS:
+                res = search(alg, data, args.trials, args.epochs, args.search_seed, store)
+                arch: Architecture = res["architecture"]
+                accs = retrain(
+                    lambda a=arch: nas.build_model(SPACE, a), data, args.retrain_epochs, seeds
+                )
+                names = [SPACE.operation_names[o] for o in arch.ops]
+                rows.append((alg, res, accs, names))
+                results["multi_trial"].append(
+                    {
+                        "algorithm": alg,
+                        "settings": ALGORITHMS[alg],
+                        "wall_s": res["wall_s"],
+                        "search_best": res["search_best"],
+                        "retrained": accs,
+                        "architecture": arch.to_dict(),
+                        "operations": names,
+                    }
+                )
+                print(f"  {alg}: done in {res['wall_s']:.1f} s", file=sys.stderr)
         print(
-            f"| {alg} | {res['wall_s']:.1f} | {res['search_best']:.4f} | {fmt(accs)} | "
-            f"{' > '.join(names)}; skips {[list(s) for s in skips]} |"
+            "| search | wall time (s) | best in search | best retrained (mean ± sd) "
+            "| architecture |"
         )
-    print(f"\nENAS settings: {ENAS_SETTINGS}\n")
-
-    # -- DARTS ------------------------------------------------------------------------------
-    settings = DartsSettings(
-        num_epochs=args.darts_epochs, batch_size=64, init_channels=8, num_nodes=3
-    )
-    t0 = time.perf_counter()
-    genotype = nas.darts_search(
-        data, settings, num_layers=3, seed=0, report=False, unrolled=True, log=None
-    )
-    darts_wall = time.perf_counter() - t0
-    rng = random.Random(0)
-    rand = random_genotype(genotype, list(nas.DEFAULT_SEARCH_SPACE), rng)
-
-    def builder(g: Genotype) -> Any:
-        return lambda: nas.build_darts_network(
-            g,
-            in_channels=data.in_channels,
-            num_classes=data.num_classes,
-            init_channels=settings.init_channels,
-            num_layers=3,
+        print("|---|---:|---:|---:|---|")
+        for alg, res, accs, names in rows:
+            skips = Architecture.from_dict(
+                next(r for r in results["multi_trial"] if r["algorithm"] == alg)["architecture"]
+            ).skips
+            print(
+                f"| {alg} | {res['wall_s']:.1f} | {res['search_best']:.4f} | {fmt(accs)} | "
+                f"{' > '.join(names)}; skips {[list(s) for s in skips]} |"
+            )
+        ranked = sorted(rows, key=lambda r: -statistics.mean(r[2]))
+        top, last = ranked[0], ranked[-1]
+        spread = gap(top[2], last[2])
+        results["multi_trial_gap"] = {"best": top[0], "worst": last[0], **spread}
+        print(
+            f"\nretrained: best {top[0]} - worst {last[0]} = {spread['diff']:+.4f}"
+            + (f" (2 SE {2 * spread['se']:.4f})" if spread["se"] is not None else "")
+            + f": {spread['verdict']}"
         )
+        print(f"\nENAS settings: {ENAS_SETTINGS}\n")
 
-    t1 = time.perf_counter()
-    derived = retrain(builder(genotype), data, args.retrain_epochs, seeds)
-    t2 = time.perf_counter()
-    random_cell = retrain(builder(rand), data, args.retrain_epochs, seeds)
-    t3 = time.perf_counter()
-    print(
-        f"DARTS: {args.darts_epochs} search epochs (second order), 3 cells x "
-        f"{settings.num_nodes} nodes, init_channels {settings.init_channels}\n"
-    )
-    print("| network | search (s) | retrain (s) | retrained accuracy (mean ± sd) | cell |")
-    print("|---|---:|---:|---:|---|")
-    print(f"| DARTS derived | {darts_wall:.1f} | {t2 - t1:.1f} | {fmt(derived)} | {genotype} |")
-    print(f"| random cell, same size | - | {t3 - t2:.1f} | {fmt(random_cell)} | {rand} |")
-    results["darts"] = {
-        "search_s": darts_wall,
-        "derived": derived,
-        "random": random_cell,
-        "genotype": genotype.to_dict(),
-        "random_genotype": rand.to_dict(),
-    }
+    if "darts" in parts:
+        settings = DartsSettings(
+            num_epochs=args.darts_epochs, batch_size=64, init_channels=8, num_nodes=3
+        )
+        t0 = time.perf_counter()
+        genotype = nas.darts_search(
+            data, settings, num_layers=3, seed=0, report=False, unrolled=True, log=None
+        )
+        darts_wall = time.perf_counter() - t0
+        rng = random.Random(0)
+        rand = random_genotype(genotype, list(nas.DEFAULT_SEARCH_SPACE), rng)
+
+        def builder(g: Genotype) -> Any:
+            return lambda: nas.build_darts_network(
+                g,
+                in_channels=data.in_channels,
+                num_classes=data.num_classes,
+                init_channels=settings.init_channels,
+                num_layers=3,
+            )
+
+        t1 = time.perf_counter()
+        derived = retrain(builder(genotype), data, args.retrain_epochs, seeds)
+        t2 = time.perf_counter()
+        random_cell = retrain(builder(rand), data, args.retrain_epochs, seeds)
+        t3 = time.perf_counter()
+        print(
+            f"DARTS: {args.darts_epochs} search epochs (second order), 3 cells x "
+            f"{settings.num_nodes} nodes, init_channels {settings.init_channels}\n"
+        )
+        print("| network | search (s) | retrain (s) | retrained accuracy (mean ± sd) | cell |")
+        print("|---|---:|---:|---:|---|")
+        print(
+            f"| DARTS derived | {darts_wall:.1f} | {t2 - t1:.1f} | {fmt(derived)} | {genotype} |"
+        )
+        print(f"| random cell, same size | - | {t3 - t2:.1f} | {fmt(random_cell)} | {rand} |")
+        vs = gap(derived, random_cell)
+        print(
+            f"\nDARTS derived - random cell = {vs['diff']:+.4f}"
+            + (f" (2 SE {2 * vs['se']:.4f})" if vs["se"] is not None else "")
+            + f": {vs['verdict']}"
+        )
+        results["darts"] = {
+            "search_s": darts_wall,
+            "derived": derived,
+            "random": random_cell,
+            "genotype": genotype.to_dict(),
+            "random_genotype": rand.to_dict(),
+            "derived_minus_random": vs,
+        }
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
+    return results
 
 
 if __name__ == "__main__":
