@@ -19,6 +19,7 @@ from automl._api import TuneResult, _artifacts_of, _best, _dataframe
 from automl._runner import preflight, reap_any, run_experiment
 from automl.core import (
     EndReason,
+    ExecutorKind,
     ExperimentRecord,
     ExperimentSpec,
     ExperimentState,
@@ -29,6 +30,7 @@ from automl.core import (
 from automl.errors import AutoMLError, NotFoundError, SpecError, SpecIssue
 from automl.spec import load_spec
 from automl.store import DEFAULT_STORE, Store
+from trials import InProcessExecutor
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -282,6 +284,20 @@ class Client:
         if exp.state.is_terminal and not controller_live(exp):
             return exp
         store.experiments.update(exp.id, stop_requested=True)
+        if not controller_live(exp) and exp.spec.executor.kind is not ExecutorKind.RAY:
+            # Adopt what the dead controller's trials left: a finished trial is recorded as
+            # it finished, the running ones are killed (a function in threads cannot be).
+            from automl._controller import Controller
+            from automl._runner import make_executor
+
+            try:
+                executor = make_executor(exp.spec, None, self.runs_dir)
+            except SpecError:
+                executor = None
+            if executor is not None and not isinstance(executor, InProcessExecutor):
+                return Controller(
+                    store, self.get(name), executor, runs_dir=self.runs_dir
+                ).stop_orphaned()
         if not controller_live(exp):
             # Nobody will act on the request: end the trials the dead controller left behind.
             runners = store.trials.runners(exp.id)

@@ -237,6 +237,30 @@ class Controller:
         self._done.set()
         return self._finish(state, reason, message)
 
+    def stop_orphaned(self) -> ExperimentRecord:
+        """Stop an experiment whose controller is gone, losing nothing its trials finished.
+
+        Takes the lease, adopts what the dead controller's trials left (a trial that ended
+        meanwhile is recorded as it ended), kills the ones still running, and ends the
+        experiment Stopped.
+
+        Raises:
+            ExperimentBusyError: A live controller holds the experiment.
+        """
+        self._claim()
+        try:
+            suggester = self._load()
+            self._drain_cancelled(suggester)
+        except BaseException:
+            self._release()
+            raise
+        self._done.set()
+        return self._finish(
+            ExperimentState.STOPPED,
+            EndReason.STOPPED,
+            "stopped on request (no controller was running); its running trials were killed",
+        )
+
     def _watch(self) -> None:
         """Keep the lease alive and notice stop requests.
 

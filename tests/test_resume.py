@@ -35,7 +35,7 @@ y = int(sys.argv[2].split("=", 1)[1])
 with open("ledger", "a") as fh:
     fh.write(f"start {sys.argv[1]} {os.getpid()}\\n")
 if os.path.exists("hold"):  # trials that outlive their controller until the test lets them go
-    while not os.path.exists("go"):
+    while not (os.path.exists("go") and open("go").read() in ("", sys.argv[1])):
         time.sleep(0.02)
 time.sleep(float(open("sleep.txt").read()))
 print(f"epoch=1 loss={(x - 0.2) ** 2 + y / 100}", flush=True)
@@ -107,6 +107,15 @@ def wait_for(cond: Any, proc: subprocess.Popen[bytes], timeout: float, what: str
             return v
         if proc.poll() is not None:
             raise AssertionError(f"controller exited ({proc.returncode}) before {what}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_until(cond: Any, timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if v := cond():
+            return v
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -477,7 +486,7 @@ def test_resume_reruns_a_trial_whose_fate_is_unknown_keeping_its_log(tmp_path: P
     try:
         exp, pids = _orphaned_run(tmp_path, name, url, store)
         _kill_pids(pids)  # supervisor and trial die together: no exit status is written
-        wait_for(lambda: not any(alive(p) for p in pids), subprocess.Popen(["true"]), 30, "exit")
+        wait_until(lambda: not any(alive(p) for p in pids), 30, "the killed trials' exit")
         lost = {t.id for t in store.trials.list(exp.id) if t.state.is_active}
         assert len(lost) == 2
         (tmp_path / "go").touch()
@@ -490,6 +499,36 @@ def test_resume_reruns_a_trial_whose_fate_is_unknown_keeping_its_log(tmp_path: P
             kept = tmp_path / "runs" / name / f"{i}.attempt1" / "trial.log"
             assert kept.exists() and "$ " in kept.read_text()
         assert len(ledger(tmp_path, "done")) == 4
+    finally:
+        _kill_pids(pids)
+        store.close()
+
+
+@pytest.mark.timeout(120)
+def test_stop_after_controller_died_keeps_what_finished(tmp_path: Path) -> None:
+    """``automl stop`` with no live controller records a trial that finished meanwhile as it
+    finished (not Killed), and kills the one still running."""
+    name = "stopkeeps"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    pids: list[int] = []
+    try:
+        exp, pids = _orphaned_run(tmp_path, name, url, store)
+        first = ledger(tmp_path, "start")[0][0]
+        (tmp_path / "go").write_text(first)  # only this trial may finish
+        wait_until(lambda: ledger(tmp_path, "done"), 60, "the released trial's end")
+        res = subprocess.run(
+            [*AUTOML, "stop", name, "--store", url],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert res.returncode == 0, res.stderr
+        assert store.experiments.get(name).state is ExperimentState.STOPPED
+        states = sorted(t.state.value for t in store.trials.list(exp.id))
+        assert states == ["Killed", "Succeeded"]
+        assert [p for p in pids if alive(p)] == []
     finally:
         _kill_pids(pids)
         store.close()

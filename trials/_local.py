@@ -680,7 +680,7 @@ class LocalProcessExecutor(EndCollectors, Executor):
                 self._waiting.remove(r)
         if queued:
             self._events.put(TrialEvent(trial_id, exit=_NOT_STARTED))
-        if p is not None:
+        if p is not None and not p.ended:  # one that ended by itself is recorded as it ended
             p.cancelled = True
             self._kill(p)
 

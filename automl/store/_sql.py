@@ -11,7 +11,6 @@ import builtins
 import contextlib
 import json
 import math
-import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -212,15 +211,30 @@ class Store:
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         # Two processes opening a new store at once: one migrates, the other waits, then finds
         # the schema current (re-checked under the lock).
-        with self._migration_lock(engine) as conn:
-            if not self._check_version(*self._version(conn)):
-                return
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        try:
+            with self._migration_lock(engine) as conn:
+                if not self._check_version(*self._version(conn)):
+                    return
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except SQLAlchemyError:
+            # SQLite has no lock to wait on: the other process created the tables first.
+            # Wait until its migration is complete, then use the store as it left it.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+                with contextlib.suppress(SQLAlchemyError), engine.connect() as conn:
+                    if self._version(conn)[0] == S.HEAD:
+                        return
+            raise
 
     @contextlib.contextmanager
     def _migration_lock(self, engine: Engine) -> Iterator[Connection]:
-        """A transaction that holds the store's migration lock (per database kind)."""
+        """A transaction that holds the store's migration lock (PostgreSQL, MySQL/MariaDB).
+
+        SQLite gets none: a lock file descriptor closed in this process would drop SQLite's own
+        POSIX locks on the file; a migration that lost the race waits instead (see _migrate).
+        """
         backend = self.url.get_backend_name()
         if backend == "postgresql":
             with engine.begin() as conn:
@@ -236,17 +250,6 @@ class Store:
                 finally:
                     conn.execute(sa.text("SELECT RELEASE_LOCK('automl_migrate')"))
                     conn.commit()
-        elif self.url.database and self.url.database != ":memory:":
-            import fcntl
-
-            # flock does not interact with SQLite's own (fcntl) locks on the same file.
-            fd = os.open(Path(self.url.database).expanduser(), os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                with engine.begin() as conn:
-                    yield conn
-            finally:
-                os.close(fd)  # releases the lock
         else:
             with engine.begin() as conn:
                 yield conn
