@@ -249,11 +249,15 @@ def run(
     """Run an experiment to its end; Ctrl-C stops it (resume it later)."""
     from automl._runner import preflight
     from automl.core import validate_spec
-    from automl.spec import load_spec
+    from automl.spec import BudgetOverride, load_spec
     from trials import local_notice
 
     with _errors():
-        spec = load_spec(file)
+        budget = BudgetOverride(max_trials, parallel)  # applied before the file's rules
+        overridden = max_trials is not None or parallel is not None
+        spec = load_spec(file, adjust=budget if overridden else None)
+        for note in budget.notes:
+            err.print(f"note: {escape(note)}", highlight=False)
         if name:
             spec = validate_spec(spec.model_copy(update={"name": name}))
         if path_map:
@@ -271,18 +275,6 @@ def run(
                 update={"workdir": str(workdir.expanduser().resolve())}
             )
             spec = spec.model_copy(update={"trial_template": template})
-        if max_trials is not None or parallel is not None:
-            max_failed = None
-            if max_trials is not None:  # a quick try stays valid: shrink what must fit in it
-                if parallel is None:
-                    parallel = min(spec.parallel_trial_count, max_trials)
-                if spec.max_failed_trial_count is not None:
-                    max_failed = min(spec.max_failed_trial_count, max_trials)
-            spec = spec.with_budget(
-                max_trial_count=max_trials,
-                parallel_trial_count=parallel,
-                max_failed_trial_count=max_failed,
-            )
         if dry_run:
             _dry_run(spec, trials, as_json)
             return

@@ -83,6 +83,26 @@ class _Member:
     value: float | None = None  # the objective value if it succeeded
 
 
+def _local_dir(spec: ExperimentSpec, settings: Mapping[str, Any]) -> str | None:
+    """``suggestion_trial_dir`` where this machine may write it, or None for the default.
+
+    A Katib file's directory (``/var/log/katib/checkpoints/``) is a path inside Katib's pods:
+    it is used here only through a ``--path-map`` entry that covers it (the longest prefix at a
+    path boundary wins); otherwise checkpoints go under the runs directory, like every other
+    file a trial writes. A native spec's directory is the user's own choice and is kept.
+    """
+    raw = settings.get("suggestion_trial_dir")
+    if not raw or spec.source != "katib":
+        return str(raw) if raw else None
+    text = str(raw).rstrip("/") or "/"
+    mapping = spec.trial_template.path_map
+    for src in sorted(mapping, key=len, reverse=True):
+        prefix = src.rstrip("/") or "/"
+        if text == prefix or text.startswith(prefix.rstrip("/") + "/"):
+            return str(mapping[src]).rstrip("/") + text[len(prefix.rstrip("/")) :]
+    return None
+
+
 class PbtSuggester(Suggester):
     """Katib's population-based training as a :class:`Suggester`.
 
@@ -91,8 +111,8 @@ class PbtSuggester(Suggester):
         history: Stored trials of the experiment, in creation order.
         state: Algorithm state saved by :meth:`state` (the seed and the checkpoint root).
         runs_dir: Root of the default checkpoint location ``<runs_dir>/<experiment>/pbt`` when
-            ``suggestion_trial_dir`` is not set (default ``automl-runs``, from the working
-            directory).
+            ``suggestion_trial_dir`` is not set, or is a Katib path no ``--path-map`` entry
+            covers (default ``automl-runs``, from the working directory).
 
     Raises:
         SpecError: Bad settings (``n_population`` < 5, ``truncation_threshold`` outside [0, 1]).
@@ -117,7 +137,7 @@ class PbtSuggester(Suggester):
         if not isinstance(seed, int):
             seed = random.SystemRandom().randrange(2**31)
         self._seed: int = seed
-        root = saved.get("checkpoint_root") or settings.get("suggestion_trial_dir")
+        root = saved.get("checkpoint_root") or _local_dir(spec, settings)
         if not root:
             root = Path(runs_dir or "automl-runs") / spec.name / "pbt"
         self._root = Path(root).expanduser().resolve()

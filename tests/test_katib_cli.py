@@ -52,7 +52,14 @@ def test_dry_run_renders_kubernetes_only_kinds(tmp_path: Path) -> None:
     assert "executor: kubernetes" in p.stdout and "kind: Workflow" in p.stdout
 
 
-@pytest.mark.parametrize("rel", ["argo/argo-workflow.yaml", "tekton/pipeline-run.yaml"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "argo/argo-workflow.yaml",
+        "tekton/pipeline-run.yaml",
+        "kubeflow-training-operator/mpijob-horovod.yaml",
+    ],
+)
 def test_kinds_that_cannot_run_here_say_so(tmp_path: Path, rel: str) -> None:
     p = cli(tmp_path, "run", str(KATIB_EXAMPLES / rel), "--no-progress")
     assert p.returncode == 2
@@ -212,3 +219,49 @@ def test_resume_policy_never_still_continues_a_stopped_experiment(tmp_path: Path
     p = cli(tmp_path, "resume", "stopped", "--no-progress")
     assert p.returncode == 0, p.stdout + p.stderr
     assert client.get("stopped").state is ExperimentState.SUCCEEDED
+
+
+def test_custom_collector_without_a_command_is_refused_before_anything_is_stored(
+    tmp_path: Path,
+) -> None:
+    d = yaml.safe_load((KATIB_EXAMPLES / "hp-tuning" / "random.yaml").read_text())
+    d["spec"]["metricsCollectorSpec"] = {
+        "collector": {
+            "kind": "Custom",
+            "customCollector": {"name": "custom-metrics-logger", "image": "my/collector:v1"},
+        }
+    }
+    f = tmp_path / "custom.yaml"
+    f.write_text(yaml.safe_dump(d))
+    spec = parse_spec(f.read_text(), base_dir=tmp_path)
+    assert spec.trial_template.local_blocker is not None
+    assert "'custom-metrics-logger' sets no command" in spec.trial_template.local_blocker
+    p = cli(tmp_path, "run", str(f), *MAP, "--no-progress")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "sets no command" in p.stderr and "executor: kubernetes" in p.stderr
+    assert (
+        not (tmp_path / "automl.db").exists()
+        or not Client(f"sqlite:///{tmp_path / 'automl.db'}").list()
+    )
+
+
+def test_max_trials_applies_before_validation_and_says_what_it_changed(tmp_path: Path) -> None:
+    d = yaml.safe_load((KATIB_EXAMPLES / "hp-tuning" / "random.yaml").read_text())
+    d["spec"]["algorithm"] = {"algorithmName": "grid"}
+    d["spec"]["parameters"] = [
+        {"name": "lr", "parameterType": "discrete", "feasibleSpace": {"list": ["0.01", "0.02"]}},
+        {"name": "momentum", "parameterType": "discrete", "feasibleSpace": {"list": ["0.5"]}},
+    ]
+    f = tmp_path / "grid.yaml"
+    f.write_text(yaml.safe_dump(d))
+    p = cli(tmp_path, "validate", str(f))
+    assert p.returncode == 2 and "number of grid combinations (2)" in p.stdout + p.stderr
+    p = cli(tmp_path, "run", str(f), "--max-trials", "2", "--dry-run", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["spec"]["max_trial_count"] == 2
+    for note in (
+        "max trials: 12 -> 2 (--max-trials)",
+        "parallel trials: 3 -> 2 (to fit --max-trials)",
+        "max failed trials: 3 -> 2 (to fit --max-trials)",
+    ):
+        assert note in p.stderr, p.stderr

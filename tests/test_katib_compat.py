@@ -44,6 +44,7 @@ BLOCKED = {
         "kubeflow/trial-templates",
         "executor: kubernetes",
     ],
+    "kubeflow-training-operator/mpijob-horovod.yaml": ["MPIJob", "mpirun", "executor: kubernetes"],
     "kubeflow-training-operator/xgboostjob-lightgbm.yaml": [
         "'xgboost'",
         "args but no command",

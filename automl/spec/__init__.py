@@ -6,6 +6,7 @@ Parsing is pure: :func:`parse_spec` reads text and returns a validated spec or r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from automl.core import ExperimentSpec, validate_spec
@@ -14,10 +15,12 @@ from automl.spec._common import load_yaml, parse_duration
 from automl.spec._export import dump_katib, to_katib
 from automl.spec._katib import KATIB_API_VERSION, parse_katib
 from automl.spec._native import parse_native
+from automl.spec._overrides import BudgetOverride
 from automl.spec._render import RenderedTrial, render_trials, resolved_spec_dict
 from automl.spec._yaml import MAX_BYTES
 
 __all__ = [
+    "BudgetOverride",
     "RenderedTrial",
     "dump_katib",
     "load_spec",
@@ -31,7 +34,11 @@ __all__ = [
 
 
 def parse_spec(
-    text: str, *, base_dir: str | Path = ".", filename: str = "<spec>"
+    text: str,
+    *,
+    base_dir: str | Path = ".",
+    filename: str = "<spec>",
+    adjust: Callable[[ExperimentSpec], ExperimentSpec] | None = None,
 ) -> ExperimentSpec:
     """Parse and validate an experiment document (native or Katib ``kubeflow.org/v1beta1``).
 
@@ -39,6 +46,8 @@ def parse_spec(
         text: YAML (or JSON) text.
         base_dir: Directory relative paths in the spec are resolved against.
         filename: Name used in messages.
+        adjust: Applied to the built spec before its rules are checked (a
+            :class:`BudgetOverride` from the command line).
 
     Raises:
         SpecError: Malformed YAML or any broken rule, each with its field path.
@@ -58,12 +67,16 @@ def parse_spec(
                     )
                 ]
             )
-        return parse_katib(data, base)
-    return parse_native(data, base)
+        return parse_katib(data, base, adjust)
+    return parse_native(data, base, adjust)
 
 
-def load_spec(path: str | Path) -> ExperimentSpec:
+def load_spec(
+    path: str | Path, adjust: Callable[[ExperimentSpec], ExperimentSpec] | None = None
+) -> ExperimentSpec:
     """Read and parse an experiment file; relative paths in it resolve against its directory.
+
+    ``adjust`` is applied to the built spec before its rules are checked (see :func:`parse_spec`).
 
     Raises:
         SpecError: The file cannot be read, or the spec is invalid.
@@ -96,4 +109,4 @@ def load_spec(path: str | Path) -> ExperimentSpec:
                 )
             ]
         ) from None
-    return parse_spec(text, base_dir=p.parent.resolve(), filename=str(p))
+    return parse_spec(text, base_dir=p.parent.resolve(), filename=str(p), adjust=adjust)

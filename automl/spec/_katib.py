@@ -37,6 +37,7 @@ from typing import Any
 
 from automl.core import (
     AlgorithmSpec,
+    CollectorKind,
     Direction,
     EarlyStoppingSpec,
     ExperimentSpec,
@@ -336,7 +337,11 @@ def _algorithm_rules(spec: ExperimentSpec, c: _Checker) -> None:
                 )
 
 
-def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
+def parse_katib(
+    data: dict[str, Any],
+    base_dir: Path,
+    adjust: Callable[[ExperimentSpec], ExperimentSpec] | None = None,
+) -> ExperimentSpec:
     """Build an :class:`ExperimentSpec` from a parsed Katib Experiment document.
 
     Raises:
@@ -419,6 +424,23 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         known, known_what = param_names, "a parameter"
     template = _trial_template(s.trialTemplate, known, known_what, base_dir, c)
     collector = _metrics_collector(s.metricsCollectorSpec, c)
+    custom = collector.custom_collector or {}
+    if (
+        collector.kind is CollectorKind.CUSTOM
+        and template.local_blocker is None
+        and custom
+        and not custom.get("command")
+    ):
+        # Its image's entrypoint is unknown here: refuse before anything is stored, rather than
+        # fail every trial when its collector cannot start.
+        template = template.model_copy(
+            update={
+                "local_blocker": f"the Custom metrics collector container "
+                f"{custom.get('name', '')!r} sets no command (it runs its image's entrypoint, "
+                "unknown here), so no trial's metrics could be collected locally; it needs "
+                "executor: kubernetes"
+            }
+        )
 
     resume = s.resumePolicy or "Never"
     if resume not in ("Never", "LongRunning", "FromVolume"):
@@ -451,6 +473,8 @@ def parse_katib(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         timeout=_budget_annotation(doc.metadata),
         source="katib",
     )
+    if adjust is not None:
+        spec = adjust(spec)
 
     # Core rules and algorithm settings, in the spec's own paths (translated below).
     core = [i for i in spec_problems(spec) if not _superseded(i)]

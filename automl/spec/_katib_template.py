@@ -316,6 +316,11 @@ def _trial_template(
                 command = tuple(argv)
                 shell_index = shell_script_index(argv)
             blocker = blocker or _device_blocker(m)
+            if blocker is None and kind == "MPIJob":
+                blocker = (
+                    "MPIJob trials run mpirun in a launcher pod that starts the training on the "
+                    "worker pods (over the pods' own network); they need executor: kubernetes"
+                )
             if blocker is None and not cmd:
                 blocker = (
                     f"container {tt.primaryContainerName!r} sets "

@@ -6,6 +6,7 @@ See ``docs/spec.md`` for the full reference and an annotated example.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -258,7 +259,11 @@ def _translator(doc: _Doc) -> Any:
     return translate
 
 
-def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
+def parse_native(
+    data: dict[str, Any],
+    base_dir: Path,
+    adjust: Callable[[ExperimentSpec], ExperimentSpec] | None = None,
+) -> ExperimentSpec:
     """Build an :class:`ExperimentSpec` from a parsed native YAML document.
 
     Raises:
@@ -416,6 +421,8 @@ def parse_native(data: dict[str, Any], base_dir: Path) -> ExperimentSpec:
         ),
         source="native",
     )
+    if adjust is not None:
+        spec = adjust(spec)
     try:
         return check(spec, _translator(doc), issues)
     except SpecError as exc:
