@@ -440,7 +440,7 @@ class Controller:
                     self._consider_stopping(live, ev)
             if ev.started is not None:
                 self._store.trials.update(ev.trial_id, runner=ev.started)
-            if ev.exit is not None:
+            if ev.exit is not None and all(f is not live for f, _ in finished):
                 finished.append((live, ev))
         done = {live.record.id for live, _ in finished}
         flush: list[Observation] = []
@@ -573,7 +573,7 @@ class Controller:
             finished_at=now,
             outputs=outputs or {},
         )
-        del self._live[record.id]
+        self._live.pop(record.id, None)
         self._early.pop(record_id, None)  # a trial may end on its own right after the decision
         self._count(record)
         suggester.tell(record)

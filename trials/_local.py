@@ -478,6 +478,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
         )
         if self._allocator is not None:  # its cores and devices stay taken until it ends
             self._allocator.allocate(run.trial_id, self._request)
+        p.ended = state == "exited"  # before the monitor can see it: one exit event only
+        p.env = env
         with self._lock:
             self._procs[run.trial_id] = p
         sup = found if state == "running" else read_pid(workdir)
@@ -497,10 +499,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
             )
         if state == "exited":
             assert found is not None
-            p.ended = True
             self._end_async(p, decode_status(found), env)
         else:
-            p.env = env
             self._follow(p, env)
         return True
 
