@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,8 +200,11 @@ def run(
         (work / "eo_objective.py").write_text(OBJECTIVE)
         (work / "driver.py").write_text(DRIVER)
         url = url_base or f"sqlite:///{work / 'store.db'}"
+        tag = uuid.uuid4().hex[:6]  # a shared store may hold an earlier run's experiments
         return [
-            run_one(work, f"eo-{kind}-{i}", url, kind=kind, trials=trials, kills=kills, rng=rng)
+            run_one(
+                work, f"eo-{kind}-{tag}-{i}", url, kind=kind, trials=trials, kills=kills, rng=rng
+            )
             for i in range(experiments)
         ]
 
