@@ -326,6 +326,7 @@ def _outcome(t: TrialRecord, ostate: Any) -> tuple[Any, list[float] | None]:
 
 
 def _make_pruner(name: str, s: Mapping[str, Any]) -> Any:
+    import optuna
     import optuna.pruners as P
 
     if name == "median":
@@ -358,10 +359,14 @@ def _make_pruner(name: str, s: Mapping[str, Any]) -> Any:
         return P.ThresholdPruner(
             s.get("lower"), s.get("upper"), s["n_warmup_steps"], s["interval_steps"]
         )
-    if name == "patient":
-        return P.PatientPruner(None, s["patience"], s["min_delta"])
-    if name == "wilcoxon":
-        return P.WilcoxonPruner(p_threshold=s["p_threshold"], n_startup_steps=s["n_startup_steps"])
+    with warnings.catch_warnings():  # "... is experimental": Optuna's note, not the user's
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "patient":
+            return P.PatientPruner(None, s["patience"], s["min_delta"])
+        if name == "wilcoxon":
+            return P.WilcoxonPruner(
+                p_threshold=s["p_threshold"], n_startup_steps=s["n_startup_steps"]
+            )
     raise AssertionError(name)  # resolve_stopper_settings rejects unknown names first
 
 

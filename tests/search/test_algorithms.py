@@ -15,6 +15,7 @@ import search
 from automl.core import (
     AlgorithmSpec,
     Direction,
+    EarlyStoppingSpec,
     ExperimentSpec,
     Objective,
     Parameter,
@@ -368,10 +369,16 @@ def test_sobol_resumed_with_state_continues_sequence() -> None:
 
 
 def test_sobol_warns_nothing_to_the_user() -> None:
-    # Optuna marks QMCSampler experimental; that warning is ours to silence, not the user's.
+    # Optuna marks QMCSampler (and the patient and wilcoxon pruners) experimental; that warning
+    # is ours to silence, not the user's.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _drive(search.create_suggester(_spec("sobol", seed=0)), 3)
+        for rule, settings in (("patient", {"patience": 1}), ("wilcoxon", {})):
+            spec = _spec("random").model_copy(
+                update={"early_stopping": EarlyStoppingSpec(name=rule, settings=settings)}
+            )
+            assert search.create_stopper(spec) is not None
     assert [str(w.message) for w in caught] == []
 
 
