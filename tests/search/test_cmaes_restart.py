@@ -25,9 +25,7 @@ def _spec(**settings: Any) -> ExperimentSpec:
         name="cma",
         objective=Objective(type=Direction.MINIMIZE, metric="loss"),
         algorithm=AlgorithmSpec(name="cmaes", settings=settings),
-        parameters=tuple(
-            automl.double(-5, 5).model_copy(update={"name": n}) for n in ("x", "y")
-        ),
+        parameters=tuple(automl.double(-5, 5).model_copy(update={"name": n}) for n in ("x", "y")),
         seed=0,
     )
 
