@@ -105,6 +105,9 @@ _CSS = """
 [data-testid="stAppDeployButton"], .stAppDeployButton, [data-testid="stDeployButton"] {
   display: none !important;
 }
+/* three short links: a narrow sidebar leaves the tables room in a 1,400 px window */
+section[data-testid="stSidebar"] { width: 220px !important; min-width: 220px !important; }
+[data-testid="stMainBlockContainer"] { padding-left: 2.5rem; padding-right: 2.5rem; }
 </style>
 """
 
@@ -178,20 +181,45 @@ def page_experiments(q: Queries) -> None:
         df = df[df["name"].str.contains(text, case=False, regex=False)]
     df = df.sort_values(sort, ascending=sort in ("name", "status"), na_position="last")
     df.insert(1, "open", [_link(experiment=n) for n in df["name"]])
-    small = {
-        c: st.column_config.Column(c, width="small")
-        for c in ("running", "failed", "early_stopped", "direction", "elapsed_s")
-    }
-    st.dataframe(  # fits a 1,400 px window; the name column stays put when it scrolls
+    # Fits a 1,400 px window: the three trial counts share a column, the direction goes with
+    # the algorithm; when a narrower window scrolls, the name column stays put (pinned).
+    df["run / fail / stop"] = [
+        f"{r} / {f} / {e}"
+        for r, f, e in zip(df["running"], df["failed"], df["early_stopped"], strict=True)
+    ]
+    df["algorithm"] = [
+        f"{a} · {d[:3]}" for a, d in zip(df["algorithm"], df["direction"], strict=True)
+    ]
+    df = df[
+        [
+            "name",
+            "open",
+            "status",
+            "reason",
+            "algorithm",
+            "progress",
+            "run / fail / stop",
+            "best",
+            "started",
+            "elapsed_s",
+        ]
+    ]
+    df["started"] = df["started"].str.slice(5, 16)  # MM-DD HH:MM
+    st.dataframe(
         df,
         hide_index=True,
         width="stretch",
         column_config={
-            "name": st.column_config.TextColumn("name", width="medium", pinned=True),
-            "open": st.column_config.LinkColumn("open", display_text="open", width="small"),
-            "reason": st.column_config.TextColumn("reason", width="medium"),
-            "best": st.column_config.NumberColumn("best", format="%.6g", width="small"),
-            **small,
+            "name": st.column_config.TextColumn("name", width=170, pinned=True),
+            "open": st.column_config.LinkColumn("open", display_text="open", width=50),
+            "status": st.column_config.TextColumn("status", width=90),
+            "reason": st.column_config.TextColumn("reason", width=180),
+            "algorithm": st.column_config.TextColumn("algorithm", width=110),
+            "progress": st.column_config.TextColumn("progress", width=80),
+            "run / fail / stop": st.column_config.TextColumn("run / fail / stop", width=110),
+            "best": st.column_config.NumberColumn("best", format="%.6g", width=80),
+            "started": st.column_config.TextColumn("started", width=95),
+            "elapsed_s": st.column_config.NumberColumn("elapsed_s", width=75),
         },
         key="experiments_table",
     )
@@ -321,9 +349,10 @@ def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
     """One experiment: best trial, trials, plots, spec.
 
     While it runs, a fragment refreshes the header, the best trial, the charts and the trials
-    table every ``cfg.refresh`` seconds. Widgets keep their keys (selections survive) and every
-    figure keeps its ``uirevision`` (zoom survives); the page itself is not rebuilt, so the
-    scroll position stays.
+    table every ``cfg.refresh`` seconds (a toggle pauses it). Widgets keep their keys
+    (selections survive), the page is not rebuilt (the scroll position stays), and a chart whose
+    data did not change keeps its zoom (``uirevision``). Streamlit remounts a chart whose figure
+    changed, so its zoom resets: pausing the refresh keeps it.
     """
     exp = q.experiment(name)
     st.title(f"Experiment {name}")
@@ -338,6 +367,16 @@ def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
         help="Charts draw the best trials plus a sample above a few hundred; this draws all "
         "of them (slow in the browser for thousands of trials).",
     )
+
+    if running:
+        refresh = st.toggle(
+            f"Live refresh (every {cfg.refresh:g} s)",
+            value=True,
+            key="live_refresh",
+            help="A chart whose data changed is redrawn, which resets its zoom: pause the "
+            "refresh to explore a chart.",
+        )
+        running = bool(refresh)
 
     @st.fragment(run_every=cfg.refresh if running else None)
     def live() -> None:

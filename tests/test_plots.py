@@ -48,8 +48,13 @@ def test_history_has_values_and_best_so_far(result: automl.TuneResult) -> None:
     df = result.trials
     assert list(values.x) == list(df["number"])
     assert list(values.y) == pytest.approx(list(df["value"]))
+    # The best-so-far line steps where the running minimum changes, and runs to the last trial.
     running_min = [min(df["value"][: i + 1]) for i in range(len(df))]
-    assert list(best.y) == pytest.approx(running_min)
+    changes = [i for i in range(len(df)) if i == 0 or running_min[i] != running_min[i - 1]]
+    assert list(best.x) == [*changes, len(df) - 1] or list(best.x) == changes
+    assert list(best.y) == pytest.approx([running_min[i] for i in best.x])
+    assert best.line.shape == "hv"
+    assert fig.layout.xaxis.tickformat == ",d" and fig.layout.xaxis.dtick == 1
     assert fig.layout.title.text == "Optimisation history: plots"
     # The same figure from the stored experiment by name, and from the result's method.
     with automl.Client(result.store_url or "") as client:
