@@ -13,7 +13,12 @@ Example:
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import TYPE_CHECKING, Any
+
+# Optuna imports tqdm.auto, which warns "IProgress not found" in every Jupyter kernel without
+# ipywidgets; automl's notebook progress display needs no widgets, so the warning is noise.
+warnings.filterwarnings("ignore", message="IProgress not found", module=r"tqdm(\.|$)")
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,13 @@ from rich.progress import (
 from automl._controller import Progress as Snapshot
 from automl.core import ExperimentSpec
 
-__all__ = ["NotebookProgress", "ProgressBar", "in_jupyter", "progress_display"]
+__all__ = [
+    "NotebookProgress",
+    "ProgressBar",
+    "in_jupyter",
+    "progress_display",
+    "progress_wanted",
+]
 
 
 def in_jupyter() -> bool:
@@ -37,6 +43,21 @@ def in_jupyter() -> bool:
         return False
     shell = ipython.get_ipython()
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def progress_wanted(progress: bool | None, stream: Any = None) -> bool:
+    """Whether to show progress.
+
+    ``None`` means on in a notebook or a terminal and off when the output is piped or
+    redirected; ``True`` and ``False`` decide.
+    """
+    if progress is not None:
+        return progress
+    if in_jupyter():
+        return True
+    out = sys.stdout if stream is None else stream
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _status(spec: ExperimentSpec, snap: Snapshot | None) -> str:

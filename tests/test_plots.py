@@ -122,3 +122,50 @@ def test_progress_display_outside_jupyter_is_a_terminal_bar() -> None:
     )
     assert isinstance(progress_display(spec), ProgressBar)
     assert not isinstance(progress_display(spec), NotebookProgress)
+
+
+def test_progress_is_on_in_a_terminal_and_off_when_piped() -> None:
+    import io
+
+    from automl._progress import progress_wanted
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_wanted(None, Tty()) is True
+    assert progress_wanted(None, io.StringIO()) is False  # piped or redirected
+    assert progress_wanted(False, Tty()) is False and progress_wanted(True, io.StringIO())
+
+
+def test_no_iprogress_warning_from_optuna_in_a_kernel() -> None:
+    import subprocess
+    import sys
+
+    # tqdm.auto (which optuna imports) warns "IProgress not found" in a Jupyter kernel without
+    # ipywidgets. A fake kernel: IPython's get_ipython() has an IPKernelApp config, and
+    # ipywidgets cannot be imported.
+    fake_kernel = (
+        "import sys, types, warnings\n"
+        "ip = types.ModuleType('IPython')\n"
+        "class Shell:\n    config = {'IPKernelApp': {}}\n"
+        "ip.get_ipython = lambda: Shell()\n"
+        "sys.modules['IPython'] = ip\n"
+        "sys.modules['ipywidgets'] = None\n"
+        "sys.modules['ipykernel.zmqshell'] = types.ModuleType('ipykernel.zmqshell')\n"
+        "warnings.simplefilter('default')\n"
+    )
+    probe = (
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    {first}\n"
+        "    import optuna\n"
+        "print(sum('IProgress' in str(x.message) for x in w))\n"
+    )
+    # Without automl's filter the warning shows (the fake kernel works) ...
+    plain = fake_kernel + probe.format(first="pass")
+    out = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True)
+    assert out.stdout.strip() == "1", out.stderr[-2000:]
+    # ... and with `import automl` first it does not.
+    ours = fake_kernel + probe.format(first="import automl")
+    out = subprocess.run([sys.executable, "-c", ours], capture_output=True, text=True)
+    assert out.stdout.strip() == "0", out.stderr[-2000:]
