@@ -3,11 +3,12 @@
 A worker registers in the store and renews its lease (its row's heartbeat) every few seconds.
 Each loop it claims at most one experiment (so several workers interleave fairly over the
 queue, highest ``priority`` first, then oldest) while it runs fewer than ``max_experiments`` and
-has a free trial slot, and runs it in a child process through the public resume path
-(:mod:`automl.service._job`). Trial slots are the machine's CPU count by default; an experiment
-takes ``parallelTrialCount`` of them when its trials run locally and none when they run on Ray
-or Kubernetes. A worker whose lease lapses (SIGKILL, a lost machine) loses its experiments; the
-next worker to claim one takes it over.
+has a free trial slot (a full worker still takes over experiments that were Running under a dead
+worker: their trials run unwatched until someone adopts them), and runs it in a child process
+through the public resume path (:mod:`automl.service._job`). Trial slots are the machine's CPU
+count by default; an experiment takes ``parallelTrialCount`` of them when its trials run locally
+and none when they run on Ray or Kubernetes. A worker whose lease lapses (SIGKILL, a lost
+machine) loses its experiments; the next worker to claim one takes it over.
 """
 
 from __future__ import annotations
@@ -119,11 +120,11 @@ class Worker:
             while not self._stop.is_set() and not self._lost.is_set():
                 self._reap()
                 claimed = False
-                if self._room():
-                    try:
-                        claimed = self._claim_one()
-                    except StorageError as exc:
-                        self._echo(f"store error while claiming: {exc}")
+                try:
+                    # A full worker still takes over orphans: their trials run unwatched.
+                    claimed = self._claim_one(orphans_only=not self._room())
+                except StorageError as exc:
+                    self._echo(f"store error while claiming: {exc}")
                 if not claimed:
                     self._stop.wait(self.poll_s)
         finally:
@@ -138,8 +139,8 @@ class Worker:
             return False
         return not self._jobs or self._used_slots() < self.trial_slots
 
-    def _claim_one(self) -> bool:
-        claims = self.queue.claim(self.id, 1, self.lease_s)
+    def _claim_one(self, orphans_only: bool = False) -> bool:
+        claims = self.queue.claim(self.id, 1, self.lease_s, orphans_only=orphans_only)
         for c in claims:
             exp = self.store.experiments.get(c.name)
             local = exp.spec.executor.kind is ExecutorKind.LOCAL

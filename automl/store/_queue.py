@@ -211,24 +211,33 @@ class QueueRepository:
         ]
 
     # -- claiming --------------------------------------------------------------------------
-    def _claimable(self, now: float, lease_s: float) -> Any:
+    def _claimable(self, now: float, lease_s: float, orphans_only: bool = False) -> Any:
         """Queued, not finished, no live worker holds it, and no live controller runs it."""
         e, w = S.experiments.c, S.workers.c
         stale = now - lease_s
         live_workers = sa.select(w.id).where(w.stopped_at.is_(None), w.heartbeat_at >= stale)
+        states = (ExperimentState.RUNNING.value,) if orphans_only else _ACTIVE
         return sa.and_(
             e.queued.is_(True),
-            e.state.in_(_ACTIVE),
+            e.state.in_(states),
             sa.or_(e.worker.is_(None), e.worker.not_in(live_workers)),
             sa.or_(e.controller.is_(None), e.heartbeat_at.is_(None), e.heartbeat_at < stale),
         )
 
-    def claim(self, worker: str, limit: int = 1, lease_s: float = LEASE_S) -> list[Claim]:
+    def claim(
+        self,
+        worker: str,
+        limit: int = 1,
+        lease_s: float = LEASE_S,
+        *,
+        orphans_only: bool = False,
+    ) -> list[Claim]:
         """Atomically take up to ``limit`` claimable experiments, highest priority first.
 
         Each claimed experiment is held by exactly one worker: row locks (``FOR UPDATE SKIP
         LOCKED``) on PostgreSQL and MariaDB, a file lock on SQLite, and a compare-and-swap
-        ``UPDATE`` everywhere.
+        ``UPDATE`` everywhere. ``orphans_only`` takes only experiments that were Running under
+        a worker or controller that is gone (their trials run unwatched until someone adopts).
         """
         if limit <= 0:
             return []
@@ -239,7 +248,7 @@ class QueueRepository:
         with self._host_lock() if sqlite else contextlib.nullcontext(), self._s.begin() as c:
             query = (
                 sa.select(e.id, e.name, e.worker)
-                .where(self._claimable(now, lease_s))
+                .where(self._claimable(now, lease_s, orphans_only))
                 .order_by(e.priority.desc(), e.created_at, e.id)
                 .limit(limit)
             )

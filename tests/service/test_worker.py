@@ -148,3 +148,33 @@ def test_worker_on_an_unreachable_store_exits_2_with_one_line(tmp_path: Path) ->
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot reach store postgresql")
+
+
+def test_a_lapsed_lease_frees_its_experiments_and_full_workers_take_only_orphans(
+    sqlite_url: str,
+) -> None:
+    from automl.store import _schema as S
+
+    store = Store(sqlite_url)
+    queue = QueueRepository(store)
+    for name in ("running", "waiting", "other"):
+        queue.submit(parse_spec(spec_text(name)))
+    queue.register("h:1:dead", 4)
+    queue.register("h:2:live", 4)
+    got = {c.name for c in queue.claim("h:1:dead", 2, lease_s=30)}
+    assert got == {"running", "waiting"}
+    store.experiments.update(store.experiments.get("running").id, state=ExperimentState.RUNNING)
+    assert queue.claim("h:2:live", 5, lease_s=30, orphans_only=True) == []  # lease is fresh
+    with store.begin() as c:  # the dead worker's last renewal was a minute ago
+        c.execute(
+            S.workers.update()
+            .where(S.workers.c.id == "h:1:dead")
+            .values(heartbeat_at=time.time() - 60)
+        )
+    orphans = queue.claim("h:2:live", 5, lease_s=30, orphans_only=True)
+    assert [(c.name, c.took_over, c.previous) for c in orphans] == [("running", True, "h:1:dead")]
+    rest = {c.name: c.took_over for c in queue.claim("h:2:live", 5, lease_s=30)}
+    assert rest == {"waiting": True, "other": False}
+    assert queue.info(store.experiments.get("running").id).takeovers == 1
+    assert [w.id for w in queue.workers()] == ["h:2:live"]
+    store.close()
