@@ -34,6 +34,9 @@ REPORT_FILE_ENV = "AUTOML_REPORT_FILE"
 REPORT_STDOUT_ENV = "AUTOML_REPORT_STDOUT"
 REPORT_LINE_PREFIX = "[automl.report] "
 TRIAL_ENV = "AUTOML_TRIAL"  # JSON: id, experiment, number, params, workdir
+#: A file the executor creates when it stops a subprocess trial (early stopping, a user stop)
+#: just before it signals the process, so that :func:`should_stop` can see the decision.
+STOP_FILE_ENV = "AUTOML_STOP_FILE"
 
 Reporter = Callable[[int | None, Mapping[str, float]], None]
 
@@ -181,6 +184,14 @@ def report(step: int | None = None, **metrics: float) -> None:
 
 
 def should_stop() -> bool:
-    """Whether the controller asked the current in-process trial to stop."""
+    """Whether the controller asked the current trial to stop.
+
+    In-process trials: true right after the :func:`report` call that made the early stopper
+    decide, or after a stop request. Subprocess trials: true once the executor has created the
+    file named by ``AUTOML_STOP_FILE`` (a cheap ``stat``), for executors that set it.
+    """
     b = _binding.get()
-    return b.should_stop() if b is not None else False
+    if b is not None:
+        return b.should_stop()
+    path = os.environ.get(STOP_FILE_ENV)
+    return path is not None and path != "" and os.path.exists(path)

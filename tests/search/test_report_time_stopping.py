@@ -72,3 +72,17 @@ def test_fast_loop_is_stopped_at_the_reporting_step(tmp_path: Any, parallel: int
                 assert seen[t.id] == 10
     finally:
         store.close()
+
+
+def test_subprocess_should_stop_reads_the_stop_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from automl import _report
+
+    stop = tmp_path / "stop"
+    monkeypatch.delenv(_report.STOP_FILE_ENV, raising=False)
+    assert automl.should_stop() is False  # outside any trial
+    monkeypatch.setenv(_report.STOP_FILE_ENV, str(stop))
+    assert automl.should_stop() is False
+    stop.write_text("early stopped")
+    assert automl.should_stop() is True
