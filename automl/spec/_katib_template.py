@@ -23,6 +23,7 @@ from automl.core import (
     shell_script_index,
 )
 from automl.errors import SpecError, SpecIssue
+from automl.spec._common import existing
 from automl.spec._katib_model import (
     _DEFAULT_FILE_PATH,
     _DEFAULT_PROMETHEUS,
@@ -310,8 +311,9 @@ def _trial_template(
                     f"has no container named {tt.primaryContainerName!r} (primaryContainerName)",
                 )
         else:
-            cmd = [str(a) for a in container.get("command") or []]
-            argv = cmd + [str(a) for a in container.get("args") or []]
+            where = f"{base}.trialSpec (container {tt.primaryContainerName!r})"
+            cmd = _strings(container.get("command"), f"{where}.command", c)
+            argv = cmd + _strings(container.get("args"), f"{where}.args", c)
             if argv:
                 command = tuple(argv)
                 shell_index = shell_script_index(argv)
@@ -328,15 +330,22 @@ def _trial_template(
                     + ", so it runs the image's entrypoint, which is unknown here; it needs "
                     "executor: kubernetes"
                 )
-            workdir = container.get("workingDir")
-            for e in container.get("env") or []:
+            raw_dir = container.get("workingDir")
+            if raw_dir is not None and not isinstance(raw_dir, str):
+                c.add(f"{where}.workingDir", f"must be a path; got {raw_dir!r}")
+            workdir = raw_dir if isinstance(raw_dir, str) and "\x00" not in raw_dir else None
+            raw_env = container.get("env") or []
+            if not isinstance(raw_env, list):
+                c.add(f"{where}.env", f"must be a list of {{name, value}}; got {raw_env!r}")
+                raw_env = []
+            for e in raw_env:
                 if isinstance(e, dict) and "name" in e and "value" in e:
                     env[str(e["name"])] = str(e["value"])
     return TrialTemplate(
         command=command,
-        workdir=str((base_dir / workdir).resolve())
-        if workdir and Path(base_dir / workdir).is_dir()
-        else str(base_dir.resolve()),
+        workdir=str(
+            (existing(base_dir, workdir, "dir") if workdir else None) or base_dir.resolve()
+        ),
         env=env,
         trial_parameters=tuple(
             TrialParameter(name=t.name, reference=t.reference, description=t.description)
@@ -354,6 +363,16 @@ def _trial_template(
         timeout=_deadline(m),
         resources=trial_resources(m, tt.primaryContainerName, tt.primaryPodLabels),
     )
+
+
+def _strings(value: Any, path: str, c: _Checker) -> list[str]:
+    """A container's ``command`` or ``args``: a list of strings (numbers are taken as text)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or any(isinstance(a, (dict, list)) for a in value):
+        c.add(path, f"must be a list of strings; got {value!r}")
+        return []
+    return [str(a) for a in value]
 
 
 def _cpu_cores(raw: Any) -> float | None:
