@@ -84,7 +84,7 @@ def test_quickstart_notebook_executes_and_tunes(tmp_path: Path) -> None:
         if "application/vnd.plotly.v1+json" in o.get("data", {})
     ]
     kinds = [fig["data"][0]["type"] for fig in figures]
-    assert kinds == ["scattergl", "parcoords", "bar"]
+    assert kinds == ["scatter", "parcoords", "bar"]
     assert sorted(figures[2]["data"][0]["y"]) == ["C", "gamma", "kernel"]
     # The best model, loaded and scored in the notebook.
     assert any(f"best trial {best.number}:" in t and "test accuracy" in t for t in texts)
