@@ -245,3 +245,12 @@ def test_the_largest_seed_runs() -> None:
     from automl.spec import render_trials
 
     assert len(render_trials(spec, 2)) == 2
+
+
+def test_a_megabyte_of_values_is_refused_before_it_is_built() -> None:
+    d = _doc(DIGITS / "experiment.yaml")
+    d["parameters"]["big"] = {"type": "categorical", "values": list(range(MAX_NODES))}
+    text = yaml.safe_dump(d)
+    assert len(text) < MAX_BYTES
+    (issue,) = _issues(text)
+    assert f"more than {MAX_NODES:,} values" in issue.message

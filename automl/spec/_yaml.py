@@ -41,7 +41,7 @@ MAX_BYTES = 1 << 20
 #: The deepest nesting of mappings and lists.
 MAX_DEPTH = 64
 #: The most values (scalars, mappings, lists) a document may hold, aliases expanded.
-MAX_NODES = 100_000
+MAX_NODES = 20_000
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _RESOLVER = Resolver()
