@@ -17,8 +17,10 @@ module costs nothing. The figure builders that work on plain rows (``history_fig
 
 from __future__ import annotations
 
+import atexit
 import html
 import math
+import os
 import random
 import warnings
 from collections.abc import Mapping, Sequence
@@ -424,6 +426,60 @@ def importance_figure(importances: Mapping[str, float]) -> Any:
 
 
 # -- notebook helpers ------------------------------------------------------------------------
+_FIGURE: Any = None
+_KALEIDO: dict[str, Any] = {}
+
+
+def static_svg(fig: Any) -> str | None:
+    """The figure as an SVG (kaleido, with a Chrome/Chromium), or None when it cannot be drawn.
+
+    One headless browser is started on first use and kept for the session (a second figure
+    takes a fraction of a second). ``AUTOML_PLOTS_STATIC=0`` turns it off.
+    """
+    if os.environ.get("AUTOML_PLOTS_STATIC", "1").lower() in ("0", "false", "no", "off"):
+        return None
+    if _KALEIDO.get("failed"):
+        return None
+    try:
+        import kaleido  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+        if not _KALEIDO.get("started"):
+            kaleido.start_sync_server(silence_warnings=True)
+            _KALEIDO["started"] = True
+            atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = fig.to_image(format="svg")
+    except Exception:  # no kaleido, no browser: the interactive figure alone
+        _KALEIDO["failed"] = True
+        return None
+    return data.decode() if isinstance(data, bytes) else str(data)
+
+
+def notebook_figure(fig: Any) -> Any:
+    """``fig`` as a Figure whose notebook output also carries a static SVG.
+
+    Jupyter shows the interactive figure; GitHub and ``jupyter nbconvert`` (which cannot run
+    Plotly's JavaScript) show the ``image/svg+xml`` kept next to it in the saved notebook.
+    """
+    global _FIGURE
+    if _FIGURE is None:
+        base: Any = _go().Figure
+
+        class NotebookFigure(base):  # type: ignore[misc]
+            """A Plotly figure with a static SVG in its notebook output."""
+
+            def _repr_mimebundle_(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+                bundle: dict[str, Any] = dict(super()._repr_mimebundle_(*args, **kwargs) or {})
+                svg = static_svg(self)
+                if svg:
+                    bundle["image/svg+xml"] = svg
+                return bundle
+
+        _FIGURE = NotebookFigure
+    return _FIGURE(fig)
+
+
 def _result(result_or_name: TuneResult | str, client: Client | None) -> TuneResult:
     if isinstance(result_or_name, str):
         from automl._api import Client
@@ -472,7 +528,7 @@ def history(result_or_name: TuneResult | str, client: Client | None = None) -> A
     spec = res.experiment.spec
     fig = history_figure([(n, v, s, None) for n, _, v, s in _rows(res)], spec.objective.type.value)
     fig.update_layout(title=f"Optimisation history: {res.name}", yaxis_title=spec.objective.metric)
-    return fig
+    return notebook_figure(fig)
 
 
 def parallel_coordinates(result_or_name: TuneResult | str, client: Client | None = None) -> Any:
@@ -486,8 +542,8 @@ def parallel_coordinates(result_or_name: TuneResult | str, client: Client | None
         A Plotly figure.
     """
     res = _result(result_or_name, client)
-    rows = [r for r in _rows(res) if r[3] == "Succeeded"]
-    return parallel_figure(rows, res.experiment.spec)
+    rows = [r for r in _rows(res) if r[3] in ("Succeeded", "EarlyStopped")]
+    return notebook_figure(parallel_figure(rows, res.experiment.spec))
 
 
 def importance(result_or_name: TuneResult | str, client: Client | None = None) -> Any:
@@ -506,7 +562,7 @@ def importance(result_or_name: TuneResult | str, client: Client | None = None) -
     fig = importance_figure(imp)
     if not imp:
         fig.update_layout(title="Parameter importance: needs 2 or more succeeded trials")
-    return fig
+    return notebook_figure(fig)
 
 
 def intermediate_values(
@@ -546,10 +602,14 @@ def intermediate_values(
     for number in sorted(curves):
         steps, values = curves[number]
         fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=f"trial {number}"))
+    every = [s for steps, _ in curves.values() for s in steps] or [0.0, 1.0]
     fig.update_layout(
-        title=f"Intermediate values: {metric}", xaxis_title="step", yaxis_title=metric, height=400
+        title=f"Intermediate values: {metric}",
+        xaxis={"title": "step", **integer_axis(min(every), max(every))},
+        yaxis_title=metric,
+        height=400,
     )
-    return fig
+    return notebook_figure(fig)
 
 
 def summary_html(result: TuneResult) -> str:

@@ -169,3 +169,23 @@ def test_no_iprogress_warning_from_optuna_in_a_kernel() -> None:
     ours = fake_kernel + probe.format(first="import automl")
     out = subprocess.run([sys.executable, "-c", ours], capture_output=True, text=True)
     assert out.stdout.strip() == "0", out.stderr[-2000:]
+
+
+def test_notebook_figures_keep_a_static_svg(
+    result: automl.TuneResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved notebook keeps an SVG next to the interactive figure (GitHub, nbconvert)."""
+    import plotly.io as pio
+
+    from automl.plots import static_svg
+
+    # What Jupyter uses (outside a kernel plotly renders to nothing).
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype+notebook_connected")
+    fig = plots.history(result)
+    bundle = fig._repr_mimebundle_()
+    assert "application/vnd.plotly.v1+json" in bundle and "text/html" in bundle
+    svg = bundle.get("image/svg+xml")
+    assert svg is not None and svg.lstrip().startswith("<svg"), static_svg(fig)
+    assert "Optimisation history: plots" in svg  # the chart itself, not an empty frame
+    monkeypatch.setenv("AUTOML_PLOTS_STATIC", "0")
+    assert "image/svg+xml" not in plots.importance(result)._repr_mimebundle_()
