@@ -187,6 +187,7 @@ def test_trainjob_and_configmap_examples() -> None:
     tj = load_spec(KATIB_EXAMPLES / "kubeflow-trainer" / "trainjob-pytorch.yaml")
     assert tj.trial_template.command is not None
     assert tj.trial_template.command[:2] == ("python3", "/opt/pytorch-mnist/mnist.py")
+    assert tj.trial_template.resources.workers == 2  # trainer.numNodes: two processes locally
     cm = load_spec(KATIB_EXAMPLES / "trial-template" / "trial-configmap-source.yaml")
     assert cm.trial_template.config_map == {
         "configMapName": "trial-templates",

@@ -63,8 +63,9 @@ def test_executor_shorthand_string() -> None:
         ({"cpu": 0}, "trial.resources.cpu", "greater than 0"),
         ({"memory": "lots"}, "trial.resources.memory", "'lots'"),
         ({"gpu_memory": "4Gi"}, "trial.resources.gpu_memory", "needs gpu > 0"),
-        ({"workers": 0}, "trial.resources.workers", "1 or more"),
-        ({"processes_per_worker": 0}, "trial.resources.processes_per_worker", "1 or more"),
+        ({"workers": 0}, "trial.resources.workers", "[1, 1024]"),
+        ({"processes_per_worker": 0}, "trial.resources.processes_per_worker", "[1, 1024]"),
+        ({"workers": 10**9}, "trial.resources.workers", "[1, 1024]"),
     ],
 )
 def test_bad_resources_name_the_field(resources: dict[str, Any], path: str, words: str) -> None:

@@ -21,6 +21,8 @@ __all__ = ["PLACEHOLDER_RE", "spec_problems", "validate_spec"]
 PLACEHOLDER_RE = re.compile(r"\$\{([^{}]+)\}")
 #: The largest seed: numpy's generators (and so Optuna's samplers) take 0 <= seed < 2**32.
 SEED_MAX = 2**32 - 1
+#: The most workers, and processes per worker, of one trial.
+MAX_PROCESSES = 1024
 _METADATA_REFS = re.compile(
     r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Annotations\[[^\]]+\]|Labels\[[^\]]+\])\}$"
 )
@@ -104,8 +106,13 @@ def _resource_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             SpecIssue(f"{path}.gpu_memory", "needs gpu > 0 (memory on which device?); got gpu 0")
         )
     for name in ("workers", "processes_per_worker"):
-        if getattr(r, name) < 1:
-            out.append(SpecIssue(f"{path}.{name}", f"must be 1 or more; got {getattr(r, name)}"))
+        if not 1 <= getattr(r, name) <= MAX_PROCESSES:
+            out.append(
+                SpecIssue(
+                    f"{path}.{name}",
+                    f"must be an integer in [1, {MAX_PROCESSES}]; got {getattr(r, name)}",
+                )
+            )
     t = spec.trial_template
     if r.distributed and t.command is None and t.manifest is None:
         out.append(

@@ -395,7 +395,8 @@ def trial_resources(
     The primary container's ``resources.limits`` (``requests`` where no limit is set): ``cpu``,
     ``memory`` and ``nvidia.com/gpu``. A PyTorchJob's ``Worker.replicas`` (+1 for its Master)
     gives ``workers``, and a whole ``nprocPerNode`` (or the older
-    ``elasticPolicy.nProcPerNode``) gives ``processes_per_worker``. Values Kubernetes would
+    ``elasticPolicy.nProcPerNode``) gives ``processes_per_worker``; a TrainJob's
+    ``trainer.numNodes`` and ``trainer.numProcPerNode`` give the same. Values Kubernetes would
     take but these fields cannot hold (``nprocPerNode: auto``, an ``1e9`` memory) are left at
     their defaults.
     """
@@ -436,6 +437,13 @@ def trial_resources(
             nproc = elastic.get("nProcPerNode")
         if nproc is not None and str(nproc).isdigit() and int(str(nproc)) >= 1:
             out["processes_per_worker"] = int(str(nproc))
+    trainer = spec.get("trainer") if isinstance(spec, dict) else None
+    if manifest.get("kind") == "TrainJob" and isinstance(trainer, dict):
+        # Kubeflow Trainer: numNodes nodes of numProcPerNode processes each (torch-distributed).
+        for key, field in (("numNodes", "workers"), ("numProcPerNode", "processes_per_worker")):
+            value = trainer.get(key)
+            if value is not None and str(value).isdigit() and int(str(value)) >= 1:
+                out[field] = int(str(value))
     return Resources(**out)
 
 
