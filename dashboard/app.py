@@ -399,10 +399,11 @@ def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
     if lineage:
         st.subheader("PBT lineage")
         _chart(plots.lineage_figure(lineage), "lineage")
-    with st.expander("Spec (YAML)"):
+    # Drawn on request: a code block costs the browser a syntax highlighter on every load.
+    if st.toggle("Show the spec (YAML)", key="show_spec"):
         import yaml
 
-        st.code(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), language=None)
+        st.code(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), language="yaml")
 
 
 # -- outputs and architectures (trial and experiment pages) ----------------------------------

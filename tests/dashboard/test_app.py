@@ -71,6 +71,8 @@ def test_experiment_page(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> No
     at.selectbox(key="trial_sort").select("value").run()
     values = list(at.dataframe[0].value["value"])
     assert values == sorted(values)
+    assert not any("max_trial_count" in c.value for c in at.code)  # the spec: on request
+    at.toggle(key="show_spec").set_value(True).run()
     assert any("maxTrialCount" in c.value or "max_trial_count" in c.value for c in at.code)
 
 
