@@ -111,7 +111,15 @@ def _done_count(ledger: Path) -> int:
 
 
 def run_one(
-    work: Path, name: str, url: str, *, kind: str, trials: int, kills: int, rng: random.Random
+    work: Path,
+    name: str,
+    url: str,
+    *,
+    kind: str,
+    trials: int,
+    kills: int,
+    rng: random.Random,
+    ray_address: str | None = None,
 ) -> Outcome:
     """One experiment: ``kills`` SIGKILLs of its controller at random moments, then to the end."""
     out = Outcome(name)
@@ -123,8 +131,10 @@ def run_one(
         "seed": 3,
         "parameters": {"x": {"type": "double", "min": -1, "max": 1}},
         "budget": {"max_trials": trials, "parallel": 3},
-        "trial": {"command": ["python", "trial.py", "${x}"]},
+        "trial": {"command": ["python", "trial.py", "${x}"], "env": {"LEDGER": str(ledger)}},
     }
+    if ray_address:  # trials on an existing Ray cluster: the cluster's hub owns them
+        doc["executor"] = {"kind": "ray", "address": ray_address}
     (work / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     env = {**os.environ, "LEDGER": str(ledger), "PYTHONPATH": str(work)}
     for round_ in range(kills + 1):

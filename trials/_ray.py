@@ -2,8 +2,9 @@
 
 A trial is one Ray task (a distributed trial: one task per worker, in a placement group with a
 bundle per worker) that runs either the command (``subprocess``, no shell, in its own process
-group) or the Python objective (cloudpickled) on a worker node. The task streams what the trial
-prints and reports to an inbox actor on the driver's node; the controller drains it every
+group) or the Python objective (cloudpickled) on a worker node. The tasks are started by the
+cluster's hub (a detached actor, one per cluster), so they outlive a controller that dies; the
+task streams what the trial prints and reports to the hub, and the controller polls it every
 tick, writes the trial's log here (``<runs_dir>/<experiment>/<trial>/trial.log``) and parses
 metrics with the same collectors as local trials (StdOut regexes/filters, ``automl.report``
 JSON lines), so intermediate values arrive while the trial runs.
@@ -17,10 +18,12 @@ processes die with it: a reaper process per worker kills the groups of its trial
 worker is gone). A trial whose node or worker died fails, and is started again as a new
 attempt while ``executor.max_retries`` allows; a trial that failed by itself is not retried.
 
-A controller that died: every process of a trial attempt carries ``AUTOML_RAY_TRIAL=<mark>``
-in its environment and the ``started`` event stores the mark with the cluster's address, so
-:meth:`RayExecutor.reap` (``automl resume``) and :func:`reap_ray` (``automl stop``) kill them on
-every node with a task per node.
+A controller that died: ``automl resume`` adopts its trials (:meth:`RayExecutor.adopt`: the hub
+hands over a trial's lines so far, then the rest and its end), so a trial that finished or still
+runs is never run again. A trial the hub does not know (a local cluster that died with its
+controller) runs again; every process of its attempt carries ``AUTOML_RAY_TRIAL=<mark>`` in its
+environment and the ``started`` event stores the mark with the cluster's address, so
+:meth:`RayExecutor.reap` and :func:`reap_ray` (``automl stop``) kill them on every node.
 
 The code that runs on the workers lives in :mod:`trials._ray_worker` and goes to them by value:
 a worker needs Ray, not this package, to run a command trial, and does not spend its first trial
@@ -48,16 +51,28 @@ from typing import IO, Any
 
 from automl.core import CollectorKind, ExperimentSpec
 from automl.errors import SpecError
-from trials import _ray_worker
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 from trials._collectors import PathMap
 from trials._metrics import MetricLine, TextMetricParser, parse_report_line
+from trials._ray_connect import (
+    CONNECT_TIMEOUT as CONNECT_TIMEOUT,
+)
+from trials._ray_connect import (
+    _by_value,
+    _import_ray,
+    _loopback,
+    _reap_here,
+    _reap_on_cluster,
+    _same_address,
+    probe,
+)
+from trials._ray_connect import reap_ray as reap_ray
 from trials._ray_worker import (
     _TICK,
-    _Inbox,
-    _kill_marked,
+    HUB_NAME,
+    HUB_NAMESPACE,
+    _Hub,
     _rendezvous,
-    _run_task,
 )
 from trials._ray_worker import (
     MARK_ENV as MARK_ENV,  # re-exported: the mark every process of a trial attempt carries
@@ -67,7 +82,6 @@ from trials._template import render_command
 __all__ = ["RayExecutor", "reap_ray"]
 
 _GRACE = 2.0  # seconds between a cancel and a forced cancel (worker killed)
-CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before giving up
 _SETTINGS = {
     "num_cpus": "CPUs of a local cluster started here (default: all)",
     "num_gpus": "GPUs of a local cluster started here (default: detected)",
@@ -81,51 +95,39 @@ _SUPPORTED_COLLECTORS = (CollectorKind.STDOUT, CollectorKind.PUSH)
 _INFRA_ERRORS = ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "OwnerDiedError")
 
 
-def _by_value(ray: Any) -> None:
-    """Ship the task code (:mod:`trials._ray_worker`) by value: a worker does not import it.
+_hub_lock = threading.Lock()
+_hubs: dict[str, Any] = {}  # Ray job id -> the cluster's hub, as this connection reaches it
 
-    By reference, each fresh worker would import the ``trials`` and ``automl`` packages (pydantic
-    models, every executor: ~0.4 s of CPU, 1.5 s for 8 workers starting at once on 2 cores) before
-    its first trial; by value it needs only the standard library and ray, which it has loaded.
-    A command trial then needs nothing of automl on the worker; a function trial imports
-    ``automl._report`` (``automl.report``) when it starts.
+
+def _shared_hub(ray: Any) -> Any:
+    """The cluster's trial hub (a detached actor, :class:`trials._ray_worker._Hub`).
+
+    It owns the trials' tasks, so they outlive this driver, and keeps their lines and results
+    until the controller that records them forgets them: a controller that dies loses nothing a
+    new one cannot adopt. One per cluster, found by name by every controller.
     """
-    ray.cloudpickle.register_pickle_by_value(_ray_worker)
-
-
-def _import_ray() -> Any:
-    try:
-        return importlib.import_module("ray")
-    except ImportError as exc:
-        raise SpecError(
-            f"executor: ray needs the 'ray' package ({exc}): pip install 'automl[ray]'",
-            path="executor.kind",
-        ) from exc
-
-
-_inbox_lock = threading.Lock()
-_inboxes: dict[str, Any] = {}  # Ray job id -> the inbox actor of this process's connection
-
-
-def _shared_inbox(ray: Any) -> Any:
     _by_value(ray)  # a worker deserializing the handle would import its class's module
-    ctx = ray.get_runtime_context()
-    job = ctx.get_job_id()
-    with _inbox_lock:
-        inbox = _inboxes.get(job)
-        if inbox is None:
-            strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                node_id=ctx.get_node_id(), soft=True
-            )
-            # restarted elsewhere if its node dies (lines in flight then are lost, not the trials)
-            inbox = (
-                ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_Inbox)
-                .options(scheduling_strategy=strategy)
+    job = ray.get_runtime_context().get_job_id()
+    with _hub_lock:
+        hub = _hubs.get(job)
+        if hub is None:
+            # restarted if its node dies (the trials it followed are then lost: run again)
+            hub = (
+                ray.remote(_Hub)
+                .options(
+                    name=HUB_NAME,
+                    namespace=HUB_NAMESPACE,
+                    lifetime="detached",
+                    get_if_exists=True,
+                    num_cpus=0,
+                    max_concurrency=16,
+                    max_restarts=-1,
+                )
                 .remote()
             )
-            _inboxes.clear()  # actors of an earlier connection died with it
-            _inboxes[job] = inbox
-        return inbox
+            _hubs.clear()  # handles of an earlier connection
+            _hubs[job] = hub
+        return hub
 
 
 # -- controller side --------------------------------------------------------------------------
@@ -138,7 +140,7 @@ class _Trial:
     key: str
     workdir: Path
     log: IO[bytes]
-    refs: list[Any]
+    tasks: int
     pg: Any = None
     deadline: float | None = None
     cancelled: bool = False
@@ -223,9 +225,8 @@ class RayExecutor(Executor):
             import ray.cloudpickle as cloudpickle
 
             self._function = cloudpickle.dumps(objective)  # type: ignore[no-untyped-call]
-        self._inbox = _shared_inbox(ray)
+        self._hub = _shared_hub(ray)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}:{time.time()}"
-        self._task = ray.remote(_run_task)
         self._rdv = ray.remote(_rendezvous)
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._trials: dict[str, _Trial] = {}
@@ -324,7 +325,7 @@ class RayExecutor(Executor):
                 num_gpus=self._settings.get("num_gpus"),
             )
         else:
-            self._probe(address)
+            probe(address)
             kwargs["address"] = address
         # "Token authentication is enabled" is printed on every init: news to nobody here
         token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
@@ -343,33 +344,6 @@ class RayExecutor(Executor):
         finally:
             token_log.setLevel(level)
         return True
-
-    @staticmethod
-    def _probe(address: str) -> None:
-        """Fail fast (CONNECT_TIMEOUT) on a host:port nothing listens on.
-
-        ray.init would retry for minutes.
-        """
-        if address == "auto":
-            return
-        hostport = address.split("://", 1)[-1].rstrip("/")
-        host, sep, port = hostport.rpartition(":")
-        if not sep or not port.isdigit():
-            if address.startswith("ray://"):
-                host, port = hostport, "10001"
-            else:
-                raise SpecError(
-                    f"must be host:port, ray://host:port or 'auto'; got {address!r}",
-                    path="executor.address",
-                )
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
-                pass
-        except OSError as exc:
-            raise SpecError(
-                f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}",
-                path="executor.address",
-            ) from exc
 
     # -- submit ------------------------------------------------------------------------------
     def _options(self) -> dict[str, Any]:
@@ -472,7 +446,8 @@ class RayExecutor(Executor):
         log.write(f"[automl] ray attempt {attempt}: {json.dumps(opts, sort_keys=True)}\n".encode())
         log.flush()
         pg = None
-        refs: list[Any] = []
+        tasks: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        master = None
         if res.distributed:
             from ray.util.placement_group import placement_group
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -492,16 +467,11 @@ class RayExecutor(Executor):
             task_opts = {k: v for k, v in opts.items() if k != "resources"}
             task_opts["resources"] = dict(opts.get("resources", {}))
             for i in range(res.workers):
-                wjob = {**job, "worker": i}
-                refs.append(
-                    self._task.options(**task_opts, scheduling_strategy=at(i)).remote(
-                        self._inbox, self._owner, key, wjob, master
-                    )
-                )
+                tasks.append(({**job, "worker": i}, {**task_opts, "scheduling_strategy": at(i)}))
         else:
-            refs.append(
-                self._task.options(**opts).remote(self._inbox, self._owner, key, job, None)
-            )
+            tasks.append((job, opts))
+        # The hub starts the tasks: owned by it, they outlive this controller.
+        self._hub.start.remote(self._owner, key, tasks, self._hub, master)
         timeout = self._template.timeout
         tr = _Trial(
             run,
@@ -509,7 +479,7 @@ class RayExecutor(Executor):
             key,
             workdir,
             log,
-            refs,
+            len(tasks),
             pg=pg,
             deadline=time.monotonic() + timeout if timeout is not None else None,
             retries=retries,
@@ -520,39 +490,32 @@ class RayExecutor(Executor):
 
     # -- watch -------------------------------------------------------------------------------
     def _watch(self) -> None:
-        done: set[Any] = set()  # refs of running trials known to be ready
         while not self._closed.is_set():
             try:
-                self._tick(done)
+                self._tick()
             except Exception as exc:  # a lost connection must not kill the monitor silently
                 logging.getLogger(__name__).warning("ray executor: %s", exc)
                 self._closed.wait(_TICK)
 
-    def _tick(self, done: set[Any]) -> None:
-        ray = self._ray
+    def _tick(self) -> None:
         with self._lock:
             trials = list(self._trials.values())
-        live = {r for t in trials for r in t.refs}
-        done &= live
-        pending = [r for r in live if r not in done]
-        if pending:  # the tick's wait, cut short when a task ends
-            ray.wait(pending, num_returns=1, timeout=_TICK, fetch_local=False)
-            ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0, fetch_local=False)
-            done.update(ready)
-        else:
+        if not trials:
             self._closed.wait(_TICK)
-        # drained after the readiness check: a finished task's lines are all in the inbox
-        for key, rank, kind, payload in ray.get(self._inbox.drain.remote(self._owner)):
+            return
+        # The hub waits up to a tick for a task to end; lines come after the end check, so a
+        # finished trial's lines are all here before its end.
+        items, ended, failing = self._ray.get(self._hub.poll.remote(self._owner, _TICK))
+        for key, rank, kind, payload in items:
             tr = self._by_key.get(key)
             if tr is not None:
                 self._take(tr, rank, kind, payload)
         now = time.monotonic()
         for tr in trials:
-            ended = [r in done for r in tr.refs]
-            if all(ended):
-                self._finish(tr)
+            if tr.key in ended:
+                self._finish(tr, ended[tr.key])
                 continue
-            if any(ended) and not tr.cancelled and self._failed_any(tr, done):
+            if tr.key in failing and not tr.cancelled:
                 tr.cancelled = True  # one worker of a distributed trial failed: stop the rest
                 self._cancel_refs(tr, now)
             if tr.deadline is not None and now >= tr.deadline and not tr.timed_out:
@@ -560,21 +523,7 @@ class RayExecutor(Executor):
                 self._cancel_refs(tr, now)
             if tr.force_at is not None and now >= tr.force_at:
                 tr.force_at = None
-                for r in tr.refs:
-                    if r not in done:
-                        with contextlib.suppress(Exception):
-                            ray.cancel(r, force=True)
-
-    def _failed_any(self, tr: _Trial, done: set[Any]) -> bool:
-        for r in tr.refs:
-            if r in done:
-                try:
-                    res = self._ray.get(r)
-                except Exception:
-                    return True
-                if res.get("error") or res.get("code"):
-                    return True
-        return False
+                self._hub.cancel.remote(tr.key, True)
 
     def _take(self, tr: _Trial, rank: int, kind: str, payload: Any) -> None:
         tid = tr.run.trial_id
@@ -612,25 +561,24 @@ class RayExecutor(Executor):
         if parsed is not None and parsed.values:
             self._events.put(TrialEvent(trial_id, metrics=parsed.values, step=parsed.step))
 
-    def _finish(self, tr: _Trial) -> None:
+    def _finish(self, tr: _Trial, outcomes: list[dict[str, Any]]) -> None:
         ray = self._ray
         infra: str | None = None
         failure: str | None = None
         stopped = False
-        for r in tr.refs:
-            try:
-                res = ray.get(r)
-            except Exception as exc:
-                name = type(exc).__name__
-                causes = {c.__name__ for c in type(exc).__mro__}
+        self._hub.forget.remote(tr.key)
+        for o in outcomes:
+            if "exc" in o:
+                name, msg = str(o["exc"]), str(o["message"])
+                causes = set(o["mro"])
                 if "TaskCancelledError" in causes:
                     continue
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else name
                 if causes & set(_INFRA_ERRORS):
                     infra = infra or f"{name}: {msg}"
                 else:
                     failure = failure or f"{name}: {msg}"
                 continue
+            res = o["ok"]
             if res.get("stopped"):
                 stopped = True
             elif res.get("error"):
@@ -679,9 +627,7 @@ class RayExecutor(Executor):
         self._events.put(TrialEvent(tr.run.trial_id, exit=result))
 
     def _cancel_refs(self, tr: _Trial, now: float) -> None:
-        for r in tr.refs:
-            with contextlib.suppress(Exception):
-                self._ray.cancel(r, force=False)
+        self._hub.cancel.remote(tr.key, False)
         tr.force_at = now + _GRACE
 
     # -- interface ---------------------------------------------------------------------------
@@ -700,6 +646,48 @@ class RayExecutor(Executor):
         if tr is not None and not tr.cancelled:
             tr.cancelled = True
             self._cancel_refs(tr, time.monotonic())
+
+    def adopt(self, run: TrialRun, runner: Mapping[str, Any]) -> bool:
+        """Follow a trial a dead controller left on this cluster, found in the hub by its id.
+
+        Its lines so far are read again (``trial.log`` is rewritten, its metrics arrive as
+        events again), then the rest as the trial goes on, and its end. False when the hub does
+        not know it: the trial ran on a local cluster that died with its controller, on
+        another cluster, or the hub was restarted; the caller runs it again.
+        """
+        info = runner.get("ray")
+        if isinstance(info, Mapping) and (
+            info.get("local") or not _same_address(str(info.get("gcs", "")), self._reach["gcs"])
+        ):
+            return False
+        try:
+            found = self._ray.get(self._hub.adopt.remote(run.trial_id, self._owner), timeout=60)
+        except Exception:
+            return False
+        if found is None:
+            return False
+        key, history = found
+        attempt = int(str(key).rsplit("#", 1)[1])
+        workdir = self._runs_dir / run.experiment / run.trial_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = open(workdir / "trial.log", "wb")  # noqa: SIM115 - closed when the trial ends
+        log.write(f"[automl] adopted ray attempt {attempt} from a controller that died\n".encode())
+        timeout = self._template.timeout
+        tr = _Trial(
+            run,
+            attempt,
+            key,
+            workdir,
+            log,
+            max(1, self._template.resources.workers),
+            deadline=time.monotonic() + timeout if timeout is not None else None,
+        )
+        with self._lock:
+            self._trials[run.trial_id] = tr
+            self._by_key[key] = tr
+            for _, rank, kind, payload in history:
+                self._take(tr, rank, kind, payload)
+        return True
 
     def reap(self, runner: Mapping[str, Any]) -> None:
         """Kill a trial a dead controller left on the cluster, from what ``started`` reported.
@@ -736,119 +724,10 @@ class RayExecutor(Executor):
         with self._lock:
             left = list(self._trials.values())
         for tr in left:
-            for r in tr.refs:
-                with contextlib.suppress(Exception):
-                    self._ray.cancel(r, force=True)
+            with contextlib.suppress(Exception):
+                self._hub.cancel.remote(tr.key, True)
+                self._hub.forget.remote(tr.key)
             with contextlib.suppress(Exception):
                 tr.log.close()
         if self._owns:
             self._ray.shutdown()
-
-
-def _loopback(address: str) -> bool:
-    host = address.split("://", 1)[-1].rpartition(":")[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1")
-
-
-def _same_address(a: str, b: str) -> bool:
-    def norm(x: str) -> str:
-        x = x.split("://", 1)[-1]
-        return x.replace("localhost", "127.0.0.1")
-
-    return norm(a) == norm(b)
-
-
-def reap_ray(spec: ExperimentSpec, runner: Mapping[str, Any]) -> bool:
-    """Kill a Ray trial a dead controller left, for a stop without a live controller.
-
-    Connects to the cluster at the address the trial's ``started`` event stored and kills every
-    process of that trial attempt on every live node (a task per node, found by the
-    ``AUTOML_RAY_TRIAL`` mark in their environment), then disconnects. Ray itself ends the
-    Ray workers of a driver that died, and each worker's reaper the process groups of its
-    trials; what this adds is the rest: processes a trial started in a session of their own,
-    and trials whose worker Ray had not ended yet. A local cluster that the dead controller
-    started died with it (its processes share its fate): only this machine is searched then,
-    as it is when the cluster cannot be reached.
-
-    Returns:
-        False when ``runner`` is not a Ray trial's (nothing to do), else True.
-    """
-    info = runner.get("ray")
-    if not isinstance(info, Mapping) or not info.get("mark"):
-        return False
-    address = str(info.get("address") or "")
-    if info.get("local") or not address:
-        _reap_here(runner, info)
-        return True
-    if _loopback(address):
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray = _import_ray()
-    if ray.is_initialized():
-        if not _same_address(str(info.get("gcs", "")), ray.get_runtime_context().gcs_address):
-            _reap_here(runner, info)  # one connection per process: not to a second cluster
-            return True
-        _reap_on_cluster(ray, info)
-        return True
-    try:
-        RayExecutor._probe(address)
-    except SpecError as exc:
-        logging.getLogger(__name__).warning("ray: nothing to reap on the cluster: %s", exc)
-        _reap_here(runner, info)
-        return True
-    kwargs: dict[str, Any] = {
-        "address": address,
-        "log_to_driver": False,
-        "logging_level": logging.WARNING,
-    }
-    if spec.executor.settings.get("runtime_env"):
-        kwargs["runtime_env"] = dict(spec.executor.settings["runtime_env"])
-    token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    level = token_log.level
-    token_log.setLevel(logging.ERROR)
-    try:
-        ray.init(**kwargs)
-    except Exception as exc:  # the stop goes on: what ran here is still reaped
-        logging.getLogger(__name__).warning("ray: cannot connect to %s to reap: %s", address, exc)
-        with contextlib.suppress(Exception):
-            ray.shutdown()
-        _reap_here(runner, info)
-        return True
-    finally:
-        token_log.setLevel(level)
-    try:
-        _reap_on_cluster(ray, info)
-    finally:
-        ray.shutdown()
-    return True
-
-
-def _reap_on_cluster(ray: Any, info: Mapping[str, Any]) -> list[int]:
-    """Run :func:`_kill_marked` on every live node of the connected cluster; the pids killed."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    _by_value(ray)
-    kill = ray.remote(_kill_marked)
-    refs = []
-    for node in ray.nodes():
-        if not node.get("Alive"):
-            continue
-        node_id = node["NodeID"]
-        pids = list(info.get("pids") or []) if node_id == info.get("node_id") else []
-        strategy = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
-        # no CPU: it runs even on a cluster busy with other trials
-        opts = {"num_cpus": 0, "max_retries": 0, "scheduling_strategy": strategy}
-        refs.append(kill.options(**opts).remote(str(info["mark"]), pids))
-    killed: list[int] = []
-    for ref in refs:
-        try:
-            killed.extend(ray.get(ref, timeout=60))
-        except Exception as exc:  # a node that died meanwhile took its processes with it
-            logging.getLogger(__name__).warning("ray: reaping on a node failed: %s", exc)
-    return killed
-
-
-def _reap_here(runner: Mapping[str, Any], info: Mapping[str, Any]) -> list[int]:
-    """:func:`_kill_marked` on this machine, when the trial ran here."""
-    if runner.get("host") != socket.gethostname():
-        return []
-    return _kill_marked(str(info["mark"]), list(info.get("pids") or []))

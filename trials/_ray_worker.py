@@ -2,10 +2,11 @@
 
 What lives here: the task body of a trial (:func:`_run_task`: :func:`_run_command` runs the
 command in process groups of its own, :func:`_run_function` the cloudpickled objective), the
-streaming of what a trial prints and reports (:class:`_Outbox` on the worker, :class:`_Inbox`
-the actor on the driver's node that the executor drains), the per-worker reaper that kills a
-dead worker's trials, the torch.distributed environment (:func:`_rendezvous`, :func:`_dist_env`),
-and :func:`_kill_marked`, run on each node to kill a trial attempt's processes by their mark.
+streaming of what a trial prints and reports (:class:`_Outbox` on the worker, :class:`_Hub`
+the cluster's detached actor that owns the trials' tasks and that executors poll), the
+per-worker reaper that kills a dead worker's trials, the torch.distributed environment
+(:func:`_rendezvous`, :func:`_dist_env`), and :func:`_kill_marked`, run on each node to kill a
+trial attempt's processes by their mark.
 
 This module is shipped to the workers by value (``cloudpickle.register_pickle_by_value``, see
 ``trials._ray._by_value``): a worker needs Ray and the standard library, not this package. So it
@@ -38,21 +39,118 @@ _KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL of a trial's process gr
 MARK_ENV = "AUTOML_RAY_TRIAL"
 
 
-class _Inbox:
-    """A Ray actor collecting what trials print and report, drained by their executor.
+HUB_NAME = "automl-hub-v1"  # one detached hub per cluster; the version keeps its methods stable
+HUB_NAMESPACE = "automl"
 
-    One per driver connection, shared by the executors of this process (each drains its own
-    items): an actor is a worker process, not worth starting per experiment.
+
+def _outcome(ref: Any) -> dict[str, Any]:
+    """A finished task's result, or its error as names and text (picklable, no exception)."""
+    import ray
+
+    try:
+        return {"ok": ray.get(ref)}
+    except Exception as exc:
+        text = str(exc).strip()
+        return {
+            "exc": type(exc).__name__,
+            "mro": [c.__name__ for c in type(exc).__mro__],
+            "message": text.splitlines()[0] if text else type(exc).__name__,
+        }
+
+
+class _Hub:
+    """A detached actor that owns the trials' tasks, so they outlive the controller that asked.
+
+    Ray ends the tasks of a driver that dies; tasks started by this actor (detached: it lives
+    until the cluster does) run on. It keeps each running trial's lines (what it printed and
+    reported) and, when its tasks end, their results, until the controller that records the
+    trial says :meth:`forget`. A new controller adopts a trial by its id (:meth:`adopt`): it
+    gets the lines so far, then the rest as they come, and the end.
     """
 
     def __init__(self) -> None:
-        self._items: dict[str, list[tuple[str, int, str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._owner_of: dict[str, str] = {}  # trial key -> the executor that follows it
+        self._queue: dict[str, list[tuple[str, int, str, Any]]] = {}  # owner -> undrained
+        self._history: dict[str, list[tuple[str, int, str, Any]]] = {}  # key -> every line
+        self._refs: dict[str, list[Any]] = {}  # key -> its tasks
+
+    def start(
+        self, owner: str, key: str, tasks: list[tuple[dict[str, Any], dict[str, Any]]], me: Any,
+        master: Any = None,
+    ) -> None:  # fmt: skip
+        import ray
+
+        task = ray.remote(_run_task)
+        refs = [task.options(**opts).remote(me, owner, key, job, master) for job, opts in tasks]
+        with self._lock:
+            self._owner_of[key] = owner
+            self._refs[key] = refs
 
     def put(self, owner: str, items: list[tuple[str, int, str, Any]]) -> None:
-        self._items.setdefault(owner, []).extend(items)
+        with self._lock:
+            for item in items:
+                self._history.setdefault(item[0], []).append(item)
+                self._queue.setdefault(self._owner_of.get(item[0], owner), []).append(item)
 
-    def drain(self, owner: str) -> list[tuple[str, int, str, Any]]:
-        return self._items.pop(owner, [])
+    def poll(
+        self, owner: str, wait: float
+    ) -> tuple[list[tuple[str, int, str, Any]], dict[str, list[dict[str, Any]]], list[str]]:
+        """The owner's new lines, its trials whose tasks all ended, and failing ones.
+
+        Ended trials come with their tasks' outcomes; a failing trial has one task that failed
+        (a distributed trial whose other workers must stop).
+        """
+        import ray
+
+        with self._lock:
+            mine = {k: list(r) for k, r in self._refs.items() if self._owner_of.get(k) == owner}
+        pending = [r for refs in mine.values() for r in refs]
+        if pending and wait > 0:  # without the lock: tasks put their lines meanwhile
+            ray.wait(pending, num_returns=1, timeout=wait, fetch_local=False)
+        ended: dict[str, list[dict[str, Any]]] = {}
+        failing: list[str] = []
+        for key, refs in mine.items():
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+            if len(ready) == len(refs):
+                ended[key] = [_outcome(r) for r in refs]
+            elif ready and any(
+                "exc" in o or o["ok"].get("error") or o["ok"].get("code")
+                for o in (_outcome(r) for r in ready)
+            ):
+                failing.append(key)
+        with self._lock:  # after the check: an ended task's lines are all queued
+            items = self._queue.pop(owner, [])
+        return items, ended, failing
+
+    def cancel(self, key: str, force: bool) -> None:
+        import ray
+
+        with self._lock:
+            refs = list(self._refs.get(key, []))
+        for r in refs:
+            with contextlib.suppress(Exception):
+                ray.cancel(r, force=force)
+
+    def adopt(
+        self, trial_id: str, owner: str
+    ) -> tuple[str, list[tuple[str, int, str, Any]]] | None:
+        """Hand a trial's newest attempt to ``owner``: its key and every line so far."""
+        with self._lock:
+            keys = [k for k in self._refs if k.rsplit("#", 1)[0] == trial_id]
+            if not keys:
+                return None
+            key = max(keys, key=lambda k: int(k.rsplit("#", 1)[1]))
+            self._owner_of[key] = owner
+            for o, q in self._queue.items():
+                self._queue[o] = [i for i in q if i[0] != key]
+            return key, list(self._history.get(key, []))
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._owner_of.pop(key, None)
+            self._history.pop(key, None)
+            self._refs.pop(key, None)
 
 
 # One reaper per Ray worker process, started on its first command trial and reused: ray kills
