@@ -557,3 +557,70 @@ def test_stop_after_controller_died_ends_its_trials(tmp_path: Path) -> None:
     finally:
         _kill_pids(pids)
         store.close()
+
+
+ADOPTED = """
+import os, sys, time
+kind = sys.argv[1]
+while not os.path.exists("report"):  # the first line comes once its controller is dead
+    time.sleep(0.02)
+print(f"epoch=1 loss={100 if kind == 'bad' else 0.1}", flush=True)
+time.sleep(300)  # the early stopper or the trial timeout ends it
+"""
+
+
+@pytest.mark.timeout(180)
+def test_adopted_trials_are_early_stopped_and_timed_out(tmp_path: Path) -> None:
+    """Early stopping and the trial timeout act on trials a dead controller left running: the
+    stopper sees the adopted trial's metrics, and the timeout counts from its real start."""
+    (tmp_path / "trial.py").write_text(ADOPTED)
+    doc = {
+        "name": "adopted",
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "algorithm": "grid",
+        "parameters": {"kind": {"type": "categorical", "values": ["bad", "slow"]}},
+        "budget": {"max_trials": 2, "parallel": 2, "max_failed": 2},
+        "early_stopping": {"name": "threshold", "settings": {"upper": 10}},
+        "trial": {"command": ["python", "trial.py", "${kind}"], "timeout": 20},
+    }
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    proc = start_run(tmp_path, f, url)
+    store = Store(url)
+    pids: list[int] = []
+    try:
+
+        def both_started() -> bool:
+            es = [e for e in store.experiments.list() if e.name == "adopted"]
+            rs = store.trials.runners(es[0].id).values() if es else []
+            return sum(bool(r.get("pid")) for r in rs) == 2
+
+        wait_for(both_started, proc, 60, "two started trials")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        exp = store.experiments.get("adopted")
+        pids = [r["pid"] for r in store.trials.runners(exp.id).values()]
+        started = min(t.started_at or 0 for t in store.trials.list(exp.id))
+        (tmp_path / "report").touch()
+        res = subprocess.run(
+            [*AUTOML, "resume", "adopted", "--store", url, "--no-progress", "--runs-dir", "runs"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        trials = {t.params["kind"]: t for t in store.trials.list(exp.id)}
+        assert trials["bad"].state is TrialState.EARLY_STOPPED, trials["bad"].message
+        assert trials["bad"].attempt == 1
+        slow = trials["slow"]
+        assert slow.state is TrialState.FAILED and "trial timeout (20 s)" in slow.message
+        assert slow.attempt == 1
+        # The timeout counted from the trial's start under the dead controller, not from resume.
+        assert slow.finished_at is not None and slow.finished_at - started < 20 + 15
+        assert [p for p in pids if alive(p)] == []
+    finally:
+        kill_group(proc)
+        _kill_pids(pids)
+        store.close()
