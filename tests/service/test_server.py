@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -27,7 +28,7 @@ def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def js(out: subprocess.CompletedProcess[str]) -> object:
     assert out.stdout.strip(), (out.args, out.returncode, out.stderr)
-    return js(out)
+    return json.loads(out.stdout)
 
 
 @pytest.fixture
