@@ -202,6 +202,8 @@ def curves_figure(view: CurveView, metric: str, max_markers: int | None = MAX_PO
         xs.extend([*steps_n, None])
         ys.extend([*values, None])
         text.extend([f"trial {number}"] * len(steps_n) + [""])
+    # Few points: markers too (a trial that reported once is a point, not an invisible line).
+    few = sum(len(xs) for xs, _, _ in groups.values()) <= 1500
     for kind, (xs, ys, text) in groups.items():
         if xs:
             fig.add_trace(
@@ -209,7 +211,8 @@ def curves_figure(view: CurveView, metric: str, max_markers: int | None = MAX_PO
                     x=xs,
                     y=ys,
                     text=text,
-                    mode="lines",
+                    mode="lines+markers" if few else "lines",
+                    marker={"size": 4, "color": styles[kind]["color"]},
                     name=kind,
                     line=styles[kind],
                     connectgaps=False,
@@ -448,7 +451,7 @@ def parallel_lines_figure(
                 mode="lines",
                 line={"width": 1, "color": colors[min(len(colors) - 1, i // step)]},
                 opacity=0.6,
-                name=f"{metric} {lo_v:.4g} to {hi_v:.4g}",
+                name=f"{lo_v:.4g} to {hi_v:.4g}",
                 hovertemplate="%{text}<extra></extra>",
             )
         )
@@ -508,7 +511,11 @@ def parallel_lines_figure(
         margin={"t": 130},
         plot_bgcolor="white",
         uirevision="parallel",
-        legend={"title": {"text": "click to hide or show"}},
+        legend={
+            "title": {"text": f"{metric} (click to hide or show):"},
+            "orientation": "h",
+            "y": -0.04,
+        },
     )
     _subtitle(
         fig,

@@ -357,6 +357,7 @@ def test_ten_thousand_trials_every_chart_painted(browser: Browser, big) -> None:
             {
                 k: {
                     "content_ms": v.content_ms,
+                    "data_ms": v.data_ms,
                     "charts_ms": v.charts_ms,
                     "after_data_ms": v.after_data_ms,
                     "longest_task_ms": v.longest_task_ms,
