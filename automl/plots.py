@@ -252,15 +252,12 @@ def history_figure(
             )
     numbers = [h[0] for h in history] or [0]
     clip = ""
-    values = sorted(v for _, v in ok)
-    if len(values) >= 50:  # a few bad trials must not flatten the best-so-far line
-        lo, hi = values[0], values[-1]
-        edge = values[int(len(values) * 0.95)] if not maximize else values[int(len(values) * 0.05)]
-        if (hi - lo) > 0 and abs((edge - lo) if not maximize else (hi - edge)) < 0.6 * (hi - lo):
-            pad = 0.05 * abs(hi - lo)
-            rng = [lo - pad, edge + pad] if not maximize else [edge - pad, hi + pad]
-            fig.update_yaxes(range=rng)
-            clip = "y axis shows the best 95 % (double-click to see all)"
+    drawn = [v for _, v in pts] + [v for _, v in st_pts if v is not None]
+    if len(drawn) >= 50 and min(drawn) > 0 and max(drawn) / min(drawn) >= 100:
+        # Values over orders of magnitude: on a linear axis the best-so-far line would lie
+        # flat along the bottom.
+        fig.update_yaxes(type="log")
+        clip = "log y axis"
     fig.update_layout(
         title="Optimisation history",
         xaxis={"title": "trial number", **integer_axis(min(numbers), max(numbers))},

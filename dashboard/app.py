@@ -303,14 +303,22 @@ def _curves(q: Queries, exp: ExperimentSummary, metric: str, hist: list[Any], al
     _chart(fig, f"curves_{metric}")
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _plot_rows(url: str, exp_id: str, version: str) -> list[Any]:
+    """Succeeded and early-stopped trials' ``(number, params, value, state)``.
+
+    Read once per change of the experiment's trial counts (``version``) and shared, read-only,
+    by the search-space charts and the importance.
+    """
+    return Queries(_store(url)).params_values(exp_id, ("Succeeded", "EarlyStopped"))
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
-def _importances(url: str, exp_id: str, n_done: int, spec_json: str) -> dict[str, float]:
+def _importances(url: str, exp_id: str, version: str, spec_json: str) -> dict[str, float]:
     from automl.core import ExperimentSpec
 
-    q = Queries(_store(url))
-    return plots.param_importances(
-        q.params_values(exp_id), ExperimentSpec.from_json(spec_json), max_trials=1000
-    )
+    rows = [r for r in _plot_rows(url, exp_id, version) if r[3] == "Succeeded"]
+    return plots.param_importances(rows, ExperimentSpec.from_json(spec_json), max_trials=1000)
 
 
 def _search_space(q: Queries, exp: ExperimentSummary, all_: bool) -> None:
@@ -320,14 +328,15 @@ def _search_space(q: Queries, exp: ExperimentSummary, all_: bool) -> None:
             "Neural architecture search: trials evaluate sampled architectures; parameter plots "
             "show the architecture choices the algorithm exposes, if any."
         )
-    rows = q.params_values(exp.id, ("Succeeded", "EarlyStopped"))
+    url = q.store.url.render_as_string(False)
+    version = ",".join(f"{k}={v}" for k, v in sorted(exp.counts.items()))
+    rows = _plot_rows(url, exp.id, version)
     if not rows or not spec.parameters:
         return
     limit = None if all_ else plots.MAX_POINTS
     st.subheader("Search space")
     _chart(plots.parallel_lines_figure(rows, spec, None if all_ else plots.MAX_LINES), "par")
-    n_done = sum(1 for r in rows if r[3] == "Succeeded")
-    imp = _importances(q.store.url.render_as_string(False), exp.id, n_done, spec.to_json())
+    imp = _importances(url, exp.id, version, spec.to_json())
     if imp:
         _chart(plots.importance_figure(imp), "imp")
     else:

@@ -336,6 +336,7 @@ def slice_figure(
         height=380,
         uirevision=f"slice:{param}",
         showlegend=bool(spts),
+        legend={"orientation": "h", "y": -0.2},
     )
     _subtitle(
         fig,
