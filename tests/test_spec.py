@@ -202,9 +202,9 @@ trial:
     assert [type(v) for v in back.parameter("opt").values] == [str, int, bool, float]
 
 
-def test_native_algorithm_defaults_to_tpe() -> None:
+def test_native_algorithm_defaults_to_auto() -> None:
     spec = parse_spec(MINIMAL, base_dir=EXAMPLE_DIR)
-    assert spec.algorithm.name == "tpe"
+    assert spec.algorithm.name == "auto"  # search/_auto.py: the default since 031e6e4
     assert spec.parameters[0].distribution is Distribution.UNIFORM
 
 
