@@ -186,8 +186,8 @@ def test_alias_and_setting_errors() -> None:
     )
     assert isinstance(create_suggester(spec), EvolutionSuggester)
     for key, value, words in (
-        ("population_size", 1, "an integer >= 2"),
-        ("sample_size", 0, "an integer >= 1"),
+        ("population_size", 1, "an integer in [2, 100000]"),
+        ("sample_size", 0, "an integer in [1, 100000]"),
         ("mutation_rate", 1.5, "a number in (0, 1]"),
         ("tournament", 3, "not a setting of 'evolution'"),
     ):
