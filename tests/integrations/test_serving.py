@@ -359,6 +359,7 @@ def test_v2_binary_tensor_extension_in_and_out(server: tuple[str, Endpoint]) -> 
     assert httpx.get(f"{url}/v2/models").json() == {"models": ["iris"]}
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the scaler's, meant
 def test_inputs_the_model_refuses_or_cannot_hold_are_4xx(tmp_path: Path) -> None:
     # A scaler in front of the model: 1e308 is a finite double, but scaled it overflows to
     # infinity and scikit-learn refuses it with a ValueError: the client's input, so 400.
