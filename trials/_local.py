@@ -33,7 +33,7 @@ from typing import IO, Any
 
 from automl._report import REPORT_FILE_ENV, TRIAL_ENV
 from automl.core import CollectorKind, ExperimentSpec
-from automl.errors import SpecError, SpecIssue
+from automl.errors import SpecError
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 from trials._collectors import KATIB_TFEVENT_DIR, PathMap, collector_package
 from trials._gpu import (
@@ -41,10 +41,9 @@ from trials._gpu import (
     FreeMemory,
     GpuDevice,
     Request,
-    ResourceAllocator,
-    discover_gpus_live,
 )
 from trials._launch import free_port, nproc, python_command, torchrun_argv, torchrun_env
+from trials._local_checks import check_local_resources, not_runnable
 from trials._local_collect import EndCollectors, Proc
 from trials._local_paths import PER_TRIAL_KINDS, collector_dir, local_notice
 from trials._metrics import MetricLine, TextMetricParser, parse_report_line
@@ -60,6 +59,7 @@ from trials._supervise import (
     supervisor_state,
 )
 from trials._template import render_command, render_text
+from trials._warm import WarmPool, warm_program
 
 __all__ = [
     "LocalProcessExecutor",
@@ -167,6 +167,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
         self._parser = TextMetricParser(spec.objective.metrics, mc.filters)
         self._request = Request.of(self._template.resources)
         self._allocator = check_local_resources(spec, gpus, cpus, free_memory=free_memory)
+        warm = self._template.warm
+        self._warm = WarmPool(warm) if warm is not None else None
         self._waiting: collections.deque[TrialRun] = collections.deque()  # submitted, no room
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._procs: dict[str, Proc] = {}
@@ -372,10 +374,22 @@ class LocalProcessExecutor(EndCollectors, Executor):
                     "metricsCollectorSpec.collector.customCollector a command (and args)",
                 )
                 return
-            problem = _not_runnable(argv[0] if argv else "", self._cwd, env)
+            problem = not_runnable(argv[0] if argv else "", self._cwd, env)
             if problem:
                 self._fail_at_start(run, log, problem)
                 return
+            program = warm_program(argv) if self._warm is not None else None
+            if program is not None and not self._template.resources.distributed:
+                assert self._warm is not None
+                log.flush()
+                pid = self._warm.spawn(program, env, self._cwd, workdir)
+                if pid is not None:
+                    self._follow_warm(run, pid, workdir, report_path, paths, collector_path, env)
+                    return
+                log.write(
+                    f"[automl] warm start unavailable: {self._warm.problem}; cold start\n".encode()
+                )
+                log.flush()
             try:
                 proc = subprocess.Popen(
                     supervised_argv(argv, workdir),
@@ -420,6 +434,48 @@ class LocalProcessExecutor(EndCollectors, Executor):
         )
         self._follow(p, env)
 
+    def _follow_warm(
+        self,
+        run: TrialRun,
+        pid: int,
+        workdir: Path,
+        report_path: Path,
+        paths: PathMap,
+        collector_path: Path | None,
+        env: Mapping[str, str],
+    ) -> None:
+        """Follow a trial forked from the warm server: not our child, so by its files."""
+        timeout = self._template.timeout
+        p = Proc(
+            run,
+            None,
+            pid,
+            workdir,
+            report_path,
+            time.monotonic() + timeout if timeout is not None else None,
+            paths=paths,
+            collector_path=collector_path,
+        )
+        p.log_offset = (workdir / "trial.log").stat().st_size
+        p.env = env
+        p.start = process_start_time(pid)
+        with self._lock:
+            self._procs[run.trial_id] = p
+        self._events.put(
+            TrialEvent(
+                run.trial_id,
+                started={
+                    "pid": pid,
+                    "host": socket.gethostname(),
+                    "start": p.start,
+                    "workdir": str(workdir),
+                    "started_at": time.time(),
+                    "warm": True,
+                },
+            )
+        )
+        self._follow(p, env)
+
     def _follow(self, p: Proc, env: Mapping[str, str]) -> None:
         if self._collector.kind is CollectorKind.PROMETHEUS:
             p.scraper = threading.Thread(
@@ -449,11 +505,12 @@ class LocalProcessExecutor(EndCollectors, Executor):
             return False
         workdir = Path(str(runner.get("workdir") or self._workdir(run)))
         pid = runner.get("pid") if isinstance(runner.get("pid"), int) else None
-        state, found = supervisor_state(workdir, pid)
+        start = runner.get("start") if isinstance(runner.get("start"), str) else None
+        state, found = supervisor_state(workdir, pid, start)
         deadline = time.monotonic() + _START_WAIT
         while state == "starting" and time.monotonic() < deadline:
             time.sleep(0.05)  # a supervisor started the moment its controller died
-            state, found = supervisor_state(workdir, pid)
+            state, found = supervisor_state(workdir, pid, start)
         if state not in ("running", "exited"):
             return False
         meta = self._metadata(run)
@@ -480,6 +537,7 @@ class LocalProcessExecutor(EndCollectors, Executor):
             self._allocator.allocate(run.trial_id, self._request)
         p.ended = state == "exited"  # before the monitor can see it: one exit event only
         p.env = env
+        p.start = start
         with self._lock:
             self._procs[run.trial_id] = p
         sup = found if state == "running" else read_pid(workdir)
@@ -625,7 +683,7 @@ class LocalProcessExecutor(EndCollectors, Executor):
 
     def _check_adopted(self, p: Proc) -> None:
         """An adopted trial's supervisor is not our child: look for its exit status."""
-        state, status = supervisor_state(p.workdir, p.pid)
+        state, status = supervisor_state(p.workdir, p.pid, p.start)
         if state == "running" or ((p.cancelled or p.timed_out) and self._group_alive(p)):
             return
         p.ended = True
@@ -703,91 +761,17 @@ class LocalProcessExecutor(EndCollectors, Executor):
                 if p.proc.poll() is None:
                     signal_group(p.pid, signal.SIGKILL)
             else:
-                while time.monotonic() < deadline and supervisor_state(p.workdir, p.pid)[0] == (
-                    "running"
-                ):
+                while time.monotonic() < deadline and supervisor_state(p.workdir, p.pid, p.start)[
+                    0
+                ] == ("running"):
                     time.sleep(_TICK)
                 signal_group(p.pid, signal.SIGKILL)
             for g in p.groups:
                 signal_group(g, signal.SIGKILL)
         self._closed.set()
+        if self._warm is not None:
+            self._warm.close()
 
     def reap(self, runner: Mapping[str, Any]) -> None:
         """Kill the process group of a trial left running by a dead controller on this host."""
         reap_runner(runner)
-
-
-def _not_runnable(program: str, cwd: Path, env: Mapping[str, str]) -> str | None:
-    """Why ``program`` cannot be started (the supervisor's shell would only say 127), or None."""
-    if not program:
-        return "cannot start the trial: its command is empty"
-    if "/" in program:
-        path = Path(program) if os.path.isabs(program) else cwd / program
-        if not path.exists():
-            return f"cannot start {program!r}: No such file or directory"
-        if path.is_dir() or not os.access(path, os.X_OK):
-            return f"cannot start {program!r}: Permission denied"
-        return None
-    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-        return f"cannot start {program!r}: No such file or directory"
-    return None
-
-
-def check_local_resources(
-    spec: ExperimentSpec,
-    gpus: Sequence[GpuDevice] | None = None,
-    cpus: float | None = None,
-    *,
-    free_memory: FreeMemory | None = None,
-) -> ResourceAllocator | None:
-    """The allocator a spec's trial resources need here (None without gpu or cpu), checked.
-
-    Call it before storing an experiment to fail fast; :class:`LocalProcessExecutor` calls it.
-
-    Args:
-        spec: The experiment.
-        gpus: The devices (default: discovered, only when ``resources.gpu`` is set).
-        cpus: Cores trials may hold (default: ``executor.settings.cpus``, else all).
-        free_memory: Reads the devices' live free memory (default: the discovering backend's
-            reader when ``gpus`` is not given).
-
-    Raises:
-        SpecError: The resources can never fit this machine (more GPUs or GPU memory than it
-            has, more cores than ``cpus``), or a distributed trial's command is not a Python
-            program; named by field (``trial.resources.gpu`` in a native spec).
-    """
-    template = spec.trial_template
-    r = template.resources
-    field_ = "trial.resources" if spec.source == "native" else "trial_template.resources"
-    issues: list[SpecIssue] = []
-    if r.distributed and python_command(template.command or ()) is None:
-        issues.append(
-            SpecIssue(
-                f"{field_}.processes_per_worker"
-                if r.processes_per_worker > 1
-                else f"{field_}.workers",
-                "a distributed trial runs under torchrun, which needs a Python program "
-                "(python script.py ..., python -m module ..., or script.py ...); got the "
-                f"command {' '.join(template.command or ())!r}",
-            )
-        )
-    if r.gpu <= 0 and r.cpu is None:
-        if issues:
-            raise SpecError(issues)
-        return None
-    if cpus is None and spec.executor.settings.get("cpus") is not None:
-        raw = spec.executor.settings["cpus"]
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
-            issues.append(
-                SpecIssue("executor.settings.cpus", f"must be a number > 0; got {raw!r}")
-            )
-        else:
-            cpus = float(raw)
-    if gpus is None and r.gpu > 0:
-        gpus, found = discover_gpus_live()
-        free_memory = free_memory or found
-    allocator = ResourceAllocator(gpus or (), cpus, free_memory=free_memory)
-    issues.extend(allocator.problems(Request.of(r), field_))
-    if issues:
-        raise SpecError(issues)
-    return allocator

@@ -49,6 +49,7 @@ class Proc:
     log_offset: int = 0  # trial.log read so far
     log_partial: bytes = b""
     ended: bool = False
+    start: str | None = None  # the supervisor's kernel start time (warm and adopted trials)
     env: Mapping[str, str] = field(default_factory=dict)  # for end collectors (adopted)
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
     cancelled: bool = False

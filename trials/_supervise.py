@@ -42,7 +42,9 @@ __all__ = [
 PID_FILE = "supervisor.pid"
 EXIT_FILE = "exit_status"
 
-#: The supervisor script: $1 is the trial directory, the rest is the trial's argv.
+#: The supervisor script: $1 is the trial directory, the rest is the trial's argv. A trial that a
+#: signal kills by itself gets the shell's one-line note ("Terminated", "Killed") at the end of
+#: its log, as a terminal would show it.
 SUPERVISOR = (
     'd=$1; shift; echo $$ > "$d/supervisor.pid"; "$@"; s=$?; echo $s > "$d/exit_status"; exit $s'
 )
@@ -112,12 +114,16 @@ def _is_supervisor_of(pid: int, workdir: Path) -> bool:
     return str(workdir).encode() in argv
 
 
-def supervisor_state(workdir: Path, pid: int | None = None) -> tuple[str, int | None]:
+def supervisor_state(
+    workdir: Path, pid: int | None = None, start: str | None = None
+) -> tuple[str, int | None]:
     """Where a supervised trial stands: exited, running, starting or lost.
 
     Returns ``("exited", status)``, ``("running", pid)``, ``("starting", None)`` or
     ``("lost", None)``. ``lost`` means no exit status was written and no supervisor runs: the
     machine rebooted or someone killed the process group, so the trial's fate cannot be known.
+    The supervisor is known by its command line (which names ``workdir``) or, for one forked
+    from a warm server (whose command line is the server's), by its kernel ``start`` time.
     """
     status = read_exit(workdir)
     if status is not None:
@@ -125,7 +131,10 @@ def supervisor_state(workdir: Path, pid: int | None = None) -> tuple[str, int | 
     pid = read_pid(workdir) or pid
     if pid is None:
         return ("starting", None) if workdir.is_dir() else ("lost", None)
-    if _alive(pid) and _is_supervisor_of(pid, workdir):
+    ours = (start is not None and process_start_time(pid) == start) or _is_supervisor_of(
+        pid, workdir
+    )
+    if _alive(pid) and ours:
         return "running", pid
     status = read_exit(workdir)  # it may have ended between the two reads
     if status is not None:

@@ -532,6 +532,9 @@ class TrialTemplate(_Frozen):
         notebook: A Jupyter notebook that is the trial, run with papermill (parameters go to
             its cell tagged ``parameters``); set instead of ``command``/``function``.
         resources: What each trial needs (CPU, memory, GPUs, distributed workers).
+        warm: Modules to preload in a fork server that local ``python script.py`` /
+            ``python -m module`` trials are forked from (``trial.warm.preload``); None: every
+            trial starts a cold interpreter. See :mod:`trials._warm`.
     """
 
     command: tuple[str, ...] | None = None
@@ -552,6 +555,7 @@ class TrialTemplate(_Frozen):
     path_map: dict[str, str] = Field(default_factory=dict)
     notebook: str | None = None
     resources: Resources = Field(default_factory=Resources)
+    warm: tuple[str, ...] | None = None
 
 
 class MetricsCollectorSpec(_Frozen):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from automl.core import (
     AlgorithmSpec,
@@ -38,6 +38,9 @@ from automl.spec._structure import validate_structure
 __all__ = ["parse_native"]
 
 Scalar = bool | int | float | str
+
+
+_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
 class _M(BaseModel):
@@ -91,9 +94,15 @@ class _Resources(_M):
     processes_per_worker: int = 1
 
 
+class _Warm(_M):
+    # Dotted module names only: the fork server imports them, nothing else.
+    preload: list[Annotated[str, StringConstraints(pattern=_MODULE)]] = Field(max_length=64)
+
+
 class _Trial(_M):
     command: list[Scalar] | str | None = None
     notebook: str | None = None
+    warm: _Warm | None = None
     workdir: str | None = None
     env: dict[str, Scalar] = Field(default_factory=dict)
     timeout: float | str | None = None
@@ -381,6 +390,7 @@ def parse_native(
             env=env,
             timeout=trial_timeout,
             notebook=notebook,
+            warm=tuple(doc.trial.warm.preload) if doc.trial.warm is not None else None,
             trial_parameters=nas_bindings,
             resources=Resources(
                 cpu=res.cpu,

@@ -1,0 +1,226 @@
+"""Warm trial starts (``trial.warm.preload``): a trial forked from a fork server with its imports
+done is indistinguishable from a cold one to its script (argv, environment, working directory,
+``__main__``, ``sys.path[0]``, stdin, stdout/stderr capture, exit codes, signals), is killed
+with its whole process group, is adopted after its controller dies, never inherits a CUDA
+context, and falls back to a cold start when a module cannot be preloaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automl.spec import load_spec
+from tests.trials.test_local import alive, wait_gone, write_exp
+from trials import ExitStatus, LocalProcessExecutor, TrialEvent, TrialRun
+
+pytestmark = pytest.mark.integration
+
+PROBE = """
+import json, os, sys
+print(json.dumps({
+    "argv": sys.argv,
+    "name": __name__,
+    "cwd": os.getcwd(),
+    "path0": sys.path[0],
+    "env": os.environ.get("PROBE_ENV"),
+    "trial": json.loads(os.environ["AUTOML_TRIAL"])["id"],
+    "stdin": sys.stdin.read(),
+    "preloaded_json_decoder": "json.decoder" in sys.modules,
+    "sigterm": str(__import__("signal").getsignal(__import__("signal").SIGTERM)),
+}), flush=True)
+print("to stderr", file=sys.stderr, flush=True)
+print("loss=0.25")
+kind = sys.argv[-1]
+if kind == "exit3":
+    sys.exit(3)
+if kind == "raise":
+    raise ValueError("boom")
+if kind == "signal":
+    os.kill(os.getpid(), 15)
+"""
+
+
+def run_one(ex: LocalProcessExecutor, run: TrialRun, timeout: float = 60) -> list[TrialEvent]:
+    ex.submit(run)
+    events: list[TrialEvent] = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        events.extend(ex.poll(0.2))
+        if any(e.exit is not None for e in events):
+            return events
+    raise AssertionError(f"{run.trial_id} did not end: {events}")
+
+
+def _outcome(events: list[TrialEvent], log: Path) -> dict[str, Any]:
+    exit_ = next(e.exit for e in events if e.exit is not None)
+    lines = [
+        line for line in log.read_text().splitlines() if line and not line.startswith("[automl]")
+    ]
+    probe = json.loads(lines[0])
+    probe["trial"] = "x"  # differs by design: the trial id
+    return {
+        "status": exit_.status,
+        "message": exit_.message.splitlines()[0] if exit_.message else "",
+        "probe": probe,
+        "rest": lines[1:],
+        "metrics": [dict(e.metrics) for e in events if e.metrics],
+    }
+
+
+@pytest.mark.parametrize("kind", ["ok", "exit3", "raise", "signal"])
+def test_a_warm_trial_is_indistinguishable_from_a_cold_one(tmp_path: Path, kind: str) -> None:
+    command = ["python", "script.py", "--x=${x}", kind]
+    cold_f = write_exp(tmp_path, PROBE, command=command, trial={"env": {"PROBE_ENV": "v"}})
+    cold = LocalProcessExecutor(load_spec(cold_f), tmp_path / "runs")
+    warm_f = write_exp(
+        tmp_path,
+        PROBE,
+        command=command,
+        trial={"env": {"PROBE_ENV": "v"}, "warm": {"preload": ["json", "sqlite3"]}},
+    )
+    warm = LocalProcessExecutor(load_spec(warm_f), tmp_path / "runs")
+    try:
+        c = run_one(cold, TrialRun("t-cold", "exp", 0, {"x": 0.5}))
+        w = run_one(warm, TrialRun("t-warm", "exp", 1, {"x": 0.5}))
+    finally:
+        cold.close()
+        warm.close()
+    started = next(e.started for e in w if e.started)
+    assert started.get("warm") is True  # it really was forked from the server
+    cold_out = _outcome(c, tmp_path / "runs" / "exp" / "t-cold" / "trial.log")
+    warm_out = _outcome(w, tmp_path / "runs" / "exp" / "t-warm" / "trial.log")
+    if kind == "signal":  # a cold trial's shell supervisor notes the signal, as a terminal does
+        assert cold_out["rest"][-1] == "Terminated"
+        cold_out["rest"] = cold_out["rest"][:-1]
+    if kind == "raise":  # the traceback names the same file and line; frames above differ
+        cold_out["rest"] = [r for r in cold_out["rest"] if "ValueError: boom" in r]
+        warm_out["rest"] = [r for r in warm_out["rest"] if "ValueError: boom" in r]
+    assert warm_out == cold_out
+    expected = {
+        "ok": ExitStatus.COMPLETED,
+        "exit3": ExitStatus.FAILED,
+        "raise": ExitStatus.FAILED,
+        "signal": ExitStatus.FAILED,
+    }[kind]
+    assert warm_out["status"] is expected
+    if kind == "signal":
+        assert "killed by signal 15" in warm_out["message"]
+    if kind == "exit3":
+        assert "exit code 3" in warm_out["message"]
+    assert warm_out["probe"]["name"] == "__main__" and warm_out["probe"]["stdin"] == ""
+    assert warm_out["probe"]["argv"] == ["script.py", "--x=0.5", kind]
+
+
+HOLD = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+with open(os.path.join(os.environ["AUTOML_TRIAL_DIR"], "pids"), "w") as fh:
+    fh.write(f"{os.getpid()} {child.pid}")
+print("torch_preloaded=" + str("torch" in sys.modules), flush=True)
+import torch
+print("cuda_initialized=" + str(torch.cuda.is_initialized()), flush=True)
+while not os.path.exists(os.path.join(os.environ["AUTOML_TRIAL_DIR"], "go")):
+    time.sleep(0.02)
+print("loss=0.5", flush=True)
+"""
+
+
+def _pids(workdir: Path) -> list[int]:
+    end = time.monotonic() + 60
+    f = workdir / "pids"
+    while not (f.exists() and f.read_text().strip()) and time.monotonic() < end:
+        time.sleep(0.05)
+    return [int(p) for p in f.read_text().split()]
+
+
+def test_a_warm_trial_is_killed_with_its_process_group(tmp_path: Path) -> None:
+    f = write_exp(tmp_path, HOLD, trial={"warm": {"preload": ["torch"]}})
+    ex = LocalProcessExecutor(load_spec(f), tmp_path / "runs")
+    try:
+        ex.submit(TrialRun("t-1", "exp", 0, {"x": 0.5}))
+        pids = _pids(tmp_path / "runs" / "exp" / "t-1")
+        assert all(alive(p) for p in pids)
+        ex.cancel("t-1")
+        events: list[TrialEvent] = []
+        end = time.monotonic() + 30
+        while not any(e.exit for e in events) and time.monotonic() < end:
+            events.extend(ex.poll(0.2))
+        exit_ = next(e.exit for e in events if e.exit is not None)
+        assert exit_.status is ExitStatus.CANCELLED
+        assert wait_gone(pids) == []
+        log = (tmp_path / "runs" / "exp" / "t-1" / "trial.log").read_text()
+        # torch was imported by the server before the script ran, and CUDA was never touched
+        assert "torch_preloaded=True" in log and "cuda_initialized=False" in log
+    finally:
+        ex.close()
+
+
+def test_a_warm_trial_outlives_its_controller_and_is_adopted(tmp_path: Path) -> None:
+    f = write_exp(tmp_path, HOLD, trial={"warm": {"preload": ["json"]}})
+    spec = load_spec(f)
+    first = LocalProcessExecutor(spec, tmp_path / "runs")
+    run = TrialRun("t-1", "exp", 0, {"x": 0.5})
+    first.submit(run)
+    workdir = tmp_path / "runs" / "exp" / "t-1"
+    pids = _pids(workdir)
+    started = None
+    end = time.monotonic() + 30
+    while started is None and time.monotonic() < end:
+        started = next((e.started for e in first.poll(0.2) if e.started), None)
+    assert started is not None
+    first._closed.set()  # the controller "dies": its monitor stops, nothing is killed
+    assert first._warm is not None
+    first._warm.close()  # and its fork server goes with it
+    second = LocalProcessExecutor(spec, tmp_path / "runs")
+    try:
+        assert second.adopt(run, started)
+        assert all(alive(p) for p in pids)  # the same processes, not a new run
+        (workdir / "go").touch()
+        events: list[TrialEvent] = []
+        end = time.monotonic() + 30
+        while not any(e.exit for e in events) and time.monotonic() < end:
+            events.extend(second.poll(0.2))
+        exit_ = next(e.exit for e in events if e.exit is not None)
+        assert exit_.status is ExitStatus.COMPLETED
+        assert {"loss": 0.5} in [dict(e.metrics) for e in events]
+    finally:
+        second.close()
+        for p in pids:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
+def test_a_module_that_cannot_be_preloaded_falls_back_to_a_cold_start(tmp_path: Path) -> None:
+    f = write_exp(
+        tmp_path,
+        PROBE,
+        command=["python", "script.py", "--x=${x}", "ok"],
+        trial={"warm": {"preload": ["json", "automl_no_such_module_here"]}},
+    )
+    ex = LocalProcessExecutor(load_spec(f), tmp_path / "runs")
+    try:
+        events = run_one(ex, TrialRun("t-1", "exp", 0, {"x": 0.5}))
+    finally:
+        ex.close()
+    exit_ = next(e.exit for e in events if e.exit is not None)
+    assert exit_.status is ExitStatus.COMPLETED
+    started = next(e.started for e in events if e.started)
+    assert "warm" not in started
+    log = (tmp_path / "runs" / "exp" / "t-1" / "trial.log").read_text()
+    assert "warm start unavailable: preload failed" in log
+    assert "automl_no_such_module_here: ModuleNotFoundError" in log
+
+
+def test_a_preload_name_that_is_not_a_module_is_a_spec_error(tmp_path: Path) -> None:
+    from automl.errors import SpecError
+
+    f = write_exp(tmp_path, PROBE, trial={"warm": {"preload": ["os; rm -rf /"]}})
+    with pytest.raises(SpecError) as info:
+        load_spec(f)
+    assert any("trial.warm.preload" in i.path for i in info.value.issues)
