@@ -358,9 +358,11 @@ def test_real_process_bad_input_has_no_traceback(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     cases = [
         (["run", str(bad), "--store", url], "budget.max_trials"),
-        (["show", "nope", "--store", url], "no experiment named"),
+        (["show", "nope", "--store", url], "no automl store at"),  # a reader creates none
         (["list", "--store", str(tmp_path / "no" / "dir" / "x.db")], "does not exist"),
+        (["show", "nope", "--store", f"sqlite:///{tmp_path / 'made.db'}"], "no experiment named"),
     ]
+    Client(f"sqlite:///{tmp_path / 'made.db'}").close()
     for args, needle in cases:
         p = subprocess.run(
             [sys.executable, "-m", "automl", *args],

@@ -746,12 +746,12 @@ def test_task_code_reaches_workers_without_importing_automl(tmp_path: Path) -> N
     import ray
     import ray.cloudpickle as cloudpickle
 
-    from trials import _ray
+    from trials import _ray, _ray_worker
 
     _ray._by_value(ray)
     blob = tmp_path / "task.pkl"
     blob.write_bytes(
-        cloudpickle.dumps((_ray._run_task, _ray._Inbox, _ray._rendezvous, _ray._kill_marked))
+        cloudpickle.dumps((_ray_worker._run_task, _ray._Hub, _ray._rendezvous, _ray._kill_marked))
     )
     code = textwrap.dedent(
         f"""
@@ -770,7 +770,7 @@ def test_task_code_reaches_workers_without_importing_automl(tmp_path: Path) -> N
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split() == ["_run_task", "_Inbox", "_rendezvous", "_kill_marked"]
+    assert p.stdout.split() == ["_run_task", "_Hub", "_rendezvous", "_kill_marked"]
 
 
 @pytest.mark.timeout(600)
