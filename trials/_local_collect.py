@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import IO
 
 from automl.core import CollectorKind, ExperimentSpec, MetricsCollectorSpec, TrialTemplate
+from automl.core._shell import shell_script_index
 from trials._base import TrialRun
 from trials._collectors import PathMap, parse_prometheus, scrape_prometheus, tfevent_metrics
 from trials._metrics import MetricLine, TextMetricParser, parse_json_line
 from trials._supervise import signal_group
-from trials._template import render_text
+from trials._template import render_script, render_text
 
 __all__ = ["CUSTOM_COLLECTOR_TIMEOUT", "SCRAPE_INTERVAL", "EndCollectors", "Proc"]
 
@@ -193,13 +194,23 @@ class EndCollectors(ABC):
         """Run the Custom collector's command; parse its stdout; a failure message or None."""
         cc = self._collector.custom_collector or {}
         meta = self._metadata(p.run)
-        argv = [
-            p.paths(render_text(a, self._template, p.run.params, meta))
-            for a in self._custom_argv()
-        ]
+        raw = self._custom_argv()
+        script_at = shell_script_index(raw)  # a shell script gets its values as variables
+        argv: list[str] = []
+        values: dict[str, str] = {}
+        for i, a in enumerate(raw):
+            if i == script_at:
+                try:
+                    text, values = render_script(a, self._template, p.run.params, meta)
+                except ValueError as exc:
+                    return f"the custom metrics collector's script cannot take a value: {exc}"
+                argv.append(text)
+            else:
+                argv.append(p.paths(render_text(a, self._template, p.run.params, meta)))
         if argv[0] in ("python", "python3"):
             argv[0] = sys.executable
         cenv = dict(env)
+        cenv.update(values)
         for e in cc.get("env") or []:
             if isinstance(e, dict) and "name" in e and "value" in e:
                 cenv[str(e["name"])] = p.paths(

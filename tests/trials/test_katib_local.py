@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,7 @@ print("loss=0.5")
 
 TFEVENT_SCRIPT = """
 import sys
+import time
 from torch.utils.tensorboard import SummaryWriter
 logdir = sys.argv[1].split("=", 1)[1]
 w = SummaryWriter(logdir)
@@ -496,3 +498,35 @@ def test_custom_collector_failing_fails_the_trial(tmp_path: Path) -> None:
     assert t.state is TrialState.FAILED
     assert "custom metrics collector failed (exit code 3)" in t.message
     assert "broken collector" in t.message
+
+
+def test_custom_collector_shell_script_takes_values_as_data(tmp_path: Path) -> None:
+    """A value in a Custom collector's ``sh -c`` script reaches it as data, never as code."""
+    from trials import ExitStatus, LocalProcessExecutor, TrialRun
+
+    hostile = '$(touch pwned1)"; touch pwned2; echo "`touch pwned3`'
+    container = {
+        "name": "collector",
+        "image": "example.com/collector:1",
+        "command": [
+            "sh",
+            "-c",
+            'printf %s "${trialParameters.x}" > "$AUTOML_TRIAL_DIR/got"; '
+            'echo "{metricName: accuracy, metricValue: 0.5}"',
+        ],
+    }
+    spec = custom_spec(tmp_path, "customsh", container)
+    ex = LocalProcessExecutor(spec, tmp_path / "runs", cwd=tmp_path)
+    try:
+        ex.submit(TrialRun("t-1", "customsh", 0, {"x": hostile}))
+        events = []
+        end = time.monotonic() + 60
+        while not any(e.exit for e in events) and time.monotonic() < end:
+            events.extend(ex.poll(0.2))
+    finally:
+        ex.close()
+    exit_ = next(e.exit for e in events if e.exit is not None)
+    assert exit_.status is ExitStatus.COMPLETED, exit_.message
+    assert {"accuracy": 0.5} in [dict(e.metrics) for e in events]
+    assert (tmp_path / "runs" / "customsh" / "t-1" / "got").read_text() == hostile
+    assert not [p for p in tmp_path.rglob("pwned*")]
