@@ -731,6 +731,10 @@ def compare_figure(
             row=directions.index(direction) + 1,
             col=1,
         )
+    for i in range(1, len(directions) + 1):  # values over orders of magnitude: log axis
+        ys = [y for t in fig.data if t.yaxis == ("y" if i == 1 else f"y{i}") for y in t.y]
+        if ys and min(ys) > 0 and max(ys) / min(ys) >= 100:
+            fig.update_yaxes(type="log", row=i, col=1)
     fig.update_xaxes(title_text="trial number", row=len(directions), col=1)
     fig.update_xaxes(**integer_axis(0, last))
     for i, d in enumerate(directions, 1):

@@ -181,6 +181,9 @@ def test_compare_never_puts_both_directions_on_one_axis() -> None:
     assert list(fig.data[1].y) == [0.7, 0.9]
     same = plots.compare_figure({"a": (a, "minimize"), "c": (a, "minimize")})
     assert {d.yaxis for d in same.data} == {"y"}
+    assert same.layout.yaxis.type is None  # 1.0 to 0.5: linear
+    wide = [(0, 100.0, "Succeeded", None), (1, 0.5, "Succeeded", None)]
+    assert plots.compare_figure({"w": (wide, "minimize")}).layout.yaxis.type == "log"
 
 
 def test_metric_table_says_each_strategy() -> None:
