@@ -1,18 +1,22 @@
 """Parallel efficiency of the executors, side by side in one run.
 
-32 command trials of a 0.5 s sleep (``python -c``), 8 at a time (parallelTrialCount 8), random
-search, the SQLite store:
-  (a) local processes (LocalProcessExecutor)
-  (a') the same with a ``/bin/sh`` sleep instead of Python: without the interpreter's start-up
-      (8 at once on a small machine is most of (a)'s gap to ideal), what remains is automl's cost
+32 command trials of a Python script that imports ``--imports`` (default: sklearn and torch,
+what real trials pay on every cold start), prints its first line, and sleeps 0.5 s; 8 at a time
+(parallelTrialCount 8), random search, the SQLite store:
+  (a) local processes, cold: a new interpreter per trial
+  (a'') local processes, warm: forked from a server with ``--imports`` preloaded
+        (``trial.warm.preload``, trials/_warm.py)
+  (a') a ``/bin/sh`` sleep instead of Python: without the interpreter's start-up, what remains
+      is automl's own cost
   (b) Ray (RayExecutor on a local cluster started here; the one-off cluster start and the
-      start of the job's worker processes and inbox actor are timed and printed, not counted;
+      start of the job's worker processes and the hub actor are timed and printed, not counted;
       what a fresh worker does before its first trial is counted: "1st wave")
 
-ideal = ceil(32 / 8) * 0.5 s = 2 s; efficiency = ideal / wall.
+ideal = ceil(32 / 8) * 0.5 s = 2 s; efficiency = ideal / wall. "start s" is the mean time from a
+trial's start (as the controller stored it) to its first line, after its imports.
 
 Run: python benchmarks/parallel.py [--trials 32] [--parallel 8] [--sleep 0.5] [--skip-ray]
-    [--skip-local]
+    [--skip-local] [--imports sklearn,torch] [--quick]
 """
 
 from __future__ import annotations
@@ -36,14 +40,37 @@ import yaml
 
 from automl import Client
 
+TRIAL = """
+import sys, time
+for name in sys.argv[3].split(","):
+    if name:
+        __import__(name)
+print(f"first_line={time.time()}", flush=True)
+time.sleep(float(sys.argv[2]))
+print(f"loss={sys.argv[1]}", flush=True)
+"""
+
 
 def spec(
-    name: str, trials: int, parallel: int, sleep: float, executor: str, shell: bool = False
+    name: str,
+    trials: int,
+    parallel: int,
+    sleep: float,
+    executor: str,
+    shell: bool = False,
+    script: Path | None = None,
+    imports: str = "",
+    warm: bool = False,
 ) -> dict[str, object]:
     code = f"import time; time.sleep({sleep}); print('loss=' + str({{x}}))"
     command = [sys.executable, "-c", code.replace("{x}", "${x}")]
+    if script is not None:
+        command = [sys.executable, str(script), "${x}", str(sleep), imports or ","]
     if shell:  # no interpreter start: what is left is the executor's own cost (x is $1, not code)
         command = ["/bin/sh", "-c", f'sleep {sleep}; echo "loss=$1"', "sh", "${x}"]
+    trial: dict[str, object] = {"command": command}
+    if warm:
+        trial["warm"] = {"preload": [m for m in imports.split(",") if m]}
     return {
         "name": name,
         "objective": {"metric": "loss", "direction": "minimize"},
@@ -51,7 +78,7 @@ def spec(
         "seed": 0,
         "parameters": {"x": {"type": "double", "min": 0, "max": 1}},
         "budget": {"max_trials": trials, "parallel": parallel},
-        "trial": {"command": command},
+        "trial": trial,
         "executor": executor,
     }
 
@@ -65,6 +92,7 @@ class Result:
     later_s: float  # the same, of the trials after it: warm workers
     gap_s: float  # mean time from a trial's end to the start of the one taking its slot
     edges_s: float  # wall outside the trials: before the first start and after the last end
+    start_s: float  # mean time from a trial's stored start to its first line (after imports)
 
 
 def run(tmp: Path, name: str, doc: dict[str, object], parallel: int) -> Result:
@@ -77,6 +105,13 @@ def run(tmp: Path, name: str, doc: dict[str, object], parallel: int) -> Result:
     wall = time.perf_counter() - t
     trials = client.trials(name)
     client.close()
+    firsts = []
+    for tr in trials:
+        log = tmp / "runs" / name / tr.id / "trial.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        at = [float(w.split("=", 1)[1]) for w in text.split() if w.startswith("first_line=")]
+        if at and tr.started_at:
+            firsts.append(at[0] - tr.started_at)
     starts = sorted(tr.started_at or 0.0 for tr in trials)
     ends = sorted(tr.finished_at or 0.0 for tr in trials)
     gaps = [starts[i] - ends[i - parallel] for i in range(parallel, len(starts))]
@@ -92,6 +127,7 @@ def run(tmp: Path, name: str, doc: dict[str, object], parallel: int) -> Result:
         statistics.mean(spans[parallel:]) if spans[parallel:] else 0.0,
         statistics.mean(gaps) if gaps else 0.0,
         (starts[0] - t0) + (wall - (ends[-1] - t0)),
+        statistics.mean(firsts) if firsts else float("nan"),
     )
 
 
@@ -125,12 +161,12 @@ def start_ray(parallel: int) -> tuple[float, float]:
         time.sleep(0.2)
         return os.getpid()
 
-    from trials._ray import _shared_inbox
+    from trials._ray import _shared_hub
 
     t = time.perf_counter()
-    # the executor's inbox actor (one per connection, a worker process of its own) first, then
-    # the job's worker processes for the trials
-    ray.get(_shared_inbox(ray).drain.remote("warm-up"))
+    # the cluster's hub actor (one per cluster, a worker process of its own) first, then the
+    # job's worker processes for the trials
+    ray.get(_shared_hub(ray).poll.remote("warm-up", 0.0))
     ray.get([warm.remote() for _ in range(parallel)])
     return started, time.perf_counter() - t
 
@@ -142,7 +178,14 @@ def main() -> None:
     ap.add_argument("--sleep", type=float, default=0.5)
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--skip-local", action="store_true", help="Ray only (its 'vs local' is 1)")
+    ap.add_argument("--imports", default="sklearn,torch", help="modules each trial imports")
+    ap.add_argument(
+        "--quick", action="store_true", help="8 trials of 0.2 s, 4 at a time, no Ray, json only"
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.trials, args.parallel, args.sleep, args.imports = 8, 4, 0.2, "json"
+        args.skip_ray = True
     ideal = math.ceil(args.trials / args.parallel) * args.sleep
     rows: list[tuple[str, Result]] = []
     with tempfile.TemporaryDirectory() as d:
@@ -150,8 +193,14 @@ def main() -> None:
         # one-off imports (optuna, sqlalchemy, the store schema) are not the executor's cost
         run(tmp, "warmup", spec("warmup", 1, 1, 0.0, "local"), 1)
         n, p, s = args.trials, args.parallel, args.sleep
+        script = tmp / "trial.py"
+        script.write_text(TRIAL)
+        imp = args.imports
         if not args.skip_local:
-            rows.append(("local processes", run(tmp, "local", spec("local", n, p, s, "local"), p)))
+            cold = spec("cold", n, p, s, "local", script=script, imports=imp)
+            rows.append(("local, cold python", run(tmp, "cold", cold, p)))
+            warm = spec("warm", n, p, s, "local", script=script, imports=imp, warm=True)
+            rows.append(("local, warm python", run(tmp, "warm", warm, p)))
             rows.append(
                 (
                     "local, /bin/sh trial",
@@ -161,28 +210,29 @@ def main() -> None:
         if not args.skip_ray:
             started, warm = start_ray(p)
             print(
-                f"ray: local cluster started in {started:.2f} s, {p} workers and the inbox warmed "
+                f"ray: local cluster started in {started:.2f} s, {p} workers and the hub warmed "
                 f"in {warm:.2f} s (one-off, not timed below)"
             )
-            rows.append(("ray (local cluster)", run(tmp, "ray", spec("ray", n, p, s, "ray"), p)))
+            ray_spec = spec("ray", n, p, s, "ray", script=script, imports=imp)
+            rows.append(("ray (local cluster)", run(tmp, "ray", ray_spec, p)))
             import ray
 
             ray.shutdown()
     alone, batch = python_start(args.parallel)
     print(
-        f"\n{args.trials} trials x {args.sleep:g} s sleep, {args.parallel} at a time; "
-        f"ideal {ideal:.2f} s; {os.cpu_count()} CPUs"
+        f"\n{args.trials} trials x {args.sleep:g} s sleep, {args.parallel} at a time, each "
+        f"importing {args.imports or 'nothing'}; ideal {ideal:.2f} s; {os.cpu_count()} CPUs"
     )
     print(
         f"{'executor':<20} {'wall s':>7} {'efficiency':>10} {'vs local':>9} {'trial s':>8} "
-        f"{'1st wave':>8} {'later':>6} {'gap s':>7} {'edges s':>8} {'ok':>4}"
+        f"{'1st wave':>8} {'later':>6} {'gap s':>7} {'edges s':>8} {'start s':>8} {'ok':>4}"
     )
     base = rows[0][1].wall
     for name, r in rows:
         print(
             f"{name:<20} {r.wall:>7.2f} {ideal / r.wall:>10.0%} {r.wall / base:>8.2f}x "
             f"{r.trial_s:>8.3f} {r.first_s:>8.3f} {r.later_s:>6.3f} {r.gap_s:>7.3f} "
-            f"{r.edges_s:>8.3f} {r.done:>4}"
+            f"{r.edges_s:>8.3f} {r.start_s:>8.3f} {r.done:>4}"
         )
     print(
         f"\ntrial s: mean start->end of a {args.sleep:g} s trial as the store saw it (overhead = "
