@@ -321,7 +321,8 @@ def tune(
             Leave it out to search ``nas`` instead.
         objective_metric: Name of the metric to optimize (a plain return value is stored under it).
         direction: ``minimize`` or ``maximize``.
-        algorithm: One of ``search.algorithm_names()``.
+        algorithm: One of ``search.algorithm_names()``; ``auto`` (the default) picks its
+            strategy per trial by space, budget and phase (docs/search.md).
         algorithm_settings: Settings of the algorithm (Katib's names).
         max_trials: Trials to run; None runs until another budget ends the experiment.
         parallel_trials: Trials at once (threads).
