@@ -159,30 +159,14 @@ def metrics_table(raw: dict[str, Any], spec: Any) -> pd.DataFrame:
 
 
 # -- experiments page -------------------------------------------------------------------------
-def page_experiments(q: Queries) -> None:
-    """Every experiment with its status and progress; filter and sort."""
-    st.title("Experiments")
-    summaries = q.experiments_summary()
-    if not summaries:
-        st.info(
-            "No experiments in this store yet. Submit one on the Steer page or run `automl run`."
-        )
-        return
-    df = pd.DataFrame([s.row() for s in summaries])
-    c1, c2, c3 = st.columns([2, 2, 1])
-    states = c1.multiselect("Status", sorted(df["status"].unique()), key="exp_status")
-    text = c2.text_input("Name contains", key="exp_filter")
-    sort = c3.selectbox(
-        "Sort by", ["started", "name", "status", "best", "elapsed_s"], key="exp_sort"
-    )
-    if states:
-        df = df[df["status"].isin(states)]
-    if text:
-        df = df[df["name"].str.contains(text, case=False, regex=False)]
-    df = df.sort_values(sort, ascending=sort in ("name", "status"), na_position="last")
+def _experiments_table(df: pd.DataFrame, key: str) -> None:
+    """Experiment summary rows as a table that fits a 1,400 px window.
+
+    The three trial counts share a column and the direction goes with the algorithm; when a
+    narrower window scrolls, the name column stays put (pinned).
+    """
+    df = df.copy()
     df.insert(1, "open", [_link(experiment=n) for n in df["name"]])
-    # Fits a 1,400 px window: the three trial counts share a column, the direction goes with
-    # the algorithm; when a narrower window scrolls, the name column stays put (pinned).
     df["run / fail / stop"] = [
         f"{r} / {f} / {e}"
         for r, f, e in zip(df["running"], df["failed"], df["early_stopped"], strict=True)
@@ -221,8 +205,32 @@ def page_experiments(q: Queries) -> None:
             "started": st.column_config.TextColumn("started", width=95),
             "elapsed_s": st.column_config.NumberColumn("elapsed_s", width=75),
         },
-        key="experiments_table",
+        key=key,
     )
+
+
+def page_experiments(q: Queries) -> None:
+    """Every experiment with its status and progress; filter and sort."""
+    st.title("Experiments")
+    summaries = q.experiments_summary()
+    if not summaries:
+        st.info(
+            "No experiments in this store yet. Submit one on the Steer page or run `automl run`."
+        )
+        return
+    df = pd.DataFrame([s.row() for s in summaries])
+    c1, c2, c3 = st.columns([2, 2, 1])
+    states = c1.multiselect("Status", sorted(df["status"].unique()), key="exp_status")
+    text = c2.text_input("Name contains", key="exp_filter")
+    sort = c3.selectbox(
+        "Sort by", ["started", "name", "status", "best", "elapsed_s"], key="exp_sort"
+    )
+    if states:
+        df = df[df["status"].isin(states)]
+    if text:
+        df = df[df["name"].str.contains(text, case=False, regex=False)]
+    df = df.sort_values(sort, ascending=sort in ("name", "status"), na_position="last")
+    _experiments_table(df, "experiments_table")
     st.caption(f"{len(df)} of {len(summaries)} experiments")
 
 
@@ -575,9 +583,7 @@ def page_compare(q: Queries) -> None:
         best = {n: by_name[n].best_value for n in chosen}
         fig = plots.best_bar_figure(best, directions)
         _chart(fig, "compare_best")
-    st.dataframe(
-        pd.DataFrame([by_name[n].row() for n in chosen]), hide_index=True, width="stretch"
-    )
+    _experiments_table(pd.DataFrame([by_name[n].row() for n in chosen]), "compare_table")
 
 
 # -- steer ------------------------------------------------------------------------------------
