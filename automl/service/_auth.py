@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,15 +108,31 @@ def is_loopback(host: str) -> bool:
 class Guard:
     """ASGI middleware: authentication, authorization and the body limit, before routing."""
 
-    def __init__(self, app: ASGIApp, tokens: Tokens | None, max_body: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: Tokens | None,
+        max_body: int,
+        observe: Callable[[str, str, float], None] | None = None,
+    ) -> None:
         self.app = app
         self.tokens = tokens
         self.max_body = max_body
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            if self.observe is not None:  # request latency by route (the router set it)
+                route = getattr(scope.get("route"), "path", "other")
+                self.observe(scope["method"], route, time.perf_counter() - start)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         if self.tokens is not None and scope["path"] not in OPEN_PATHS:
             header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")

@@ -119,6 +119,7 @@ class Store:
             ``mysql://root@127.0.0.1/test``) or a path to a SQLite file.
         create: Create the store (its file and tables) when there is none. Readers pass False:
             they never create a database, nor add tables to one that is not an automl store.
+        pool_size: Connections kept open to a database server (``automl server`` keeps 20).
 
     Raises:
         StorageError: The database cannot be reached or migrated, it holds a schema version
@@ -126,10 +127,13 @@ class Store:
             is no automl store there.
     """
 
-    def __init__(self, url: str = DEFAULT_STORE, *, create: bool = True) -> None:
+    def __init__(
+        self, url: str = DEFAULT_STORE, *, create: bool = True, pool_size: int = 5
+    ) -> None:
         self.url = normalize_url(url)
         self.display_url = self.url.render_as_string(hide_password=True)
         self._create = create
+        self._pool_size = pool_size  # connections kept open (a server's threads need more)
         self.engine = self._connect()
         self.experiments = ExperimentRepository(self)
         self.trials = TrialRepository(self)
@@ -152,7 +156,7 @@ class Store:
                     )
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
-            kwargs.update(pool_pre_ping=True, pool_recycle=3600)
+            kwargs.update(pool_pre_ping=True, pool_recycle=3600, pool_size=self._pool_size)
             kwargs["connect_args"] = {"connect_timeout": 10}
         try:
             engine = sa.create_engine(u, **kwargs)

@@ -68,8 +68,18 @@ def test_cli_against_the_server(served: tuple[str, str], tmp_path: Path) -> None
     out = cli(tmp_path, "resume", "via-cli", "--max-trials", "4", "--server", url, "--json")
     assert out.returncode == 0, out.stderr
     assert js(out)["trials"] == {"Succeeded": 4}
+    katib = cli(tmp_path, "export", "via-cli", "--server", url)
+    assert (
+        katib.returncode == 0
+        and katib.stdout == cli(tmp_path, "export", "via-cli", "--store", store).stdout
+    )
     assert cli(tmp_path, "delete", "via-cli", "-y", "--server", url).returncode == 0
     assert cli(tmp_path, "show", "via-cli", "--server", url).returncode == 2
+    # run --server: overrides applied here, the worker runs it, the summary prints here.
+    out = cli(tmp_path, "run", str(f), "--name", "via-run", "--max-trials", "2", "--server", url)
+    assert out.returncode == 0, out.stderr
+    assert "via-run: Succeeded (ExperimentMaxTrialsReached)" in out.stdout
+    assert "2 trials: 2 succeeded" in out.stdout
 
 
 def test_bad_spec_is_422_with_every_issue_as_validate_prints_it(
