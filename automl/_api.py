@@ -302,7 +302,7 @@ def tune(
     name: str | None = None,
     store: str | Store = DEFAULT_STORE,
     resume: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
     resources_per_trial: Mapping[str, Any] | Resources | None = None,
     executor: str | Mapping[str, Any] | ExecutorSpec | None = None,
     nas: Any = None,
@@ -346,7 +346,8 @@ def tune(
             early stopping or timeout. The objective must be importable
             (``module:function``, not defined in ``__main__`` or a notebook).
         resume: Continue the experiment called ``name`` if it exists (its budgets may be raised).
-        progress: Show a progress bar.
+        progress: Show the live progress display; None (default): on in a notebook or a
+            terminal, off when output is piped or redirected.
         resources_per_trial: What each trial needs, as :class:`automl.core.Resources` or a
             dict of its fields: ``cpu``, ``memory`` (``"4Gi"``), ``gpu`` (whole, or a fraction
             such as 0.25 that shares a device), ``gpu_memory``, ``workers``,

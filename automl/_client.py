@@ -242,7 +242,9 @@ class Client:
             raise SpecError(problem, path="executor")
         return QueueRepository(self.store).submit(spec, priority)
 
-    def run(self, spec: ExperimentSpec | str | Path, *, progress: bool = False) -> TuneResult:
+    def run(
+        self, spec: ExperimentSpec | str | Path, *, progress: bool | None = None
+    ) -> TuneResult:
         """Create an experiment from a spec or YAML file and run it to its end.
 
         With a server, the experiment is queued and this waits until a worker has finished it.
@@ -328,7 +330,7 @@ class Client:
         max_trials: _int | None = None,
         parallel_trials: _int | None = None,
         max_failed_trials: _int | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> TuneResult:
         """Continue an experiment here, from where it was.
 
@@ -538,13 +540,13 @@ class Client:
         exp: ExperimentRecord,
         *,
         objective: Callable[..., Any] | None = None,
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> TuneResult:
+        from automl._progress import progress_display, progress_wanted
+
         on_progress = None
         bar = None
-        if progress:
-            from automl._progress import progress_display
-
+        if progress_wanted(progress):
             bar = progress_display(exp.spec)
             on_progress = bar.update
         if bar is not None:

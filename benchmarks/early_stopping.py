@@ -91,6 +91,7 @@ def main() -> None:
             t0 = time.perf_counter()
             res = automl.tune(
                 objective,
+                progress=False,
                 SPACE,
                 objective_metric="accuracy",
                 direction="maximize",

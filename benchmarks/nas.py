@@ -88,6 +88,7 @@ def search(
     t0 = time.perf_counter()
     r = automl.tune(
         objective,
+        progress=False,
         nas=SPACE,
         algorithm=algorithm,
         algorithm_settings=ALGORITHMS[algorithm],
