@@ -91,8 +91,8 @@ def main() -> None:
             t0 = time.perf_counter()
             res = automl.tune(
                 objective,
-                progress=False,
                 SPACE,
+                progress=False,
                 objective_metric="accuracy",
                 direction="maximize",
                 algorithm="random",

@@ -56,8 +56,8 @@ def run_automl(n: int, url: str) -> float:
     t = time.perf_counter()
     automl.tune(
         automl_objective,
-        progress=False,
         {"x": automl.double(-10, 10), "y": automl.double(-10, 10)},
+        progress=False,
         algorithm="tpe",
         max_trials=n,
         seed=0,
