@@ -1,7 +1,8 @@
 """The service under load: submissions through REST, workers sharing PostgreSQL, one SIGKILLed.
 
     python benchmarks/service.py            # 200 experiments x 10 trials of 0.2 s, 3 workers
-    python benchmarks/service.py --quick    # 6 x 3 trials of 1 s, lease 10 s: under a minute
+    python benchmarks/service.py --quick    # 6 x 3 trials of 1 s, lease 10 s, one experiment
+                                            # per worker at a time: about a minute
 
 Every experiment is submitted concurrently (16 threads) through ``POST /api/v1/experiments`` of
 a real ``automl server``; three ``automl worker`` processes share one PostgreSQL database (a
@@ -74,6 +75,7 @@ def run(
     lease: float,
     store: str | None,
     timeout: float,
+    max_experiments: int = 4,
 ) -> dict[str, Any]:
     """Run the benchmark once; the report as a dict."""
     admin = None
@@ -117,7 +119,8 @@ def run(
             p = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "automl", "worker", "--store", store),
-                    *("--max-experiments", "4", "--trial-slots", "8", "--lease", str(lease)),
+                    *("--max-experiments", str(max_experiments), "--trial-slots", "8"),
+                    *("--lease", str(lease)),
                     *("--runs-dir", "runs"),
                 ],
                 cwd=work,
@@ -222,6 +225,7 @@ def run(
             "trial_seconds": sleep,
             "workers": workers,
             "lease_s": lease,
+            "max_experiments_per_worker": max_experiments,
             "submit_p50_ms": round(_pct(latencies, 0.5) * 1000, 1),
             "submit_p99_ms": round(_pct(latencies, 0.99) * 1000, 1),
             "submit_all_s": round(t_submitted - t_start, 2),
@@ -266,13 +270,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--sleep", type=float, default=0.2)
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--lease", type=float, default=30.0)
+    ap.add_argument("--max-experiments", type=int, default=4, help="per worker")
     ap.add_argument("--store", default=None, help="store URL (default: a fresh PostgreSQL db)")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--json", dest="as_json", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
         args.experiments, args.trials, args.sleep, args.lease = 6, 3, 1.0, 10.0
-        args.timeout = 300.0
+        args.timeout, args.max_experiments = 300.0, 1  # two waves: the kill lands in the second
     report = run(
         args.experiments,
         args.trials,
@@ -281,6 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.lease,
         args.store,
         args.timeout,
+        args.max_experiments,
     )
     if args.as_json:
         print(json.dumps(report, indent=2))
