@@ -82,7 +82,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--epochs", type=int, default=27)
+    ap.add_argument("--quick", action="store_true", help="6 trials of 9 epochs: the suite's")
     args = ap.parse_args()
+    if args.quick:
+        args.trials, args.epochs = 6, 9
     EPOCHS = args.epochs
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -82,7 +82,10 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3, help="rounds of (a), (c); medians reported")
     ap.add_argument("--skip-rdb", action="store_true", help="skip (b), which takes ~35 s")
+    ap.add_argument("--quick", action="store_true", help="50 trials, 1 round, no (b): the suite's")
     args = ap.parse_args()
+    if args.quick:
+        args.trials, args.repeat, args.skip_rdb = 50, 1, True
     n = args.trials
     runs: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,3 +29,23 @@ def test_parallel_benchmark_quick_mode_runs_every_local_row(tmp_path: Path) -> N
     for row in ("local, cold python", "local, warm python"):
         assert row in rows, p.stdout
         assert rows[row][-1] == "8", p.stdout  # every trial succeeded
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("script", "needle"),
+    [
+        ("overhead.py", "ratio c/a"),
+        ("early_stopping.py", "medianstop"),
+    ],
+)
+def test_benchmark_quick_modes_run(tmp_path: Path, script: str, needle: str) -> None:
+    p = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / script), "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert p.returncode == 0, p.stderr
+    assert needle in p.stdout, p.stdout
