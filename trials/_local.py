@@ -169,6 +169,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
         self._allocator = check_local_resources(spec, gpus, cpus, free_memory=free_memory)
         warm = self._template.warm
         self._warm = WarmPool(warm) if warm is not None else None
+        if self._warm is not None:
+            self._warm.start_soon()
         self._waiting: collections.deque[TrialRun] = collections.deque()  # submitted, no room
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._procs: dict[str, Proc] = {}

@@ -178,6 +178,18 @@ class WarmPool:
         self._lock = threading.Lock()
         self.problem: str | None = None
 
+    def start_soon(self) -> None:
+        """Start the server in the background now.
+
+        Its imports then overlap the controller's start-up instead of delaying the first trial.
+        """
+
+        def go() -> None:
+            with self._lock:
+                self._start()
+
+        threading.Thread(target=go, name="warm-server-start", daemon=True).start()
+
     def _start(self) -> bool:
         if self._proc is not None:
             return self._proc.poll() is None
