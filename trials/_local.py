@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from automl._report import REPORT_FILE_ENV, TRIAL_ENV
+from automl._report import REPORT_FILE_ENV, STOP_FILE_ENV, TRIAL_ENV
 from automl.core import CollectorKind, ExperimentSpec
 from automl.errors import SpecError
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
@@ -48,6 +48,8 @@ from trials._local_collect import EndCollectors, Proc
 from trials._local_paths import PER_TRIAL_KINDS, collector_dir, local_notice
 from trials._metrics import MetricLine, TextMetricParser, parse_report_line
 from trials._supervise import (
+    EXIT_FILE,
+    PID_FILE,
     decode_status,
     descendant_groups,
     group_alive,
@@ -82,6 +84,7 @@ _NEEDS = {
     CollectorKind.TENSORFLOW_EVENT: "tensorboard",
     CollectorKind.PROMETHEUS: "prometheus_client",
 }
+_STOP_FILE = "stop"  # created before a stopped trial is signalled: automl.should_stop() sees it
 _OURS = b"[automl] "  # lines the executor writes into trial.log; never parsed as metrics
 
 
@@ -305,6 +308,7 @@ class LocalProcessExecutor(EndCollectors, Executor):
         env.update(
             {
                 REPORT_FILE_ENV: str(workdir / "metrics.jsonl"),
+                STOP_FILE_ENV: str(workdir / _STOP_FILE),
                 TRIAL_ENV: json.dumps(
                     {
                         "id": run.trial_id,
@@ -338,6 +342,9 @@ class LocalProcessExecutor(EndCollectors, Executor):
             shutil.rmtree(old, ignore_errors=True)
             workdir.rename(old)
         workdir.mkdir(parents=True, exist_ok=True)
+        for stale in (_STOP_FILE, EXIT_FILE, PID_FILE):  # a run's fate is its own
+            with contextlib.suppress(FileNotFoundError):
+                (workdir / stale).unlink()
         report_path = workdir / "metrics.jsonl"
         report_path.touch()
         meta = self._metadata(run)
@@ -711,6 +718,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
         self._end_async(p, code, p.env)
 
     def _kill(self, p: Proc) -> None:
+        with contextlib.suppress(OSError):  # the decision first, then the signal
+            (p.workdir / _STOP_FILE).touch()
         helper = p.helper
         if helper is not None and helper.poll() is None:
             signal_group(helper.pid, signal.SIGKILL)

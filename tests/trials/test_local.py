@@ -465,3 +465,34 @@ def test_katib_sh_c_template_quotes_values(tmp_path: Path) -> None:
         assert argv == [f"--x={v}", v]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("pwned")) == []
     assert not Path(os.getcwd(), "pwned").exists()
+
+
+def test_should_stop_sees_the_decision_before_the_signal(tmp_path: Path) -> None:
+    """A stopped subprocess trial's ``automl.should_stop()`` is already true when SIGTERM comes."""
+    script = """
+import os, signal, sys, time
+import automl
+out = os.path.join(os.environ["AUTOML_TRIAL_DIR"], "seen")
+def on_term(*_):
+    open(out, "w").write(str(automl.should_stop()))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+assert not automl.should_stop()
+open(os.path.join(os.environ["AUTOML_TRIAL_DIR"], "ready"), "w").close()
+time.sleep(120)
+"""
+    f = write_exp(tmp_path, script)
+    ex = LocalProcessExecutor(load_spec(f), tmp_path / "runs")
+    workdir = tmp_path / "runs" / "exp" / "t-1"
+    try:
+        ex.submit(TrialRun("t-1", "exp", 0, {"x": 0.5}))
+        end = time.monotonic() + 60
+        while not (workdir / "ready").exists() and time.monotonic() < end:
+            time.sleep(0.02)
+        ex.cancel("t-1")
+        events = drain(ex, "t-1")
+        assert events[-1].exit is not None
+        assert events[-1].exit.status is ExitStatus.CANCELLED
+        assert (workdir / "seen").read_text() == "True"
+    finally:
+        ex.close()
