@@ -276,10 +276,22 @@ class Store:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    import sqlite3
+
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Switching a new file to WAL needs it alone, and SQLite answers "locked" at once (no busy
+    # wait) while another process is creating the same store: retry for a while.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+    cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 

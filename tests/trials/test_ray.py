@@ -751,7 +751,14 @@ def test_task_code_reaches_workers_without_importing_automl(tmp_path: Path) -> N
     _ray._by_value(ray)
     blob = tmp_path / "task.pkl"
     blob.write_bytes(
-        cloudpickle.dumps((_ray_worker._run_task, _ray._Hub, _ray._rendezvous, _ray._kill_marked))
+        cloudpickle.dumps(
+            (
+                _ray_worker._run_task,
+                _ray_worker._Hub,
+                _ray_worker._rendezvous,
+                _ray_worker._kill_marked,
+            )
+        )
     )
     code = textwrap.dedent(
         f"""
