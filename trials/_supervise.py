@@ -142,23 +142,31 @@ def supervisor_state(
     return "lost", None
 
 
-def descendant_groups(pid: int) -> set[int]:
-    """Process groups of ``pid``'s descendants other than its own (Linux ``/proc``)."""
-    children: dict[int, list[int]] = {}
-    pgid: dict[int, int] = {}
+def _processes() -> list[tuple[int, str, int, int]] | None:
+    """(pid, state, parent pid, process group) of every process (Linux ``/proc``); None without."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return set()
+        return None
+    out = []
     for name in entries:
         if not name.isdigit():
             continue
         try:
             fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            out.append((int(name), fields[0], int(fields[1]), int(fields[2])))
+        except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(name))
-        pgid[int(name)] = int(fields[2])
+    return out
+
+
+def descendant_groups(pid: int) -> set[int]:
+    """Process groups of ``pid``'s descendants other than its own (Linux ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    pgid: dict[int, int] = {}
+    for p, _, parent, group in _processes() or []:
+        children.setdefault(parent, []).append(p)
+        pgid[p] = group
     out: set[int] = set()
     todo = list(children.get(pid, []))
     while todo:
@@ -171,9 +179,8 @@ def descendant_groups(pid: int) -> set[int]:
 
 def group_alive(pgid: int) -> bool:
     """Whether any process of the group ``pgid`` still runs (zombies do not count)."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
+    procs = _processes()
+    if procs is None:
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
@@ -181,16 +188,7 @@ def group_alive(pgid: int) -> bool:
         except PermissionError:
             return True
         return True
-    for name in entries:
-        if not name.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+    return any(group == pgid and state not in ("Z", "X") for _, state, _, group in procs)
 
 
 def signal_group(pid: int, sig: int) -> None:
