@@ -266,8 +266,10 @@ def _trials_table(q: Queries, exp: ExperimentSummary) -> None:
     page = int(st.number_input("Page", 1, pages, 1, key="trial_page")) if pages > 1 else 1
     res = q.trials_page(exp.id, states, sort, desc, (page - 1) * size, size, search or None)
     rows = []
+    proposed = any(r["strategy"] for r in res.rows)  # `auto`: which strategy proposed each
     for r in res.rows:
-        row = {k: v for k, v in r.items() if k not in ("params", "metrics")}
+        skip = ("params", "metrics") if proposed else ("params", "metrics", "strategy")
+        row = {k: v for k, v in r.items() if k not in skip}
         row["open"] = _link(trial=r["id"])
         row.update({f"param.{k}": v for k, v in r["params"].items()})
         row.update({f"metric.{k}": v for k, v in r["metrics"].items()})
@@ -523,6 +525,9 @@ def page_trial(q: Queries, cfg: argparse.Namespace, trial_id: str) -> None:
         c[0].metric("State", tr["state"])
         c[1].metric("Value", _fmt(tr["value"]))
         c[2].metric("Number", tr["number"])
+        strategy = (tr.get("attrs") or {}).get("strategy")
+        if strategy:
+            st.caption(f"proposed by `auto`'s {strategy} strategy")
         dur = (
             None
             if tr["started_at"] is None or tr["finished_at"] is None

@@ -308,6 +308,7 @@ class Queries:
                     T.started_at,
                     T.finished_at,
                     T.message,
+                    T.attrs,
                 )
                 .where(*conds)
                 .order_by(nulls, order, T.number)
@@ -328,6 +329,8 @@ class Queries:
                 ),
                 "started": _ts(r.started_at),
                 "message": r.message or "",
+                # which strategy of `auto` proposed it (None for other algorithms)
+                "strategy": json.loads(r.attrs or "{}").get("strategy"),
             }
             row["params"] = json.loads(r.params)
             row["metrics"] = _metrics(r.metrics)

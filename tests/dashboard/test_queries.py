@@ -61,6 +61,11 @@ def test_trials_page_paging_sort_filter(q: Queries) -> None:
     kind_b = q.trials_page(exp.id, search='"b"')
     assert kind_b.total == sum(1 for r in by_value if r["params"]["kind"] == "b") > 0
     assert all(r["params"]["kind"] == "b" for r in kind_b.rows)
+    assert {r["strategy"] for r in by_value} == {None}  # random search proposes alone
+    broken = q.experiment("broken")  # the default algorithm, auto: each trial names its part
+    assert broken is not None
+    strategies = [r["strategy"] for r in q.trials_page(broken.id).rows]
+    assert strategies and all(isinstance(s, str) and s for s in strategies)
     curves = q.experiment("curves")
     assert curves is not None
     stopped = q.trials_page(curves.id, states=["EarlyStopped"])
