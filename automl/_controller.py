@@ -9,6 +9,7 @@ restarts interrupted trials with their parameters and rebuilds the search from t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
@@ -564,6 +565,9 @@ class Controller:
             finished_at=now,
             outputs=outputs,
         )
+        # Only now may the executor drop what an adopter would need (a hub gone: nothing to drop).
+        with contextlib.suppress(Exception):
+            self._executor.recorded(live.record.id)
         record = replace(
             live.record,
             state=state,

@@ -100,6 +100,14 @@ class Executor(ABC):
     def reap(self, runner: Mapping[str, Any]) -> None:  # noqa: B027 - optional hook
         """Stop a run left behind by a dead controller, given what ``started`` reported."""
 
+    def recorded(self, trial_id: str) -> None:  # noqa: B027 - optional hook
+        """The controller has stored the trial's end: what was kept for an adopter may go.
+
+        An executor that keeps a finished trial's results outside the controller (the Ray hub)
+        drops them here, not when it reports the end: a controller that dies in between would
+        leave a new one nothing to adopt, and the trial would run twice.
+        """
+
     def adopt(self, run: TrialRun, runner: Mapping[str, Any]) -> bool:
         """Follow a trial that a dead controller started, instead of running it again.
 

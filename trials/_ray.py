@@ -231,6 +231,7 @@ class RayExecutor(Executor):
         self._events: queue.SimpleQueue[TrialEvent] = queue.SimpleQueue()
         self._trials: dict[str, _Trial] = {}
         self._by_key: dict[str, _Trial] = {}
+        self._ended: dict[str, str] = {}  # trial id -> the hub key of its ended attempt
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="ray-monitor", daemon=True)
@@ -566,7 +567,7 @@ class RayExecutor(Executor):
         infra: str | None = None
         failure: str | None = None
         stopped = False
-        self._hub.forget.remote(tr.key)
+        self._ended[tr.run.trial_id] = tr.key  # forgotten in the hub once the store has it
         for o in outcomes:
             if "exc" in o:
                 name, msg = str(o["exc"]), str(o["message"])
@@ -646,6 +647,13 @@ class RayExecutor(Executor):
         if tr is not None and not tr.cancelled:
             tr.cancelled = True
             self._cancel_refs(tr, time.monotonic())
+
+    def recorded(self, trial_id: str) -> None:
+        """The store has the trial's end: the hub may drop its lines and results."""
+        key = self._ended.pop(trial_id, None)
+        if key is not None:
+            with contextlib.suppress(Exception):
+                self._hub.forget.remote(key)
 
     def adopt(self, run: TrialRun, runner: Mapping[str, Any]) -> bool:
         """Follow a trial a dead controller left on this cluster, found in the hub by its id.
