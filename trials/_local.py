@@ -429,18 +429,7 @@ class LocalProcessExecutor(EndCollectors, Executor):
         p.log_offset = offset
         with self._lock:
             self._procs[run.trial_id] = p
-        self._events.put(
-            TrialEvent(
-                run.trial_id,
-                started={
-                    "pid": proc.pid,
-                    "host": socket.gethostname(),
-                    "start": process_start_time(proc.pid),
-                    "workdir": str(workdir),
-                    "started_at": time.time(),
-                },
-            )
-        )
+        self._started(run, proc.pid, workdir)
         self._follow(p, env)
 
     def _follow_warm(
@@ -470,20 +459,29 @@ class LocalProcessExecutor(EndCollectors, Executor):
         p.start = process_start_time(pid)
         with self._lock:
             self._procs[run.trial_id] = p
-        self._events.put(
-            TrialEvent(
-                run.trial_id,
-                started={
-                    "pid": pid,
-                    "host": socket.gethostname(),
-                    "start": p.start,
-                    "workdir": str(workdir),
-                    "started_at": time.time(),
-                    "warm": True,
-                },
-            )
-        )
+        self._started(run, pid, workdir, warm=True)
         self._follow(p, env)
+
+    def _started(
+        self,
+        run: TrialRun,
+        pid: int,
+        workdir: Path,
+        started_at: float | None = None,
+        *,
+        warm: bool = False,
+    ) -> None:
+        """Tell the controller where the trial runs (stored as its runner, read by adopters)."""
+        runner: dict[str, Any] = {
+            "pid": pid,
+            "host": socket.gethostname(),
+            "start": process_start_time(pid),
+            "workdir": str(workdir),
+            "started_at": started_at or time.time(),
+        }
+        if warm:
+            runner["warm"] = True
+        self._events.put(TrialEvent(run.trial_id, started=runner))
 
     def _follow(self, p: Proc, env: Mapping[str, str]) -> None:
         if self._collector.kind is CollectorKind.PROMETHEUS:
@@ -552,18 +550,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
         sup = found if state == "running" else read_pid(workdir)
         if sup is not None and (sup != pid or not runner.get("workdir")):
             # The dead controller never stored where the trial runs: store it now.
-            self._events.put(
-                TrialEvent(
-                    run.trial_id,
-                    started={
-                        "pid": sup,
-                        "host": socket.gethostname(),
-                        "start": process_start_time(sup),
-                        "workdir": str(workdir),
-                        "started_at": started_at or time.time(),
-                    },
-                )
-            )
+            started = started_at if isinstance(started_at, int | float) else None
+            self._started(run, sup, workdir, started)
         if state == "exited":
             assert found is not None
             self._end_async(p, decode_status(found), env)
