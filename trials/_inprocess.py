@@ -47,6 +47,10 @@ def call_objective(fn: Callable[..., Any], params: Mapping[str, ParamValue]) -> 
     return fn(dict(params)) if takes_dict(fn, params) else fn(**params)
 
 
+#: Seconds close() waits, in all, for stopped calls to return.
+CLOSE_GRACE = 5.0
+
+
 class InProcessExecutor(Executor):
     """Runs an objective function per trial in a thread pool.
 
@@ -92,6 +96,7 @@ class InProcessExecutor(Executor):
         self._deadline: dict[str, float] = {}
         self._ended: set[str] = set()  # trials whose exit event was already sent
         self._stop: set[str] = set()
+        self._threads: dict[str, threading.Thread] = {}
         self._report_hook: ReportHook | None = None
 
     def set_report_hook(self, hook: ReportHook | None) -> None:
@@ -114,9 +119,13 @@ class InProcessExecutor(Executor):
             self._deadline[run.trial_id] = time.monotonic() + self._timeout
         # A thread per trial, not a pool: a call that was stopped but ignores it must not hold a
         # slot the controller already gave to the next trial (the controller bounds parallelism).
-        threading.Thread(
+        th = threading.Thread(
             target=self._run, args=(run,), name=f"trial-{run.number}", daemon=True
-        ).start()
+        )
+        with self._lock:
+            self._threads = {t: h for t, h in self._threads.items() if h.is_alive()}
+            self._threads[run.trial_id] = th
+        th.start()
 
     def _emit_exit(self, trial_id: str, status: ExitStatus, message: str = "") -> None:
         with self._lock:
@@ -224,5 +233,16 @@ class InProcessExecutor(Executor):
         self._emit_exit(trial_id, ExitStatus.CANCELLED, "cancelled")
 
     def close(self) -> None:
-        """Stop accepting work; threads still running are left to finish."""
+        """Stop accepting work and give stopped calls a moment to return.
+
+        Cooperative code (checking :func:`automl.should_stop` or calling ``automl.report``)
+        has left its function when ``tune`` returns; a call that ignores the stop is left to
+        finish on its daemon thread after :data:`CLOSE_GRACE` seconds.
+        """
         self._queued.clear()
+        deadline = time.monotonic() + CLOSE_GRACE
+        with self._lock:
+            threads = list(self._threads.values())
+            self._threads.clear()
+        for th in threads:
+            th.join(max(0.0, deadline - time.monotonic()))
