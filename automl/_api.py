@@ -308,6 +308,9 @@ def tune(
     nas: Any = None,
     runs_dir: str | Path = "automl-runs",
     trial_processes: bool = False,
+    initial_points: Sequence[Mapping[str, Any]] = (),
+    warm_start: str | None = None,
+    budget: Mapping[str, float] | None = None,
 ) -> TuneResult:
     """Tune a Python function; every trial lands in the store.
 
@@ -363,6 +366,12 @@ def tune(
             (``layer_{i}_op``, ``layer_{i}_skip_{j}``) are searched. The objective gets those
             choices, ``nn_config`` (Katib's string) and ``architecture`` decoded as a
             :class:`search.Architecture` (``nas.build_model(space, architecture)`` builds it).
+        initial_points: Configurations to run first (``[{"C": 10, "kernel": "rbf"}]``), checked
+            against the space; the search learns from them like from its own (docs/steering.md).
+        warm_start: Name of an experiment in the store whose finished trials the search starts
+            from (those whose values fit this space).
+        budget: Resource budgets: ``{"trial_hours": 10, "gpu_hours": 4}`` ends the experiment
+            (``BudgetExhausted``) once the summed trial time (times GPUs held) reaches it.
 
     Returns:
         The result, with ``best_params``, ``best_value`` and ``trials`` (a DataFrame).
@@ -449,6 +458,11 @@ def tune(
             )
         else:
             command = ("python", "-m", "automl._fnrun", fpath, objective_metric)
+    for key in budget or {}:
+        if key not in ("trial_hours", "gpu_hours"):
+            issues.append(
+                SpecIssue(f"budget.{key}", "is not a budget: give trial_hours or gpu_hours")
+            )
     if issues:
         raise SpecError(issues)
     spec = ExperimentSpec(
@@ -478,6 +492,9 @@ def tune(
         resume_policy="LongRunning",
         nas_config=nas_config,
         source="python",
+        warm_start=warm_start,
+        trial_hours=(budget or {}).get("trial_hours"),
+        gpu_hours=(budget or {}).get("gpu_hours"),
     )
     if nas_config is not None:
         objective = _NasObjective(objective)
@@ -489,6 +506,8 @@ def tune(
         "algorithm.name": "algorithm",
         "trial_template.timeout": "trial_timeout",
         "trial_template.resources": "resources_per_trial",
+        "trial_hours": "budget.trial_hours",
+        "gpu_hours": "budget.gpu_hours",
     }
 
     def translate(path: str) -> str:
@@ -519,7 +538,24 @@ def tune(
                     progress=progress,
                 )
         preflight(spec)
+        if initial_points:
+            from automl._steering import check_params
+
+            for i, point in enumerate(initial_points):  # every point checked before anything
+                try:
+                    check_params(spec, point)
+                except SpecError as exc:
+                    raise SpecError(
+                        [
+                            SpecIssue(
+                                f"initial_points[{i}].{x.path.removeprefix('params.')}", x.message
+                            )
+                            for x in exc.issues
+                        ]
+                    ) from None
         exp = client.store.experiments.create(spec)
+        for point in initial_points:
+            client.enqueue(spec.name, point)
         return client._run(exp, objective=None if command else objective, progress=progress)
 
 
@@ -585,6 +621,7 @@ def _best(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> TrialRecord | 
         if (
             t.state is TrialState.SUCCEEDED
             and t.value is not None
+            and not t.invalidated  # excluded by hand (automl invalidate)
             and (best is None or best.value is None or spec.objective.better(t.value, best.value))
         ):
             best = t

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl._api import TuneResult, _artifacts_of, _best, _dataframe
+from automl._client_steer import SteerMethods
 from automl._runner import preflight, reap_any, run_experiment
 from automl.core import (
     EndReason,
@@ -27,7 +28,7 @@ from automl.core import (
     TrialRecord,
     TrialState,
 )
-from automl.errors import AutoMLError, NotFoundError, SpecError, SpecIssue
+from automl.errors import AutoMLError, NotFoundError, SpecError
 from automl.spec import load_spec
 from automl.store import DEFAULT_STORE, Store
 from trials import InProcessExecutor
@@ -42,8 +43,11 @@ __all__ = ["Client"]
 _int = builtins.int
 
 
-class Client:
+class Client(SteerMethods):
     """Lists, reads, waits for, stops, resumes and deletes experiments; submits to the queue.
+
+    Steering methods (:meth:`enqueue`, :meth:`invalidate`, :meth:`rerun`, :meth:`fork`,
+    :meth:`set_budget`) change a search by hand, also while it runs (docs/steering.md).
 
     Args:
         store: Store URL (``sqlite:///automl.db`` by default) or an open Store.
@@ -439,21 +443,14 @@ class Client:
                 path="resumePolicy",
             )
         if any(v is not None for v in (max_trials, parallel_trials, max_failed_trials)):
-            try:
-                spec = spec.with_budget(
-                    max_trial_count=max_trials,
-                    parallel_trial_count=parallel_trials,
-                    max_failed_trial_count=max_failed_trials,
-                )
-            except SpecError as exc:
-                names = {
-                    "max_trial_count": "max_trials",
-                    "parallel_trial_count": "parallel_trials",
-                    "max_failed_trial_count": "max_failed_trials",
-                }
-                raise SpecError(
-                    [SpecIssue(names.get(i.path, i.path), i.message) for i in exc.issues]
-                ) from None
+            from automl._steering import budgeted
+
+            spec = budgeted(
+                spec,
+                max_trials=max_trials,
+                parallel_trials=parallel_trials,
+                max_failed_trials=max_failed_trials,
+            )
             self.store.experiments.update(exp.id, spec=spec)
             exp = self.get(name)
         return exp

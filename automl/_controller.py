@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from automl import _steering as steer
+from automl._lease import STALE_S, _holder_alive, controller_live
 from automl.core import (
     EndReason,
     ExperimentRecord,
@@ -32,17 +34,17 @@ from automl.core import (
     Observation,
     TrialRecord,
     TrialState,
+    with_defaults,
 )
 from automl.errors import AutoMLError, ExperimentBusyError, StorageError
 from automl.store import Store
 from search import EarlyStopper, Suggester, create_stopper, create_suggester
 from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, summarize
 
-__all__ = ["Controller", "Progress"]
+__all__ = ["Controller", "Progress", "controller_live"]
 
 HEARTBEAT_S = 5.0
 WATCH_S = 0.5
-STALE_S = 30.0
 MAX_ATTEMPTS = 3  # a trial whose run is lost (supervisor or node gone) this often fails
 _MAX_METRIC_NAME = 128  # the store's metric column
 _STEP_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit integer column
@@ -61,6 +63,7 @@ class Progress:
     best_trial: str | None
     last: TrialRecord | None = None
     early_stopped: int = 0
+    budget_used: float | None = None  # share of budget.trial_hours / gpu_hours used (0..1+)
 
 
 @dataclass
@@ -118,6 +121,10 @@ class Controller:
         self._bad: dict[str, str] = {}  # trials failed for data the store cannot hold -> why
         self._stop_requested = threading.Event()
         self._done = threading.Event()
+        # Hand-made changes (automl enqueue/invalidate/budget): the heartbeat thread sees the
+        # experiment's steer counter move and the loop applies them at its next turn.
+        self._steer = steer.SteerState()
+        self._steered = threading.Event()
 
     # -- set-up -----------------------------------------------------------------------------
     def _claim(self) -> None:
@@ -143,8 +150,12 @@ class Controller:
         runners = self._store.trials.runners(self._exp.id)
         history: list[TrialRecord] = []
         adopted: list[str] = []
+        self._steer.seq = self._store.experiments.watch(self._exp.id)[1]
         for t in trials:
             self._next_number = max(self._next_number, t.number + 1)
+            if steer.waiting(t):
+                self._steer.queue.append(t)  # enqueued by hand, not started yet: runs first
+                continue
             if t.state is TrialState.RUNNING and self._executor.adopt(
                 self._run_of(t), runners.get(t.id) or {}
             ):
@@ -163,7 +174,11 @@ class Controller:
                 self._live[t.id] = _Live(t)
             else:
                 self._count(t)
+                self._steer.account(self._spec, t)
+                if t.invalidated:
+                    continue  # kept in the store, out of the search's history
             history.append(t)
+        self._steer.queue.sort(key=lambda t: t.created_at)  # in the order they were enqueued
         self._store.observations.delete(adopted)
         if self._spec.early_stopping is not None:
             self._stopper = create_stopper(self._spec, history, self._curves())
@@ -173,7 +188,10 @@ class Controller:
                 self._at_report = True
         if self._suggester_override is not None:
             return self._suggester_override
-        return create_suggester(self._spec, history, self._sampler_state, runs_dir=self._runs_dir)
+        warm = steer.warm_history(self._store, self._spec)
+        return create_suggester(
+            self._spec, warm + history, self._sampler_state, runs_dir=self._runs_dir
+        )
 
     def _curves(self) -> dict[str, list[tuple[int, float]]]:
         """Stored intermediate objective values per trial (implicit steps count 1, 2, ...)."""
@@ -187,12 +205,7 @@ class Controller:
 
     def _count(self, t: TrialRecord) -> None:
         self._counts[t.state] += 1
-        if (
-            t.state is TrialState.SUCCEEDED
-            and t.value is not None
-            and (self._best is None or self._spec.objective.better(t.value, self._best[0]))
-        ):
-            self._best = (t.value, t.id)
+        self._count_best(t)
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> ExperimentRecord:
@@ -273,9 +286,11 @@ class Controller:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + HEARTBEAT_S
                     self._store.experiments.update(self._exp.id, heartbeat_at=time.time())
-                if not self._stop_requested.is_set() and self._store.experiments.stop_requested(
-                    self._exp.id
-                ):
+                stop, seq = self._store.experiments.watch(self._exp.id)
+                if seq != self._steer.seq:
+                    self._steer.seq = seq
+                    self._steered.set()
+                if not self._stop_requested.is_set() and stop:
                     self._stop_requested.set()
                     # Reach trials now: an in-process trial may hold the loop's thread.
                     for trial_id in list(self._live):
@@ -287,8 +302,12 @@ class Controller:
         self, suggester: Suggester, started: float
     ) -> tuple[ExperimentState, EndReason, str]:
         spec = self._spec
-        deadline = started + spec.timeout if spec.timeout is not None else None
         while True:
+            if self._steered.is_set():
+                self._steered.clear()
+                suggester = self._apply_steering(suggester)
+            spec = self._spec
+            deadline = started + spec.timeout if spec.timeout is not None else None
             end = self._should_end(suggester, deadline)
             if end is not None:
                 return end
@@ -333,7 +352,7 @@ class Controller:
                 EndReason.FAILED,
                 f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})",
             )
-        terminal = sum(n for s, n in c.items() if not s.is_active)
+        terminal = steer.terminal(c)
         if spec.max_trial_count is not None and terminal >= spec.max_trial_count:
             return (
                 ExperimentState.SUCCEEDED,
@@ -346,13 +365,17 @@ class Controller:
                 EndReason.TIMEOUT,
                 f"the time budget ({spec.timeout:g} s) ran out",
             )
+        spent = self._steer.exhausted(spec, self._live_records())
+        if spent is not None:
+            return ExperimentState.SUCCEEDED, EndReason.BUDGET_EXHAUSTED, spent
         if self._stop_requested.is_set():
             return (
                 ExperimentState.STOPPED,
                 EndReason.STOPPED,
                 "stopped on request; running trials were killed",
             )
-        if (suggester.exhausted or self._nothing_left) and not self._live:
+        idle = not self._live and not self._steer.queue
+        if (suggester.exhausted or self._nothing_left) and idle:
             return (
                 ExperimentState.SUCCEEDED,
                 EndReason.SEARCH_SPACE_EXHAUSTED,
@@ -365,11 +388,14 @@ class Controller:
         spec = self._spec
         want = spec.parallel_trial_count - len(self._live)
         if spec.max_trial_count is not None:
-            terminal = sum(n for s, n in self._counts.items() if not s.is_active)
+            terminal = steer.terminal(self._counts)
             want = min(want, spec.max_trial_count - terminal - len(self._live))
         room = self._executor.capacity()  # free devices/cores: a trial that cannot start waits
         if room is not None:
             want = min(want, room)
+        while want > 0 and self._steer.queue:  # enqueued configurations run before suggestions
+            self._start_enqueued(self._steer.queue.pop(0), suggester)
+            want -= 1
         if want <= 0 or suggester.exhausted:
             return
         ids = [self._new_id() for _ in range(want)]
@@ -402,12 +428,65 @@ class Controller:
             self._live[r.id] = _Live(r)
             self._start(r)
 
+    def _start_enqueued(self, t: TrialRecord, suggester: Suggester) -> None:
+        """Start a configuration enqueued by hand (or a preempted trial's rerun) as a trial."""
+        now = time.time()
+        r = replace(
+            t, number=self._next_number, state=TrialState.RUNNING, created_at=now, started_at=now
+        )
+        self._next_number += 1
+        self._store.trials.update(r.id, number=r.number, state=TrialState.RUNNING, started_at=now)
+        self._live[r.id] = _Live(r)
+        suggester.add_pending(r)  # the sampler learns from it like from its own trials
+        self._executor.submit(self._run_of(r))
+
+    def _apply_steering(self, suggester: Suggester) -> Suggester:
+        """Apply hand-made changes: budgets, newly enqueued trials, (in)validated trials."""
+        stored = self._store.experiments.get(self._exp.name)
+        self._spec = steer.with_budgets_of(self._spec, stored.spec)
+        trials = self._store.trials.list(self._exp.id)
+        if not self._steer.refresh(trials, self._live):
+            return suggester
+        # The set of invalidated trials changed: recount the best and rebuild the search from
+        # the store without them (running trials are replayed as pending).
+        self._best = None
+        for t in trials:
+            if not t.state.is_active:
+                self._count_best(t)
+        if self._suggester_override is not None:
+            return suggester
+        history = [t for t in trials if not t.invalidated and not steer.waiting(t)]
+        return create_suggester(
+            self._spec,
+            steer.warm_history(self._store, self._spec) + history,
+            self._sampler_state,
+            runs_dir=self._runs_dir,
+        )
+
+    def _count_best(self, t: TrialRecord) -> None:
+        if (
+            not t.invalidated
+            and t.state is TrialState.SUCCEEDED
+            and t.value is not None
+            and (self._best is None or self._spec.objective.better(t.value, self._best[0]))
+        ):
+            self._best = (t.value, t.id)
+
+    def _live_records(self) -> list[TrialRecord]:
+        return [live.record for live in self._live.values()]
+
     def _new_id(self) -> str:
         return f"{self._spec.name}-{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
 
     def _run_of(self, r: TrialRecord) -> TrialRun:
+        params = r.params
+        t = self._spec.trial_template
+        if t.command is not None and tuple(t.command[1:3]) != ("-m", "automl._fnrun"):
+            # A command's placeholder for an inactive parameter renders its default; a
+            # function (in a thread or through automl._fnrun) gets the active ones only.
+            params = with_defaults(self._spec.parameters, params)
         return TrialRun(
-            r.id, self._spec.name, r.number, r.params, r.attempt, self._spec.namespace, r.attrs
+            r.id, self._spec.name, r.number, params, r.attempt, self._spec.namespace, r.attrs
         )
 
     def _start(self, r: TrialRecord) -> None:
@@ -551,6 +630,8 @@ class Controller:
             )
         elif status is ExitStatus.CANCELLED:
             state = TrialState.KILLED
+        elif status is ExitStatus.PREEMPTED:
+            state, message = steer.preempted(self._spec, live.record, message)
         else:
             state = TrialState.FAILED
         now = time.time()
@@ -580,6 +661,12 @@ class Controller:
         self._live.pop(record.id, None)
         self._early.pop(record_id, None)  # a trial may end on its own right after the decision
         self._count(record)
+        self._steer.account(self._spec, record)
+        if state is TrialState.PREEMPTED:  # the same parameters again, next, as a new trial
+            rerun = steer.rerun_record(record, self._new_id(), self._next_number, now)
+            self._next_number += 1
+            self._store.trials.add([rerun])
+            self._steer.queue.insert(0, rerun)
         suggester.tell(record)
         if self._stopper is not None:
             with self._stopper_lock:
@@ -610,7 +697,7 @@ class Controller:
     def progress(self, last: TrialRecord | None = None) -> Progress:
         """The current snapshot."""
         c = self._counts
-        done = sum(n for s, n in c.items() if not s.is_active)
+        done = steer.terminal(c)
         failed = c[TrialState.FAILED] + c[TrialState.METRICS_UNAVAILABLE]
         best = self._best
         return Progress(
@@ -622,6 +709,7 @@ class Controller:
             best[1] if best else None,
             last,
             c[TrialState.EARLY_STOPPED],
+            self._steer.used_share(self._spec, self._live_records()),
         )
 
     # -- the end ----------------------------------------------------------------------------
@@ -705,36 +793,3 @@ def _unstorable(ev: TrialEvent) -> str | None:
         except OverflowError:
             return f"metric {name!r} is out of range: {str(value)[:40]}"
     return None
-
-
-def _holder_alive(controller: str | None) -> bool | None:
-    """Whether the process behind a controller id lives.
-
-    True or False on this host; None on another host, where only its heartbeat tells.
-    """
-    if not controller:
-        return False
-    host, _, rest = controller.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _holder_dead(controller: str | None) -> bool:
-    """Whether a controller id names a process on this host that no longer exists."""
-    return _holder_alive(controller) is False
-
-
-def controller_live(exp: ExperimentRecord) -> bool:
-    """Whether a live controller holds the experiment (by pid on this host, else heartbeat)."""
-    alive = _holder_alive(exp.controller) if exp.controller else False
-    if alive is None:
-        return exp.heartbeat_at is not None and time.time() - exp.heartbeat_at < STALE_S
-    return alive

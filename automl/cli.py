@@ -24,7 +24,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from automl import _cli_nas, _cli_pipeline, _cli_serve, _cli_service
+from automl import _cli_nas, _cli_pipeline, _cli_select, _cli_serve, _cli_service, _cli_steer
 from automl._cli_common import (
     DEFAULT,
     Exporter,
@@ -98,8 +98,10 @@ def _note(t: TrialRecord) -> str:
         return f"gen {lin.get('generation')}" + (f" <- {parent}" if parent else "")
     if lin is not None:
         return f"bracket {lin.get('bracket')} rung {lin.get('rung')}"
+    if t.invalidated:
+        return "invalidated: " + str(t.attrs["invalidated"].get("reason") or "no reason given")
     if t.state in (TrialState.SUCCEEDED, TrialState.RUNNING, TrialState.CREATED) or not t.message:
-        return ""
+        return "enqueued" if t.enqueued and t.state is TrialState.CREATED else ""
     if t.state is TrialState.EARLY_STOPPED:
         return t.message.replace("stopped early at ", "")
     first = t.message.splitlines()[0]
@@ -153,6 +155,7 @@ _STATE_STYLE = {
     TrialState.METRICS_UNAVAILABLE: "red",
     TrialState.KILLED: "yellow",
     TrialState.EARLY_STOPPED: "yellow",
+    TrialState.PREEMPTED: "magenta",
     TrialState.RUNNING: "cyan",
     TrialState.CREATED: "dim",
 }
@@ -569,7 +572,7 @@ def show(
         if layered:
             cells.append(_architecture_cell(e, t))
         cells.append(_fmt(_note(t)))
-        table.add_row(*cells)
+        table.add_row(*cells, style="strike dim" if t.invalidated else None)
     console.print(table)
     if best is not None:
         _print_architecture(e, best)
@@ -768,6 +771,8 @@ _cli_serve.register(app, _EXPORTERS)
 _cli_pipeline.register(app)
 _cli_nas.register(_EXPORTERS)
 _cli_service.register(app)
+_cli_select.register(app)
+_cli_steer.register(app)
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -260,6 +260,17 @@ class AutoSuggester(Suggester):
             out.append(Suggestion(params=external, attrs={"strategy": strategy}))
         return out
 
+    def add_pending(self, trial: TrialRecord) -> None:
+        """Count an enqueued configuration as pending; its outcome is told like any other."""
+        try:
+            internal = self._codec.to_internal(trial.params)
+        except Exception:  # a value outside the space: leave it out, as a rebuild would
+            return
+        if set(internal) != set(self._dists):
+            return
+        self._entries[trial.id] = _Entry(internal, OptunaState.RUNNING, None, "enqueued")
+        self._seen.add(self._key(internal))
+
     def tell(self, trial: TrialRecord) -> None:
         """Record the outcome of a trial this suggester proposed (or rebuilt)."""
         entry = self._entries.get(trial.id)

@@ -36,6 +36,14 @@ class Suggester(ABC):
     def tell(self, trial: TrialRecord) -> None:
         """Record the outcome of a finished trial."""
 
+    def add_pending(self, trial: TrialRecord) -> None:  # noqa: B027 - optional hook
+        """A trial this suggester did not propose starts (an enqueued configuration).
+
+        It is pending from now on, and :meth:`tell` will be called with its outcome, from which
+        the suggester learns as from its own trials. The default ignores it (the trial still
+        reaches the suggester when it is rebuilt from the store).
+        """
+
     @property
     def exhausted(self) -> bool:
         """Whether the algorithm has nothing left to suggest (grid search)."""

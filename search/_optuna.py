@@ -252,6 +252,18 @@ class OptunaSuggester(Suggester):
             self._taken += 1
         return out
 
+    def add_pending(self, trial: TrialRecord) -> None:
+        """Run an enqueued configuration as the study's next trial (Optuna's enqueue_trial)."""
+        try:
+            internal = self._codec.to_internal(trial.params)
+        except Exception:  # a value outside the space: the study cannot hold it
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._study.enqueue_trial(internal, skip_if_exists=False)
+            ot = self._study.ask(fixed_distributions=self._codec.distributions)
+        self._ids[trial.id] = ot._trial_id
+
     def tell(self, trial: TrialRecord) -> None:
         """Tell the study the trial's outcome (unknown ids are ignored)."""
         internal_id = self._ids.pop(trial.id, None)

@@ -35,6 +35,7 @@ class ExitStatus(str, Enum):
     TIMED_OUT = "timed_out"  # ran past the per-trial timeout and was killed
     CANCELLED = "cancelled"  # cancelled by the controller
     LOST = "lost"  # its fate cannot be known (supervisor or node gone): run it again
+    PREEMPTED = "preempted"  # killed from outside (SIGTERM, an evicted pod): run it again
 
 
 @dataclass(frozen=True, slots=True)

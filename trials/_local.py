@@ -304,6 +304,12 @@ class LocalProcessExecutor(EndCollectors, Executor):
         env = dict(os.environ)
         env.update({k: paths(v) for k, v in extra_env.items()})
         checkpoints = {k: str(run.attrs[k]) for k in CHECKPOINT_ENV if run.attrs.get(k)}
+        if "checkpoint_dir" not in checkpoints:
+            # Every trial gets one; a preempted trial's rerun gets its chain's, to resume from.
+            root = str(run.attrs.get("resumes") or run.trial_id)
+            checkpoints["checkpoint_dir"] = str(
+                self._runs_dir / run.experiment / root / "checkpoint"
+            )
         env.update({CHECKPOINT_ENV[k]: v for k, v in checkpoints.items()})
         env.update(
             {
@@ -645,6 +651,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
         elif code == 0:
             assert failure is not None
             result = TrialExit(ExitStatus.FAILED, failure)
+        elif code == -signal.SIGTERM:  # not ours (cancel and timeout are above): preempted
+            result = TrialExit(ExitStatus.PREEMPTED, "killed by SIGTERM from outside automl")
         else:
             tail = "\n".join(p.tail)
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"

@@ -489,6 +489,8 @@ class ExecutorSpec(_Frozen):
         image: Kubernetes: container image for a native command trial (it runs inside it).
         max_retries: Times a trial whose worker, node or pod died (not one that failed by
             itself) is started again.
+        max_preemptions: Times one trial may be preempted (killed from outside by SIGTERM, an
+            evicted pod) and run again before it counts as failed.
         settings: Executor-specific extras, validated by the executor.
     """
 
@@ -499,6 +501,7 @@ class ExecutorSpec(_Frozen):
     context: str | None = None
     image: str | None = None
     max_retries: int = 0
+    max_preemptions: int = 3
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -587,6 +590,9 @@ class ExperimentSpec(_Frozen):
         max_trial_count: Trials to run in all (all terminal states count, as in Katib).
         max_failed_trial_count: Failed (or MetricsUnavailable) trials that fail the experiment.
         timeout: Wall-clock budget of the experiment in seconds.
+        trial_hours: Budget of summed trial run time in hours (``budget.trial_hours``).
+        gpu_hours: Budget of summed trial run time times GPUs held, in hours.
+        warm_start: The experiment whose finished trials this one's search starts from (a fork).
         trial_template: How a trial runs.
         metrics_collector: Where metrics come from.
         resume_policy: Katib's ``resumePolicy`` (kept for export; any experiment can be resumed).
@@ -607,6 +613,9 @@ class ExperimentSpec(_Frozen):
     max_trial_count: int | None = None
     max_failed_trial_count: int | None = None
     timeout: float | None = None
+    trial_hours: float | None = None
+    gpu_hours: float | None = None
+    warm_start: str | None = None
     trial_template: TrialTemplate = Field(default_factory=TrialTemplate)
     metrics_collector: MetricsCollectorSpec = Field(default_factory=MetricsCollectorSpec)
     resume_policy: str = "Never"
@@ -639,9 +648,12 @@ class ExperimentSpec(_Frozen):
         max_trial_count: int | None = None,
         parallel_trial_count: int | None = None,
         max_failed_trial_count: int | None = None,
+        timeout: float | None = None,
     ) -> ExperimentSpec:
         """Return a copy with new budget values (the only fields editable after creation)."""
         update: dict[str, Any] = {}
+        if timeout is not None:
+            update["timeout"] = timeout
         if max_trial_count is not None:
             update["max_trial_count"] = max_trial_count
         if parallel_trial_count is not None:

@@ -32,6 +32,8 @@ class TrialState(str, Enum):
     KILLED = "Killed"
     EARLY_STOPPED = "EarlyStopped"
     METRICS_UNAVAILABLE = "MetricsUnavailable"
+    # Killed from outside (SIGTERM, an evicted pod, a lost node): run again, not a failure.
+    PREEMPTED = "Preempted"
 
     @property
     def is_active(self) -> bool:
@@ -69,6 +71,7 @@ class EndReason(str, Enum):
     TIMEOUT = "ExperimentTimeoutReached"
     STOPPED = "ExperimentStopped"
     SUGGESTION_FAILED = "SuggestionFailed"
+    BUDGET_EXHAUSTED = "BudgetExhausted"  # budget.trial_hours / gpu_hours used up
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,16 @@ class TrialRecord:
     attrs: Mapping[str, Any] = field(default_factory=dict)
     workdir: str | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def invalidated(self) -> bool:
+        """Excluded by hand (``automl invalidate``) from the best trial and the search history."""
+        return bool(self.attrs.get("invalidated"))
+
+    @property
+    def enqueued(self) -> bool:
+        """Created by hand (``automl enqueue``, a rerun, a preemption) rather than suggested."""
+        return bool(self.attrs.get("enqueued"))
 
     @property
     def duration(self) -> float | None:

@@ -8,6 +8,7 @@ the names the user wrote (``spec.parameters[2].feasibleSpace.max`` for Katib).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Iterable
 
@@ -125,6 +126,10 @@ def _resource_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     ex = spec.executor
     if ex.max_retries < 0:
         out.append(SpecIssue("executor.max_retries", f"must be 0 or more; got {ex.max_retries}"))
+    if ex.max_preemptions < 0:
+        out.append(
+            SpecIssue("executor.max_preemptions", f"must be 0 or more; got {ex.max_preemptions}")
+        )
     if ex.kind is not ExecutorKind.RAY and ex.address is not None:
         out.append(
             SpecIssue("executor.address", f"is a Ray setting; executor kind is {ex.kind.value}")
@@ -182,6 +187,10 @@ def _budget_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             )
     if spec.timeout is not None and spec.timeout <= 0:
         out.append(SpecIssue("timeout", f"must be a positive duration; got {spec.timeout}"))
+    for name in ("trial_hours", "gpu_hours"):
+        hours = getattr(spec, name)
+        if hours is not None and not (math.isfinite(hours) and hours > 0):
+            out.append(SpecIssue(name, f"must be a positive number of hours; got {hours}"))
     if spec.trial_template.timeout is not None and spec.trial_template.timeout <= 0:
         out.append(
             SpecIssue(

@@ -51,6 +51,22 @@ class _Budgets(BaseModel):
     priority: int | None = None
 
 
+class _Steer(BaseModel):
+    """The body of a steering call (docs/steering.md); each action reads its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, Any] = Field(default_factory=dict)
+    trial: str = ""
+    reason: str = ""
+    undo: bool = False
+    new_name: str = ""
+    spec: str | None = None
+    max_trials: int | None = None
+    parallel_trials: int | None = None
+    max_failed_trials: int | None = None
+    timeout: float | None = None
+
+
 class _Tell(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metrics: dict[str, float] = Field(default_factory=dict)
@@ -200,6 +216,43 @@ def create_app(
             priority=b.priority,
         )
         return experiment_json(e, queue.info(e.id))
+
+    # -- steering (automl._client_steer: the same calls on the store) -------------------------
+    @app.post(f"{API}/experiments/{{name}}:enqueue", tags=["steering"])
+    def enqueue(name: str, body: _Steer) -> dict[str, Any]:
+        """Run a configuration next (checked against the space)."""
+        return trial_json(client.enqueue(name, body.params))
+
+    @app.post(f"{API}/experiments/{{name}}:invalidate", tags=["steering"])
+    def invalidate(name: str, body: _Steer) -> dict[str, Any]:
+        """Exclude a finished trial from best and the search (``undo``: take it back)."""
+        if body.undo:
+            return trial_json(client.revalidate(name, body.trial))
+        return trial_json(client.invalidate(name, body.trial, body.reason))
+
+    @app.post(f"{API}/experiments/{{name}}:rerun", tags=["steering"])
+    def rerun(name: str, body: _Steer) -> dict[str, Any]:
+        """Run a trial's parameters again as a new trial."""
+        return trial_json(client.rerun(name, body.trial))
+
+    @app.post(f"{API}/experiments/{{name}}:budget", tags=["steering"])
+    def budget(name: str, body: _Steer) -> dict[str, Any]:
+        """Raise or lower budgets, also while it runs (applied at the controller's next turn)."""
+        client.set_budget(
+            name,
+            max_trials=body.max_trials,
+            parallel_trials=body.parallel_trials,
+            max_failed_trials=body.max_failed_trials,
+            timeout=body.timeout,
+        )
+        return exp_json(name)
+
+    @app.post(f"{API}/experiments/{{name}}:fork", tags=["steering"])
+    def fork(name: str, body: _Steer) -> dict[str, Any]:
+        """A new experiment with the same spec (or ``spec``), its search warm-started."""
+        spec = ExperimentSpec.from_json(body.spec) if body.spec else None
+        f = client.fork(name, body.new_name, max_trials=body.max_trials, spec=spec)
+        return {"experiment": exp_json(f.experiment.name), "kept": f.kept, "total": f.total}
 
     # -- trials -----------------------------------------------------------------------------
     @app.get(f"{API}/experiments/{{name}}/trials", tags=["trials"])

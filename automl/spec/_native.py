@@ -83,6 +83,8 @@ class _Budget(_M):
     parallel: int = 1
     max_failed: int | None = None
     timeout: float | str | None = None
+    trial_hours: float | None = None
+    gpu_hours: float | None = None
 
 
 class _Resources(_M):
@@ -117,6 +119,7 @@ class _Executor(_M):
     context: str | None = None
     image: str | None = None
     max_retries: int = 0
+    max_preemptions: int = 3
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -243,6 +246,8 @@ def _translator(doc: _Doc) -> Any:
         "max_trial_count": "budget.max_trials",
         "max_failed_trial_count": "budget.max_failed",
         "timeout": "budget.timeout",
+        "trial_hours": "budget.trial_hours",
+        "gpu_hours": "budget.gpu_hours",
         "algorithm.name": "algorithm",
         "trial_template.script": "trial.command",
     }
@@ -384,6 +389,8 @@ def parse_native(
         max_trial_count=doc.budget.max_trials,
         max_failed_trial_count=doc.budget.max_failed,
         timeout=timeout,
+        trial_hours=doc.budget.trial_hours,
+        gpu_hours=doc.budget.gpu_hours,
         trial_template=TrialTemplate(
             command=command,
             workdir=str(workdir),
@@ -427,6 +434,7 @@ def parse_native(
             context=executor.context,
             image=executor.image,
             max_retries=executor.max_retries,
+            max_preemptions=executor.max_preemptions,
             settings=executor.settings,
         ),
         source="native",

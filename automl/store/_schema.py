@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-HEAD = "0004"
+HEAD = "0005"
 
 experiments = sa.Table(
     "automl_experiments",
@@ -30,6 +30,8 @@ experiments = sa.Table(
     sa.Column("worker", sa.String(255)),
     sa.Column("claimed_at", sa.Float(precision=53)),
     sa.Column("takeovers", sa.Integer, nullable=False, default=0),
+    # 0005: bumped by every hand-made change the controller must apply (automl._steering)
+    sa.Column("steer_seq", sa.Integer, nullable=False, default=0),
     sa.Index("ix_automl_experiments_queue", "queued", "state"),
 )
 

@@ -410,6 +410,27 @@ class ExperimentRepository:
                 c.execute(sa.select(e.stop_requested).where(e.id == experiment_id)).scalar()
             )
 
+    def watch(self, experiment_id: str) -> tuple[bool, int]:
+        """Whether a stop was asked for, and the steering counter (one cheap read per turn)."""
+        e = S.experiments.c
+        with self._s.begin() as c:
+            row = c.execute(
+                sa.select(e.stop_requested, e.steer_seq).where(e.id == experiment_id)
+            ).first()
+        return (bool(row[0]), int(row[1] or 0)) if row is not None else (False, 0)
+
+    def steered(self, experiment_id: str, conn: Connection | None = None) -> None:
+        """Bump the steering counter: the running controller re-reads budgets and trials."""
+        e = S.experiments.c
+        stmt = (
+            S.experiments.update().where(e.id == experiment_id).values(steer_seq=e.steer_seq + 1)
+        )
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self._s.begin() as c:
+            c.execute(stmt)
+
     def delete(self, name: str) -> None:
         """Delete an experiment with its trials and observations.
 
