@@ -46,6 +46,7 @@ from optuna.trial import TrialState as OptunaState
 from optuna.trial import create_trial
 
 from automl.core import Direction, ExperimentSpec, Suggestion, TrialRecord, TrialState
+from automl.core._pareto import constraint_values, trial_vector
 from search._base import Suggester
 from search._registry import resolve_settings
 from search._space import SpaceCodec
@@ -63,8 +64,9 @@ _RANDOM_TRIES = 64
 class _Entry:
     internal: dict[str, Any]
     state: OptunaState
-    value: float | None  # as reported; the direction is applied where it matters
+    value: tuple[float, ...] | None  # as reported; the directions are applied where it matters
     strategy: str
+    constraints: tuple[float, ...] | None = None  # Optuna's constraint values (<= 0 holds)
 
 
 def initial_points(n_params: int) -> int:
@@ -187,7 +189,8 @@ class AutoSuggester(Suggester):
         self._codec = SpaceCodec(spec.parameters)
         self._dists = dict(self._codec.distributions)
         self._names = list(self._dists)
-        self._minimize = spec.objective.type is Direction.MINIMIZE
+        self._spec = spec
+        self._minimize = [o.type is Direction.MINIMIZE for o in spec.all_objectives]
         self._seed: int | None = settings.get("random_state")
         d = len(self._dists)
         self._n_init = int(settings.get("n_initial_points") or initial_points(d))
@@ -206,9 +209,9 @@ class AutoSuggester(Suggester):
                 continue
             if set(internal) != set(self._dists):
                 continue
-            state_, value = _outcome(t)
+            state_, value, cons = _outcome(spec, t)
             strategy = str(t.attrs.get("strategy", "")) if t.attrs else ""
-            self._entries[t.id] = _Entry(internal, state_, value, strategy)
+            self._entries[t.id] = _Entry(internal, state_, value, strategy, cons)
             self._seen.add(self._key(internal))
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -276,7 +279,7 @@ class AutoSuggester(Suggester):
         entry = self._entries.get(trial.id)
         if entry is None:
             return
-        entry.state, entry.value = _outcome(trial)
+        entry.state, entry.value, entry.constraints = _outcome(self._spec, trial)
 
     # -- strategies ---------------------------------------------------------------------------
     def _propose(self, strategy: str, seed: int | None) -> dict[str, Any] | None:
@@ -317,14 +320,26 @@ class AutoSuggester(Suggester):
 
     def _ask_model(self, strategy: str, seed: int | None) -> dict[str, Any] | None:
         completed = self._completed()
-        values = [e.value for e in completed]
-        assert all(v is not None for v in values)
-        signed = [float(v) if self._minimize else -float(v) for v in values if v is not None]
+        # Losses: every objective minimized, column by column.
+        signed = np.array(
+            [
+                [
+                    float(v) if m else -float(v)
+                    for v, m in zip(e.value or (), self._minimize, strict=True)
+                ]
+                for e in completed
+            ],
+            dtype=float,
+        ).reshape(len(completed), len(self._minimize))
         sampler: optuna.samplers.BaseSampler
         with warnings.catch_warnings(), _one_thread():
             warnings.simplefilter("ignore")
             if strategy == "gp":
-                fitted = power_transform(signed).tolist()
+                # Each objective warped alone: monotone, so the Pareto order is unchanged.
+                fitted = np.stack(
+                    [power_transform(signed[:, j].tolist()) for j in range(signed.shape[1])],
+                    axis=1,
+                ).tolist()
                 sampler = optuna.samplers.GPSampler(
                     seed=seed,
                     n_startup_trials=0,
@@ -332,7 +347,7 @@ class AutoSuggester(Suggester):
                     independent_sampler=optuna.samplers.RandomSampler(seed=seed),
                 )
             else:
-                fitted = signed
+                fitted = signed.tolist()
                 sampler = optuna.samplers.TPESampler(
                     n_startup_trials=0,
                     multivariate=True,
@@ -340,13 +355,17 @@ class AutoSuggester(Suggester):
                     seed=seed,
                     warn_independent_sampling=False,
                 )
-            study = optuna.create_study(direction="minimize", sampler=sampler)
+            study = optuna.create_study(
+                directions=["minimize"] * len(self._minimize), sampler=sampler
+            )
             frozen = [
                 create_trial(
                     params=e.internal,
                     distributions=self._dists,
                     state=OptunaState.COMPLETE,
-                    value=v,
+                    values=v,
+                    # Optuna's key for constraint values: the samplers model feasibility.
+                    system_attrs={} if e.constraints is None else {"constraints": e.constraints},
                 )
                 for e, v in zip(completed, fitted, strict=True)
             ]
@@ -373,15 +392,15 @@ def _values(dist: BaseDistribution) -> list[Any]:
     return [min(dist.low + i * dist.step, dist.high) for i in range(n)]
 
 
-def _outcome(trial: TrialRecord) -> tuple[OptunaState, float | None]:
-    if (
-        trial.state is TrialState.SUCCEEDED
-        and trial.value is not None
-        and math.isfinite(trial.value)
-    ):
-        return OptunaState.COMPLETE, float(trial.value)
+def _outcome(
+    spec: ExperimentSpec, trial: TrialRecord
+) -> tuple[OptunaState, tuple[float, ...] | None, tuple[float, ...] | None]:
+    vector = trial_vector(spec, trial)
+    if vector is not None:
+        cons = constraint_values(spec, trial) if spec.constraints else None
+        return OptunaState.COMPLETE, vector, cons
     if trial.state.is_active:
-        return OptunaState.RUNNING, None
+        return OptunaState.RUNNING, None, None
     if trial.state is TrialState.EARLY_STOPPED:
-        return OptunaState.PRUNED, None
-    return OptunaState.FAIL, None
+        return OptunaState.PRUNED, None, None
+    return OptunaState.FAIL, None, None

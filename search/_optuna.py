@@ -21,8 +21,9 @@ from optuna.trial import FrozenTrial, create_trial
 from optuna.trial import TrialState as OptunaState
 
 from automl.core import Direction, ExperimentSpec, Suggestion, TrialRecord, TrialState
+from automl.core._pareto import constraint_values, trial_vector
 from search._base import Suggester
-from search._registry import resolve_settings
+from search._registry import canonical_name, resolve_settings
 from search._space import SpaceCodec
 
 __all__ = ["OptunaSuggester"]
@@ -33,6 +34,8 @@ try:  # Optuna's internal tell, used by its own optimize loop; the public one is
     from optuna.study._tell import _tell_with_warning as _tell_fast
 except ImportError:  # pragma: no cover - a future Optuna may move it
     _tell_fast = None
+# Where Optuna keeps a trial's constraint values (optuna.study._constrained_optimization).
+_CONSTRAINTS_KEY = "constraints"
 # Keys of Optuna's per-trial system attributes that are derived, not state worth storing.
 _SKIP_ATTRS = frozenset({"search_space"})
 
@@ -72,15 +75,26 @@ def _reseed(seed: int | None, n_history: int) -> int | None:
 def _make_sampler(
     spec: ExperimentSpec, settings: Mapping[str, Any], codec: SpaceCodec, n_history: int
 ) -> BaseSampler:
-    name = spec.algorithm.name
+    name = canonical_name(spec.algorithm.name)
     seed = _reseed(settings.get("random_state"), n_history)
+    if name in ("nsga2", "nsga3"):
+        cls = optuna.samplers.NSGAIISampler if name == "nsga2" else optuna.samplers.NSGAIIISampler
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(
+                population_size=settings["population_size"],
+                mutation_prob=settings.get("mutation_prob"),
+                crossover_prob=settings["crossover_prob"],
+                swapping_prob=settings["swapping_prob"],
+                seed=seed,
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
         # Not reseeded: the grid's shuffled order must be the same in every controller.
         grid = {n: list(_choices(d)) for n, d in codec.distributions.items()}
         return _GridSampler(grid, seed=settings.get("random_state"))
-    if name in ("tpe", "multivariate-tpe"):
+    if name in ("tpe", "multivariate-tpe", "motpe"):
         gamma_frac = settings.get("gamma")
         gamma = None
         if gamma_frac is not None:
@@ -99,7 +113,9 @@ def _make_sampler(
                 n_startup_trials=settings["n_startup_trials"],
                 n_ei_candidates=settings["n_ei_candidates"],
                 seed=seed,
-                multivariate=True if name == "multivariate-tpe" else settings.get("multivariate"),
+                multivariate=(
+                    True if name in ("multivariate-tpe", "motpe") else settings.get("multivariate")
+                ),
                 constant_liar=settings["constant_liar"],
                 **tpe_kwargs,
             )
@@ -170,15 +186,17 @@ class OptunaSuggester(Suggester):
             if self._grid
             else None
         )
-        direction = (
+        directions = [
             optuna.study.StudyDirection.MAXIMIZE
-            if spec.objective.type is Direction.MAXIMIZE
+            if o.type is Direction.MAXIMIZE
             else optuna.study.StudyDirection.MINIMIZE
-        )
+            for o in spec.all_objectives
+        ]
+        self._spec = spec
         self._sampler = _make_sampler(spec, settings, self._codec, len(history))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._study = optuna.create_study(direction=direction, sampler=self._sampler)
+            self._study = optuna.create_study(directions=directions, sampler=self._sampler)
         self._storage = self._study._storage
         self._study_id = self._study._study_id
         self._ids: dict[str, int] = {}  # our trial id -> Optuna's internal trial id
@@ -208,7 +226,11 @@ class OptunaSuggester(Suggester):
                 attrs["search_space"] = {
                     n: list(_choices(d)) for n, d in sorted(self._codec.distributions.items())
                 }
-        state, values = _optuna_outcome(trial)
+        state, values = _optuna_outcome(self._spec, trial)
+        if state is OptunaState.COMPLETE and self._spec.constraints:
+            cons = constraint_values(self._spec, trial)
+            if cons is not None:  # Optuna's own key: its samplers read trial.constraints
+                attrs[_CONSTRAINTS_KEY] = list(cons)
         frozen = create_trial(
             params=internal,
             distributions=dists,
@@ -269,7 +291,11 @@ class OptunaSuggester(Suggester):
         internal_id = self._ids.pop(trial.id, None)
         if internal_id is None:
             return
-        state, values = _optuna_outcome(trial)
+        state, values = _optuna_outcome(self._spec, trial)
+        if state is OptunaState.COMPLETE and self._spec.constraints:
+            cons = constraint_values(self._spec, trial)
+            if cons is not None:  # where Optuna's constraints_func puts them
+                self._storage.set_trial_system_attr(internal_id, _CONSTRAINTS_KEY, list(cons))
         number = self._storage.get_trial_number_from_id(internal_id)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -301,13 +327,12 @@ def _choices(d: BaseDistribution) -> tuple[Any, ...]:
     return tuple(d.choices)
 
 
-def _optuna_outcome(trial: TrialRecord) -> tuple[OptunaState, list[float] | None]:
-    if (
-        trial.state is TrialState.SUCCEEDED
-        and trial.value is not None
-        and math.isfinite(trial.value)
-    ):
-        return OptunaState.COMPLETE, [trial.value]
+def _optuna_outcome(
+    spec: ExperimentSpec, trial: TrialRecord
+) -> tuple[OptunaState, list[float] | None]:
+    vector = trial_vector(spec, trial)
+    if vector is not None:
+        return OptunaState.COMPLETE, list(vector)
     if trial.state.is_active:
         return OptunaState.RUNNING, None
     if trial.state is TrialState.EARLY_STOPPED:

@@ -19,6 +19,7 @@ from automl.errors import SpecError, SpecIssue
 __all__ = [
     "ALGORITHMS",
     "ALIASES",
+    "MULTI_OBJECTIVE",
     "AlgorithmInfo",
     "Setting",
     "algorithm_names",
@@ -137,6 +138,33 @@ _TPE_SETTINGS: dict[str, Setting] = {
     "multivariate": Setting("bool", None),
 }
 
+_NSGA_SETTINGS: dict[str, Setting] = {
+    "random_state": _SEED,
+    "seed": _SEED_ALIAS,
+    "population_size": Setting(
+        "int", 50, f"an integer in [2, {SIZE_MAX}]", lambda v: 2 <= v <= SIZE_MAX
+    ),
+    "mutation_prob": Setting("float", None, "a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "crossover_prob": Setting("float", 0.9, "a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "swapping_prob": Setting("float", 0.5, "a number in [0, 1]", lambda v: 0 <= v <= 1),
+}
+
+#: Algorithms that search several objectives at once (the others refuse a multi-objective spec).
+MULTI_OBJECTIVE = frozenset(
+    {
+        "auto",
+        "random",
+        "grid",
+        "sobol",
+        "tpe",
+        "multivariate-tpe",
+        "motpe",
+        "nsga2",
+        "nsga3",
+        "bayesianoptimization",
+    }
+)
+
 ALGORITHMS: dict[str, AlgorithmInfo] = {
     "auto": AlgorithmInfo(
         "The default: scrambled Sobol points, then a Gaussian process on power-transformed "
@@ -199,6 +227,20 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
             "deterministic_objective": Setting("bool", False),
         },
     ),
+    "nsga2": AlgorithmInfo(
+        "NSGA-II, the elitist genetic algorithm for several objectives (Optuna NSGAIISampler); "
+        "constraints by constrained domination.",
+        _NSGA_SETTINGS,
+    ),
+    "nsga3": AlgorithmInfo(
+        "NSGA-III: NSGA-II with reference points, for three or more objectives (Optuna "
+        "NSGAIIISampler).",
+        _NSGA_SETTINGS,
+    ),
+    "motpe": AlgorithmInfo(
+        "Multi-objective TPE (Optuna TPESampler on several objectives, multivariate).",
+        _TPE_SETTINGS,
+    ),
     "hyperband": AlgorithmInfo(
         "Katib's Hyperband: brackets of successive halving over a resource parameter (epochs...).",
         {
@@ -243,7 +285,11 @@ ALGORITHMS: dict[str, AlgorithmInfo] = {
 }
 
 #: Other names of registered algorithms.
-ALIASES: dict[str, str] = {"regularized-evolution": "evolution"}
+ALIASES: dict[str, str] = {
+    "regularized-evolution": "evolution",
+    "nsgaii": "nsga2",
+    "nsgaiii": "nsga3",
+}
 
 #: Algorithms that cannot search an architecture space (``nas_config``): they need a numeric
 #: resource or perturb numbers.
@@ -274,6 +320,16 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
     from search._nas_settings import NAS_ALGORITHMS, resolve_nas_settings
 
     name = canonical_name(spec.algorithm.name)
+    if spec.multi_objective and name not in MULTI_OBJECTIVE:
+        raise SpecError(
+            [
+                SpecIssue(
+                    "algorithm.name",
+                    f"{name} optimizes one objective; with {len(spec.objectives)} objectives "
+                    f"use one of {sorted(MULTI_OBJECTIVE)}; got {name!r}",
+                )
+            ]
+        )
     if spec.nas_config is not None:
         from search._nas_space import NasSpace
 

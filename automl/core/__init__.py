@@ -4,6 +4,7 @@
 executor backend, so ``search``, ``trials`` and ``nas`` can build on it without importing upward.
 """
 
+from automl.core._constraints import Constraint, parse_constraint
 from automl.core._shell import (
     ShellUse,
     render_shell_script,
@@ -46,6 +47,7 @@ __all__ = [
     "PLACEHOLDER_RE",
     "AlgorithmSpec",
     "CollectorKind",
+    "Constraint",
     "Direction",
     "Distribution",
     "EarlyStoppingSpec",
@@ -70,6 +72,7 @@ __all__ = [
     "TrialRecord",
     "TrialState",
     "TrialTemplate",
+    "parse_constraint",
     "parse_quantity",
     "render_shell_script",
     "shell_placeholders",

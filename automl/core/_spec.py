@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from automl.core._constraints import Constraint
 from automl.errors import SpecError, SpecIssue
 
 __all__ = [
@@ -603,6 +604,9 @@ class ExperimentSpec(_Frozen):
         namespace: Katib namespace (kept for export).
         executor: Where trials run (local processes, a Ray cluster, Kubernetes).
         source: ``native``, ``katib`` or ``python``: which front door made the spec.
+        objectives: Every objective when there are several (the first is ``objective``); empty
+            for one objective. See :attr:`all_objectives`.
+        constraints: Bounds on reported metrics; a trial that breaks one is infeasible.
     """
 
     name: str
@@ -625,6 +629,18 @@ class ExperimentSpec(_Frozen):
     namespace: str | None = None
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     source: str = "native"
+    objectives: tuple[Objective, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+
+    @property
+    def all_objectives(self) -> tuple[Objective, ...]:
+        """Every objective, the first being ``objective`` (one item for a single objective)."""
+        return self.objectives or (self.objective,)
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the experiment has more than one objective."""
+        return len(self.objectives) > 1
 
     def to_json(self) -> str:
         """Serialize to the canonical JSON the store keeps."""

@@ -70,6 +70,9 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             )
         seen.add(p.name)
         out.extend(p.problems(f"parameters[{i}]"))
+    from automl.core._pareto import objective_problems
+
+    out.extend(objective_problems(spec))
     out.extend(_budget_problems(spec))
     out.extend(_template_problems(spec))
     out.extend(_collector_problems(spec))

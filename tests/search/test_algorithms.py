@@ -58,6 +58,9 @@ CONFIG: dict[str, tuple[dict[str, Any], int, int, bool]] = {
     "bayesianoptimization": ({"n_initial_points": 5}, 15, 5, True),
     "auto": ({"n_initial_points": 5}, 15, 5, True),
     "evolution": ({"population_size": 5, "sample_size": 3}, 25, 5, True),
+    "nsga2": ({"population_size": 5}, 25, 5, True),
+    "nsga3": ({"population_size": 5}, 25, 5, True),
+    "motpe": ({"n_startup_trials": 5}, 25, 5, True),
 }
 
 
@@ -76,6 +79,9 @@ def test_registry_lists_every_algorithm() -> None:
         "evolution",
         "enas",
         "darts",
+        "nsga2",
+        "nsga3",
+        "motpe",
     }
     # Hyperband and PBT schedule trials over a resource / checkpoints, ENAS and DARTS search
     # architectures: their own test files.
