@@ -28,7 +28,7 @@ from automl.core import (
     TrialRecord,
     TrialState,
 )
-from automl.errors import AutoMLError, NotFoundError, SpecError
+from automl.errors import AutoMLError, ExperimentBusyError, NotFoundError, SpecError
 from automl.spec import load_spec
 from automl.store import DEFAULT_STORE, Store
 from trials import InProcessExecutor
@@ -301,9 +301,14 @@ class Client(SteerMethods):
             except SpecError:
                 executor = None
             if executor is not None and not isinstance(executor, InProcessExecutor):
-                return Controller(
-                    store, self.get(name), executor, runs_dir=self.runs_dir
-                ).stop_orphaned()
+                try:
+                    return Controller(
+                        store, self.get(name), executor, runs_dir=self.runs_dir
+                    ).stop_orphaned()
+                except ExperimentBusyError:
+                    # A controller took the lease meanwhile (a worker starting it): it keeps
+                    # the stop request stored above and stops at its first turn.
+                    return self.get(name)
         if not controller_live(exp):
             # Nobody will act on the request: end the trials the dead controller left behind.
             runners = store.trials.runners(exp.id)

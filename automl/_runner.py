@@ -166,8 +166,12 @@ def run_experiment(
     objective: Callable[..., Any] | None = None,
     runs_dir: str | Path = "automl-runs",
     on_progress: Callable[[Progress], None] | None = None,
+    keep_stop: bool = False,
 ) -> ExperimentRecord:
     """Run (or continue) an experiment in this process until it ends.
+
+    ``keep_stop``: honour a stop request stored before this controller took the lease (a
+    worker starting a queued experiment) instead of clearing it (an explicit resume).
 
     Raises:
         SpecError: The experiment cannot run here (see :func:`local_problem`).
@@ -177,5 +181,10 @@ def run_experiment(
         raise SpecError(problem, path="executor")
     executor = make_executor(experiment.spec, objective, runs_dir)
     return Controller(
-        store, experiment, executor, on_progress=on_progress, runs_dir=runs_dir
+        store,
+        experiment,
+        executor,
+        on_progress=on_progress,
+        runs_dir=runs_dir,
+        keep_stop=keep_stop,
     ).run()

@@ -47,8 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0  # stopped or taken by someone else between the claim and this start
     try:
         exp = client.prepare_resume(args.name)
-        run_experiment(store, exp, runs_dir=args.runs_dir)
+        # keep_stop: a stop sent after the claim, before the controller's lease, still stops it.
+        run_experiment(store, exp, runs_dir=args.runs_dir, keep_stop=True)
     except ExperimentBusyError as exc:
+        if client.get(args.name).state.is_terminal:
+            return 0  # stopped between the claim and the controller's lease: nothing to run
         print(f"automl worker: {exc}", file=sys.stderr)
         return EXIT_BUSY
     except KeyboardInterrupt:

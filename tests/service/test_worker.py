@@ -178,3 +178,54 @@ def test_a_lapsed_lease_frees_its_experiments_and_full_workers_take_only_orphans
     assert queue.info(store.experiments.get("running").id).takeovers == 1
     assert [w.id for w in queue.workers()] == ["h:2:live"]
     store.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_stop_sent_while_a_worker_starts_an_experiment_is_kept(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A stop that lands between a worker's claim and its controller's lease still stops it."""
+    from automl._runner import run_experiment
+    from automl.errors import ExperimentBusyError
+
+    ledger = tmp_path / "ledger"
+    store = Store(store_url)
+    queue = QueueRepository(store)
+    queue.submit(parse_spec(spec_text("racy", trials=2, ledger=ledger)))
+    queue.register("host:1:w", 10)
+    assert [c.name for c in queue.claim("host:1:w", 1, 30)] == ["racy"]
+    exp = store.experiments.get("racy")
+    store.experiments.update(exp.id, stop_requested=True)  # what `automl stop` writes first
+    job = subprocess.run(
+        [
+            PY,
+            "-m",
+            "automl.service._job",
+            "racy",
+            "--store",
+            store_url,
+            "--worker",
+            "host:1:w",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert job.returncode == 0, job.stderr
+    exp = store.experiments.get("racy")
+    assert exp.state is ExperimentState.STOPPED and exp.reason == "ExperimentStopped"
+    assert store.trials.list(exp.id) == [] and not ledger.exists()  # no trial ran
+
+    # An experiment stopped outright before the worker's controller takes the lease: the
+    # worker's claim (keep_stop) refuses it, so it is not run again as a plain resume would.
+    queue.submit(parse_spec(spec_text("late", trials=2, ledger=ledger)))
+    late = store.experiments.get("late")
+    store.experiments.update(late.id, state=ExperimentState.STOPPED, reason="ExperimentStopped")
+    with pytest.raises(ExperimentBusyError):
+        run_experiment(store, store.experiments.get("late"), runs_dir=tmp_path, keep_stop=True)
+    assert store.experiments.get("late").state is ExperimentState.STOPPED
+    assert store.trials.list(late.id) == [] and not ledger.exists()
+    store.close()
