@@ -71,6 +71,8 @@ def _range(
     step: float | None,
     log: bool,
     distribution: str | None,
+    when: Mapping[str, Any] | None = None,
+    default: ParamValue | None = None,
 ) -> Parameter:
     if distribution is None:
         distribution = "logUniform" if log else "uniform"
@@ -83,7 +85,23 @@ def _range(
             f"must be one of {[d.value for d in Distribution]}; got {distribution!r}",
             path="distribution",
         ) from None
-    return Parameter(name="_", type=kind, min=min, max=max, step=step, distribution=dist)
+    return _parameter(
+        type=kind,
+        min=min,
+        max=max,
+        step=step,
+        distribution=dist,
+        when=dict(when or {}),
+        default=default,
+    )
+
+
+def _parameter(**fields: Any) -> Parameter:
+    """A Parameter named later by ``tune``; a malformed ``when`` is a SpecError on ``when``."""
+    try:
+        return Parameter(name="_", **fields)
+    except ValidationError as exc:
+        raise SpecError(pydantic_issues(exc)) from None
 
 
 def int(
@@ -93,6 +111,8 @@ def int(
     step: _int | None = None,
     log: bool = False,
     distribution: str | None = None,
+    when: Mapping[str, Any] | None = None,
+    default: _int | None = None,
 ) -> Parameter:
     """An integer parameter in ``[min, max]``.
 
@@ -102,8 +122,12 @@ def int(
         step: Grid step (default 1).
         log: Search on a log scale (``distribution="logUniform"``).
         distribution: ``uniform``, ``logUniform``, ``normal`` or ``logNormal``.
+        when: Make the parameter conditional: ``{"model": "svm"}`` or
+            ``{"model": ["forest", "boosting"]}`` (docs/conditional.md). A trial gets it only
+            while every named parameter holds one of the listed values.
+        default: Value a command trial's placeholder takes while the parameter is inactive.
     """
-    return _range(ParameterType.INT, min, max, step, log, distribution)
+    return _range(ParameterType.INT, min, max, step, log, distribution, when, default)
 
 
 def double(
@@ -113,19 +137,41 @@ def double(
     step: float | None = None,
     log: bool = False,
     distribution: str | None = None,
+    when: Mapping[str, Any] | None = None,
+    default: float | None = None,
 ) -> Parameter:
     """A real parameter in ``[min, max]``; see :func:`int` for the arguments."""
-    return _range(ParameterType.DOUBLE, min, max, step, log, distribution)
+    return _range(ParameterType.DOUBLE, min, max, step, log, distribution, when, default)
 
 
-def categorical(values: Sequence[ParamValue]) -> Parameter:
-    """A choice among ``values`` (strings, numbers or booleans, passed through typed)."""
-    return Parameter(name="_", type=ParameterType.CATEGORICAL, values=tuple(values))
+def categorical(
+    values: Sequence[ParamValue],
+    *,
+    when: Mapping[str, Any] | None = None,
+    default: ParamValue | None = None,
+) -> Parameter:
+    """A choice among ``values`` (strings, numbers or booleans, passed through typed).
+
+    ``when`` and ``default`` make it conditional, as for :func:`int`.
+    """
+    return _parameter(
+        type=ParameterType.CATEGORICAL,
+        values=tuple(values),
+        when=dict(when or {}),
+        default=default,
+    )
 
 
-def discrete(values: Sequence[float]) -> Parameter:
-    """A choice among numeric ``values``."""
-    return Parameter(name="_", type=ParameterType.DISCRETE, values=tuple(values))
+def discrete(
+    values: Sequence[float],
+    *,
+    when: Mapping[str, Any] | None = None,
+    default: float | None = None,
+) -> Parameter:
+    """A choice among numeric ``values``; ``when`` and ``default`` as for :func:`int`."""
+    return _parameter(
+        type=ParameterType.DISCRETE, values=tuple(values), when=dict(when or {}), default=default
+    )
 
 
 @dataclass(frozen=True)

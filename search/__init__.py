@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from automl.core import ExperimentSpec, TrialRecord
+from automl.core import ExperimentSpec, TrialRecord, has_conditions
 from search._base import Suggester
 from search._nas_space import Architecture, NasSpace, Operation
 from search._registry import ALGORITHMS, AlgorithmInfo, Setting, algorithm_names, resolve_settings
@@ -97,6 +97,10 @@ def create_suggester(
         ]
         inner = create_suggester(inner_spec, inner_history, state, runs_dir=runs_dir)
         return NasSuggester(inner, NasSpace.from_spec(spec))
+    if name == "grid" and has_conditions(spec.parameters):
+        from search._conditional import ConditionalGridSuggester
+
+        return ConditionalGridSuggester(spec, history, state)
     if name == "auto":
         from search._auto import AutoSuggester
 

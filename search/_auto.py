@@ -45,9 +45,19 @@ from optuna.distributions import (
 from optuna.trial import TrialState as OptunaState
 from optuna.trial import create_trial
 
-from automl.core import Direction, ExperimentSpec, Suggestion, TrialRecord, TrialState
+from automl.core import (
+    Direction,
+    ExperimentSpec,
+    Suggestion,
+    TrialRecord,
+    TrialState,
+    active_names,
+    has_conditions,
+    ordered,
+)
 from automl.core._pareto import constraint_values, trial_vector
 from search._base import Suggester
+from search._conditional import count_points, sample_active
 from search._registry import resolve_settings
 from search._space import SpaceCodec
 
@@ -189,6 +199,9 @@ class AutoSuggester(Suggester):
         self._codec = SpaceCodec(spec.parameters)
         self._dists = dict(self._codec.distributions)
         self._names = list(self._dists)
+        # A conditional space: points keep their active parameters only, and the model is
+        # asked define-by-run (search._conditional).
+        self._conditional = ordered(spec.parameters) if has_conditions(spec.parameters) else None
         self._spec = spec
         self._minimize = [o.type is Direction.MINIMIZE for o in spec.all_objectives]
         self._seed: int | None = settings.get("random_state")
@@ -200,6 +213,12 @@ class AutoSuggester(Suggester):
         # Categorical-only spaces go to TPE: its per-choice densities beat a Hamming-kernel GP.
         self._gp_space = bool(numeric) and d <= GP_MAX_DIMS and self._has_torch
         self._space_size = math.prod(_size(x) for x in self._dists.values()) if d else 1
+        if self._conditional is not None:
+            # A GP models the parameters every trial has; TPE models each where it occurs.
+            self._gp_space = False
+            self._space_size = count_points(
+                self._conditional, lambda p: _size(self._dists[p.name])
+            )
         self._entries: dict[str, _Entry] = {}
         self._seen: set[tuple[Any, ...]] = set()
         for t in history:
@@ -207,7 +226,7 @@ class AutoSuggester(Suggester):
                 internal = self._codec.to_internal(t.params)
             except Exception:  # a value outside the space (the spec changed): leave it out
                 continue
-            if set(internal) != set(self._dists):
+            if set(internal) != self._active(internal):
                 continue
             state_, value, cons = _outcome(spec, t)
             strategy = str(t.attrs.get("strategy", "")) if t.attrs else ""
@@ -217,7 +236,19 @@ class AutoSuggester(Suggester):
     # -- bookkeeping --------------------------------------------------------------------------
     def _key(self, internal: Mapping[str, Any]) -> tuple[Any, ...]:
         external = self._codec.to_external(internal)
-        return tuple(repr(external[n]) for n in self._names)
+        return tuple(repr(external[n]) if n in external else "-" for n in self._names)
+
+    def _active(self, internal: Mapping[str, Any]) -> set[str]:
+        """Names a point must have: every parameter, or those its values make active."""
+        if self._conditional is None:
+            return set(self._dists)
+        return set(active_names(self._conditional, self._codec.to_external(internal)))
+
+    def _project(self, internal: dict[str, Any]) -> dict[str, Any]:
+        """A full point without the parameters its values make inactive."""
+        if self._conditional is None:
+            return internal
+        return {n: internal[n] for n in self._active(internal)}
 
     @property
     def exhausted(self) -> bool:
@@ -300,12 +331,16 @@ class AutoSuggester(Suggester):
             if index:
                 engine.fast_forward(index)
             u = engine.random(1)[0]
-        return {n: _from_unit(self._dists[n], float(u[i])) for i, n in enumerate(self._names)}
+        return self._project(
+            {n: _from_unit(self._dists[n], float(u[i])) for i, n in enumerate(self._names)}
+        )
 
     def _random_unseen(self, rng: np.random.Generator) -> dict[str, Any] | None:
         for _ in range(_RANDOM_TRIES):
             u = rng.random(len(self._names))
-            cand = {n: _from_unit(self._dists[n], float(u[i])) for i, n in enumerate(self._names)}
+            cand = self._project(
+                {n: _from_unit(self._dists[n], float(u[i])) for i, n in enumerate(self._names)}
+            )
             if self._key(cand) not in self._seen:
                 return cand
         if self._space_size <= 100_000:  # small finite space: take the first untried point
@@ -313,7 +348,7 @@ class AutoSuggester(Suggester):
 
             axes = [_values(self._dists[n]) for n in self._names]
             for combo in itertools.product(*axes):
-                cand = dict(zip(self._names, combo, strict=True))
+                cand = self._project(dict(zip(self._names, combo, strict=True)))
                 if self._key(cand) not in self._seen:
                     return cand
         return None
@@ -351,6 +386,7 @@ class AutoSuggester(Suggester):
                 sampler = optuna.samplers.TPESampler(
                     n_startup_trials=0,
                     multivariate=True,
+                    group=self._conditional is not None,  # conditional: per co-occurring group
                     constant_liar=True,
                     seed=seed,
                     warn_independent_sampling=False,
@@ -361,7 +397,7 @@ class AutoSuggester(Suggester):
             frozen = [
                 create_trial(
                     params=e.internal,
-                    distributions=self._dists,
+                    distributions={n: self._dists[n] for n in e.internal},
                     state=OptunaState.COMPLETE,
                     values=v,
                     # Optuna's key for constraint values: the samplers model feasibility.
@@ -371,15 +407,19 @@ class AutoSuggester(Suggester):
             ]
             frozen += [
                 create_trial(
-                    params=e.internal, distributions=self._dists, state=OptunaState.RUNNING
+                    params=e.internal,
+                    distributions={n: self._dists[n] for n in e.internal},
+                    state=OptunaState.RUNNING,
                 )
                 for e in self._entries.values()
                 if e.state is OptunaState.RUNNING
             ]
             study.add_trials(frozen)
-            trial = study.ask(fixed_distributions=self._dists)
-        params = dict(trial.params)
-        return params if set(params) == set(self._dists) else None
+            if self._conditional is not None:
+                params = sample_active(study.ask(), self._conditional, self._codec)
+            else:
+                params = dict(study.ask(fixed_distributions=self._dists).params)
+        return params if set(params) == self._active(params) else None
 
 
 def _values(dist: BaseDistribution) -> list[Any]:

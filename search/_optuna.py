@@ -20,9 +20,18 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, create_trial
 from optuna.trial import TrialState as OptunaState
 
-from automl.core import Direction, ExperimentSpec, Suggestion, TrialRecord, TrialState
+from automl.core import (
+    Direction,
+    ExperimentSpec,
+    Suggestion,
+    TrialRecord,
+    TrialState,
+    has_conditions,
+    ordered,
+)
 from automl.core._pareto import constraint_values, trial_vector
 from search._base import Suggester
+from search._conditional import sample_active
 from search._registry import canonical_name, resolve_settings
 from search._space import SpaceCodec
 
@@ -107,8 +116,12 @@ def _make_sampler(
             tpe_kwargs["prior_weight"] = settings["prior_weight"]
         if gamma is not None:
             tpe_kwargs["gamma"] = gamma
+        multivariate = name in ("multivariate-tpe", "motpe") or settings.get("multivariate")
+        if multivariate and has_conditions(spec.parameters):
+            # A conditional space: model the parameters that occur together as one group.
+            tpe_kwargs["group"] = True
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore")  # FutureWarning, and group's ExperimentalWarning
             return optuna.samplers.TPESampler(
                 n_startup_trials=settings["n_startup_trials"],
                 n_ei_candidates=settings["n_ei_candidates"],
@@ -181,6 +194,8 @@ class OptunaSuggester(Suggester):
         settings = resolve_settings(spec)
         self._grid = spec.algorithm.name == "grid"
         self._codec = SpaceCodec(spec.parameters, grid=self._grid)
+        # A conditional space is asked for parameter by parent-first parameter (define-by-run).
+        self._conditional = ordered(spec.parameters) if has_conditions(spec.parameters) else None
         self._grid_size = (
             math.prod(len(_choices(d)) for d in self._codec.distributions.values())
             if self._grid
@@ -259,7 +274,11 @@ class OptunaSuggester(Suggester):
                 break
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ot = self._study.ask(fixed_distributions=self._codec.distributions)
+                if self._conditional is not None:
+                    ot = self._study.ask()
+                    sample_active(ot, self._conditional, self._codec)
+                else:
+                    ot = self._study.ask(fixed_distributions=self._codec.distributions)
             self._ids[trial_id] = ot._trial_id
             attrs = (
                 {

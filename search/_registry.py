@@ -296,6 +296,17 @@ ALIASES: dict[str, str] = {
 _NO_NAS = ("hyperband", "pbt")
 
 
+#: Algorithms that refuse a conditional space (``when``), and why.
+_NO_CONDITIONS = {
+    "hyperband": "its brackets sample and promote whole configurations, one value for every "
+    "parameter",
+    "pbt": "it perturbs every parameter of a trial, which can switch a parent and leave its "
+    "children without values",
+    "evolution": "a mutation changes one parameter, which can switch a parent and leave its "
+    "children without values",
+}
+
+
 def algorithm_names() -> list[str]:
     """Names of every runnable algorithm (Katib's NAS algorithms ``enas`` and ``darts`` too)."""
     from search._nas_settings import NAS_ALGORITHMS
@@ -396,6 +407,15 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
             issues.append(
                 SpecIssue(f"algorithm.settings.{key}", f"is required by {name} ({setting.rule})")
             )
+    if name in _NO_CONDITIONS and any(p.when for p in spec.parameters):
+        issues.append(
+            SpecIssue(
+                "algorithm.name",
+                f"{name} cannot search a conditional space (parameters with when: "
+                f"{[p.name for p in spec.parameters if p.when]}): {_NO_CONDITIONS[name]}; use "
+                "auto, tpe, random, grid, sobol, cmaes or bayesianoptimization",
+            )
+        )
     if name == "hyperband" and not issues:
         issues.extend(_hyperband_problems(spec, out))
     if name == "bayesianoptimization" and importlib.util.find_spec("torch") is None:

@@ -4,6 +4,16 @@
 executor backend, so ``search``, ``trials`` and ``nas`` can build on it without importing upward.
 """
 
+from automl.core._conditions import (
+    active_names,
+    active_params,
+    condition_problems,
+    has_conditions,
+    ordered,
+    placeholder_problems,
+    value_in,
+    with_defaults,
+)
 from automl.core._constraints import Constraint, parse_constraint
 from automl.core._shell import (
     ShellUse,
@@ -72,11 +82,19 @@ __all__ = [
     "TrialRecord",
     "TrialState",
     "TrialTemplate",
+    "active_names",
+    "active_params",
+    "condition_problems",
+    "has_conditions",
+    "ordered",
     "parse_constraint",
     "parse_quantity",
+    "placeholder_problems",
     "render_shell_script",
     "shell_placeholders",
     "shell_script_index",
     "spec_problems",
     "validate_spec",
+    "value_in",
+    "with_defaults",
 ]

@@ -13,7 +13,7 @@ import re
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from automl.core._constraints import Constraint
 from automl.errors import SpecError, SpecIssue
@@ -108,6 +108,11 @@ class Parameter(_Frozen):
         step: Grid step (int and double only); int defaults to 1.
         values: Feasible values (categorical and discrete only).
         distribution: Prior over ``[min, max]`` (int and double only).
+        when: Condition for the parameter to exist: parent parameter name -> the parent's
+            values under which it is active (all parents must match); empty: always active.
+            See :mod:`automl.core._conditions`.
+        default: The value a command template's placeholder takes while the parameter is
+            inactive (only for a conditional parameter; never stored, never given to a function).
     """
 
     name: str
@@ -117,9 +122,49 @@ class Parameter(_Frozen):
     step: float | None = None
     values: tuple[ParamValue, ...] = ()
     distribution: Distribution = Distribution.UNIFORM
+    when: dict[str, tuple[ParamValue, ...]] = Field(default_factory=dict)
+    default: ParamValue | None = None
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _one_value_or_many(cls, raw: Any) -> Any:
+        # ``when: {model: svm}`` is ``when: {model: [svm]}``.
+        if not isinstance(raw, dict):
+            return raw
+        out: dict[Any, Any] = {}
+        for parent, values in raw.items():
+            if isinstance(values, dict):
+                raise ValueError(
+                    f"{parent}: must be a value or a list of values of {parent!r}; got a mapping "
+                    f"{values!r} (a nested condition goes on the parent parameter's own when)"
+                )
+            out[parent] = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+        return out
 
     def problems(self, path: str) -> list[SpecIssue]:
         """Return every rule this parameter breaks, with field paths under ``path``."""
+        out = self._space_problems(path)
+        if not out and self.default is not None and not self.feasible(self.default):
+            out.append(
+                SpecIssue(
+                    f"{path}.default",
+                    f"must be a value the parameter can take; got {self.default!r}",
+                )
+            )
+        return out
+
+    def feasible(self, value: ParamValue) -> bool:
+        """Whether ``value`` lies in this (valid) parameter's space."""
+        if not self.is_numeric_range:
+            return any(type(v) is type(value) and v == value for v in self.values)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        assert self.min is not None and self.max is not None
+        if self.type is ParameterType.INT and float(value) != int(value):
+            return False
+        return self.min <= value <= self.max
+
+    def _space_problems(self, path: str) -> list[SpecIssue]:
         out: list[SpecIssue] = []
         if not self.name or "{" in self.name or "}" in self.name:
             out.append(

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Iterable
 
+from automl.core._conditions import condition_problems, placeholder_problems
 from automl.core._shell import ARITH, REFUSED, shell_placeholders, shell_script_index
 from automl.core._spec import NAME_RE, CollectorKind, ExperimentSpec, Parameter, ParameterType
 from automl.errors import SpecError, SpecIssue
@@ -70,6 +71,7 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             )
         seen.add(p.name)
         out.extend(p.problems(f"parameters[{i}]"))
+    out.extend(condition_problems(spec.parameters))
     from automl.core._pareto import objective_problems
 
     out.extend(objective_problems(spec))
@@ -290,6 +292,7 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                     )
                 )
     out.extend(_shell_problems(spec))
+    out.extend(_inactive_problems(spec, texts))
     if t.command is not None and t.trial_parameters and t.local_blocker is None:
         manifest_text = repr(t.manifest) if t.manifest is not None else " ".join(texts)
         for i, tp in enumerate(t.trial_parameters):
@@ -302,6 +305,19 @@ def _template_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                     )
                 )
     return out
+
+
+def _inactive_problems(spec: ExperimentSpec, texts: list[str]) -> list[SpecIssue]:
+    """Placeholders for a conditional parameter without a default (nothing to put there)."""
+    if not any(p.when for p in spec.parameters):
+        return []
+    bindings = {tp.name: tp.reference for tp in spec.trial_template.trial_parameters}
+    targets = []
+    for text in texts:
+        for ref in PLACEHOLDER_RE.findall(text):
+            key = ref.removeprefix("trialParameters.")
+            targets.append(bindings.get(key, key))
+    return placeholder_problems(spec.parameters, targets, "trial_template.command")
 
 
 def _nearest(name: str, known: Iterable[str]) -> str:

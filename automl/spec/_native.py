@@ -33,6 +33,7 @@ from automl.core import (
 from automl.errors import SpecError, SpecIssue
 from automl.spec._common import check, existing, parse_duration, pydantic_issues
 from automl.spec._limits import nas_size_problems
+from automl.spec._objectives import build_objectives
 from automl.spec._structure import validate_structure
 
 __all__ = ["parse_native"]
@@ -73,6 +74,8 @@ class _Parameter(_M):
     values: list[Scalar] | None = None
     distribution: Literal["uniform", "logUniform", "normal", "logNormal"] | None = None
     log: bool | None = None
+    when: dict[str, Any] = Field(default_factory=dict)  # checked by Parameter and the rules
+    default: Scalar | None = None
 
 
 _SCALARS: TypeAdapter[list[Scalar]] = TypeAdapter(list[Scalar])
@@ -134,7 +137,9 @@ class _Doc(_M):
     apiVersion: Literal["automl/v1"] | None = None
     name: str
     description: str = ""
-    objective: _Objective
+    objective: _Objective | None = None
+    objectives: list[Any] | None = None  # several objectives; each item checked alone
+    constraints: list[Any] | None = None  # "metric op number" strings
     algorithm: str | _Algorithm = "auto"
     seed: int | None = None
     early_stopping: str | _EarlyStopping | None = None
@@ -184,6 +189,8 @@ def _parameter(name: str, raw: _Parameter | list[Scalar]) -> Parameter:
         step=raw.step,
         values=tuple(raw.values or ()),
         distribution=Distribution(dist or "uniform"),
+        when=raw.when,
+        default=raw.default,
     )
 
 
@@ -374,15 +381,30 @@ def parse_native(
     nas_bindings: tuple[TrialParameter, ...] = ()
     if nas_names:
         command, env, nas_bindings = _bind_nas(command, env, nas_names)
-    spec = ExperimentSpec(
-        name=doc.name,
-        objective=Objective(
+    single = (
+        None
+        if doc.objective is None
+        else Objective(
             type=Direction(doc.objective.direction),
             metric=doc.objective.metric,
             goal=doc.objective.goal,
             additional_metrics=tuple(doc.objective.additional_metrics),
             strategies={k: MetricStrategy(v) for k, v in doc.objective.strategies.items()},
-        ),
+        )
+    )
+    try:
+        objective, objectives, constraints = build_objectives(
+            single, doc.objectives, doc.constraints
+        )
+    except SpecError as exc:
+        issues.extend(exc.issues)
+        objective = single or Objective(type=Direction.MINIMIZE, metric="?")
+        objectives, constraints = (), ()
+    spec = ExperimentSpec(
+        name=doc.name,
+        objective=objective,
+        objectives=objectives,
+        constraints=constraints,
         algorithm=algo,
         parameters=tuple(params),
         parallel_trial_count=doc.budget.parallel,

@@ -1,0 +1,292 @@
+"""Conditional search spaces (``when``): validation, active parameters, algorithms, the grid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import automl
+from automl.core import (
+    ExperimentSpec,
+    MetricSummary,
+    TrialRecord,
+    TrialState,
+    active_names,
+    active_params,
+)
+from automl.errors import SpecError
+from automl.spec import parse_spec
+from search import create_suggester
+
+SPACE = """
+  model: {type: categorical, values: [svm, forest, boosting]}
+  kernel: {type: categorical, values: [rbf, linear], when: {model: svm}}
+  gamma: {type: double, min: 0.25, max: 1, step: 0.25, when: {kernel: rbf}}
+  C: {type: double, min: 1, max: 3, step: 1, when: {model: svm}}
+  n_estimators: {type: int, min: 20, max: 22, when: {model: [forest, boosting]}}
+  x: {type: discrete, values: [1, 2]}
+"""
+
+
+def doc(space: str = SPACE, algorithm: str = "tpe", command: str = "[python, t.py]") -> str:
+    return f"""
+name: cond
+objective: {{metric: loss, direction: minimize}}
+algorithm: {algorithm}
+parameters:
+{space}
+trial: {{command: {command}}}
+budget: {{max_trials: 10}}
+"""
+
+
+def spec_of(algorithm: str = "tpe", space: str = SPACE, **kw: Any) -> ExperimentSpec:
+    return parse_spec(doc(space, algorithm, **kw))
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    return [str(i) for i in info.value.issues]
+
+
+def valid(params: dict[str, Any]) -> bool:
+    """Whether a suggestion holds exactly its active parameters, each in its range."""
+    expect = {"model", "x"}
+    if params["model"] == "svm":
+        expect |= {"kernel", "C"} | ({"gamma"} if params["kernel"] == "rbf" else set())
+    else:
+        expect |= {"n_estimators"}
+    return set(params) == expect
+
+
+# -- validation --------------------------------------------------------------------------------
+
+
+def test_yaml_when_is_parsed_one_value_or_many() -> None:
+    spec = spec_of()
+    by = {p.name: p for p in spec.parameters}
+    assert by["kernel"].when == {"model": ("svm",)}
+    assert by["n_estimators"].when == {"model": ("forest", "boosting")}
+    assert by["model"].when == {}
+    assert ExperimentSpec.from_json(spec.to_json()) == spec  # the store keeps it
+
+
+def test_condition_on_an_unknown_parameter_names_the_path() -> None:
+    msgs = errors(
+        doc(SPACE.replace("step: 1, when: {model: svm}}", "step: 1, when: {modle: svm}}"))
+    )
+    assert any(m.startswith("parameters.C.when.modle: must name a parameter") for m in msgs), msgs
+
+
+def test_value_not_among_the_parents_values_is_refused() -> None:
+    msgs = errors(doc(SPACE.replace("when: {kernel: rbf}", "when: {kernel: [rbf, poly]}")))
+    assert msgs == [
+        "parameters.gamma.when.kernel: must be one of the values of 'kernel' ['rbf', 'linear']; "
+        "got 'poly'"
+    ]
+
+
+def test_cycles_and_self_conditions_are_refused() -> None:
+    cyc = SPACE.replace(
+        "model: {type: categorical, values: [svm, forest, boosting]}",
+        "model: {type: categorical, values: [svm, forest, boosting], when: {x: 1}}\n"
+        "  y: {type: categorical, values: [1, 2], when: {y: 1}}",
+    ).replace(
+        "x: {type: discrete, values: [1, 2]}",
+        "x: {type: discrete, values: [1, 2], when: {model: svm}}",
+    )
+    msgs = errors(doc(cyc))
+    assert "parameters.y.when.y: a parameter cannot depend on itself ('y')" in msgs
+    assert any(
+        m.startswith("parameters.model.when.x: conditions must not form a cycle; got model -> x")
+        for m in msgs
+    ), msgs
+
+
+def test_nested_mapping_and_numeric_parent_are_refused() -> None:
+    msgs = errors(doc(SPACE.replace("when: {kernel: rbf}", "when: {kernel: {model: svm}}")))
+    assert len(msgs) == 1 and msgs[0].startswith("parameters.gamma.when: ")
+    assert "a nested condition goes on the parent parameter's own when" in msgs[0]
+    msgs = errors(doc(SPACE.replace("when: {kernel: rbf}", "when: {C: 1}")))
+    assert msgs == [
+        "parameters.gamma.when.C: a condition must be on a categorical or discrete parameter; "
+        "'C' is double"
+    ]
+
+
+def test_nested_conditions_are_allowed_and_resolved_parents_first() -> None:
+    spec = spec_of()
+    assert active_names(spec.parameters, {"model": "svm", "kernel": "rbf", "x": 1}) == [
+        "model",
+        "kernel",
+        "gamma",
+        "C",
+        "x",
+    ]
+    # gamma's parent kernel is inactive for a forest, so gamma is too, whatever kernel says.
+    full = {"model": "forest", "kernel": "rbf", "gamma": 0.5, "C": 1.0, "n_estimators": 20, "x": 2}
+    assert active_params(spec.parameters, full) == {"model": "forest", "n_estimators": 20, "x": 2}
+
+
+def test_python_api_when_and_bad_when() -> None:
+    p = automl.double(1e-3, 1e3, log=True, when={"model": "svm"})
+    assert p.when == {"model": ("svm",)}
+    q = automl.categorical(["a", "b"], when={"model": ["forest", "boosting"]})
+    assert q.when == {"model": ("forest", "boosting")}
+    with pytest.raises(SpecError) as info:
+        automl.int(1, 3, when={"model": {"x": 1}})
+    assert info.value.path == "when"
+
+
+def test_tune_refuses_a_condition_on_an_unknown_parameter(tmp_path: Any) -> None:
+    with pytest.raises(SpecError) as info:
+        automl.tune(
+            lambda a, b=0: a,
+            {"a": automl.int(1, 3), "b": automl.int(1, 3, when={"c": "x"})},
+            max_trials=1,
+            store=f"sqlite:///{tmp_path}/s.db",
+        )
+    assert str(info.value).startswith("parameters.b.when.c: must name a parameter")
+
+
+def test_command_placeholder_of_a_conditional_parameter_needs_a_default() -> None:
+    msgs = errors(doc(command="[python, t.py, '--C=${C}', '--x=${x}']"))
+    assert len(msgs) == 1
+    assert msgs[0].startswith("trial.command: uses ${C}, but 'C' is inactive unless model in")
+    with_default = SPACE.replace(
+        "step: 1, when: {model: svm}}", "step: 1, default: 1.0, when: {model: svm}}"
+    )
+    spec = parse_spec(doc(with_default, command="[python, t.py, '--C=${C}']"))
+    assert spec.parameter("C").default == 1.0
+
+
+def test_default_must_be_feasible_and_needs_a_condition() -> None:
+    bad = SPACE.replace(
+        "step: 1, when: {model: svm}}", "step: 1, default: 7.0, when: {model: svm}}"
+    )
+    assert errors(doc(bad)) == [
+        "parameters.C.default: must be a value the parameter can take; got 7.0"
+    ]
+    bad = SPACE.replace(
+        "x: {type: discrete, values: [1, 2]}", "x: {type: discrete, values: [1, 2], default: 1}"
+    )
+    msgs = errors(doc(bad))
+    assert (
+        len(msgs) == 1
+        and msgs[0].startswith("parameters.x.default: ")
+        and "needs a when" in msgs[0]
+    )
+
+
+# -- every algorithm ---------------------------------------------------------------------------
+
+
+def _finished(trial_id: str, number: int, params: dict[str, Any], value: float) -> TrialRecord:
+    return TrialRecord(
+        id=trial_id,
+        experiment_id="e",
+        number=number,
+        params=params,
+        state=TrialState.SUCCEEDED,
+        value=value,
+        metrics={"loss": MetricSummary(value, value, value)},
+        created_at=0.0,
+    )
+
+
+def _loss(params: dict[str, Any]) -> float:
+    # svm with rbf and a large gamma is best: model-based samplers should find it.
+    if params["model"] != "svm":
+        return 2.0 + params["n_estimators"] / 100
+    return (
+        1.0 - (params.get("gamma", 0.0) if params["kernel"] == "rbf" else 0.0) + params["C"] / 10
+    )
+
+
+def _run(algorithm: str, n: int) -> list[dict[str, Any]]:
+    spec = spec_of(algorithm)
+    suggester = create_suggester(spec)
+    seen: list[dict[str, Any]] = []
+    for i in range(n):
+        got = suggester.suggest([f"t{i}"])
+        if not got:
+            break
+        params = dict(got[0].params)
+        seen.append(params)
+        suggester.tell(_finished(f"t{i}", i, params, _loss(params)))
+    return seen
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    ["auto", "tpe", "multivariate-tpe", "random", "sobol", "cmaes", "bayesianoptimization"],
+)
+def test_algorithm_samples_only_active_parameters(algorithm: str) -> None:
+    seen = _run(algorithm, 24)
+    assert len(seen) == 24
+    bad = [p for p in seen if not valid(p)]
+    assert bad == []
+    # Both branches are explored, and a conditional parameter is sampled where it is active.
+    assert {p["model"] for p in seen} >= {"svm", "forest"} or algorithm == "cmaes"
+    assert any("gamma" in p for p in seen) or algorithm == "cmaes"
+
+
+def test_tpe_models_the_conditional_parameters() -> None:
+    # After its startup trials TPE concentrates on the good branch (svm, rbf).
+    later = _run("{name: tpe, settings: {n_startup_trials: 8, seed: 3}}", 40)[20:]
+    assert sum(p["model"] == "svm" and p.get("kernel") == "rbf" for p in later) >= 10
+
+
+@pytest.mark.parametrize("algorithm", ["hyperband", "pbt", "evolution"])
+def test_algorithm_that_cannot_search_a_conditional_space_refuses(algorithm: str) -> None:
+    settings = (
+        ", settings: {resource_name: n_estimators, r_l: 1}" if algorithm == "hyperband" else ""
+    )
+    with pytest.raises(SpecError) as info:
+        create_suggester(parse_spec(doc(algorithm=f"{{name: {algorithm}{settings}}}")))
+    msg = str(info.value)
+    assert f"algorithm: {algorithm} cannot search a conditional space" in msg
+    assert "['kernel', 'gamma', 'C', 'n_estimators']" in msg
+
+
+@pytest.mark.parametrize("algorithm", ["enas", "darts"])
+def test_nas_algorithms_refuse_parameters(algorithm: str) -> None:
+    with pytest.raises(SpecError) as info:
+        create_suggester(spec_of(algorithm))
+    assert "parameters" in str(info.value) or "nas_config" in str(info.value)
+
+
+def test_grid_enumerates_only_valid_combinations_once() -> None:
+    seen = _run("grid", 1000)
+    # svm: rbf 4 gamma x 3 C + linear 3 C = 15; forest and boosting: 3 each; all times 2 x.
+    assert len(seen) == (15 + 3 + 3) * 2
+    keys = [tuple(sorted(p.items())) for p in seen]
+    assert len(set(keys)) == len(keys)
+    assert all(valid(p) for p in seen)
+
+
+def test_grid_resumes_without_repeating_a_point() -> None:
+    spec = spec_of("grid")
+    first = create_suggester(spec)
+    done = [dict(s.params) for s in first.suggest([f"t{i}" for i in range(10)])]
+    history = [_finished(f"t{i}", i, p, 1.0) for i, p in enumerate(done)]
+    rest = create_suggester(spec, history)
+    later = [dict(s.params) for s in rest.suggest([f"u{i}" for i in range(100)])]
+    assert len(done) + len(later) == 42
+    assert not {tuple(sorted(p.items())) for p in done} & {tuple(sorted(p.items())) for p in later}
+    assert rest.exhausted
+
+
+def test_auto_resumed_from_history_keeps_proposing_valid_points() -> None:
+    spec = spec_of("auto")
+    s = create_suggester(spec)
+    history = []
+    for i in range(8):
+        p = dict(s.suggest([f"t{i}"])[0].params)
+        history.append(_finished(f"t{i}", i, p, _loss(p)))
+        s.tell(history[-1])
+    again = create_suggester(spec, history)
+    more = [dict(x.params) for x in again.suggest([f"u{i}" for i in range(6)])]
+    assert len(more) == 6 and all(valid(p) for p in more)
