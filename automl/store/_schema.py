@@ -32,6 +32,7 @@ experiments = sa.Table(
     sa.Column("takeovers", sa.Integer, nullable=False, default=0),
     # 0005: bumped by every hand-made change the controller must apply (automl._steering)
     sa.Column("steer_seq", sa.Integer, nullable=False, default=0),
+    sa.Column("steer_applied", sa.Integer, nullable=False, default=0),
     sa.Index("ix_automl_experiments_queue", "queued", "state"),
 )
 

@@ -431,6 +431,15 @@ class ExperimentRepository:
             ).first()
         return (bool(row[0]), int(row[1] or 0)) if row is not None else (False, 0)
 
+    def steer_status(self, experiment_id: str) -> tuple[int, int]:
+        """The steering counter, and the value of it the running controller has applied."""
+        e = S.experiments.c
+        with self._s.begin() as c:
+            row = c.execute(
+                sa.select(e.steer_seq, e.steer_applied).where(e.id == experiment_id)
+            ).first()
+        return (int(row[0] or 0), int(row[1] or 0)) if row is not None else (0, 0)
+
     def steered(self, experiment_id: str, conn: Connection | None = None) -> None:
         """Bump the steering counter: the running controller re-reads budgets and trials."""
         e = S.experiments.c
@@ -524,7 +533,7 @@ class TrialRepository:
         for k, v in fields.items():
             if k == "state":
                 v = TrialState(v).value
-            elif k in ("runner", "attrs", "outputs"):
+            elif k in ("runner", "attrs", "outputs", "params"):
                 v = _dumps(dict(v))
             values[k] = v
         with self._s.begin() as c:
@@ -540,10 +549,12 @@ class TrialRepository:
         observations: Sequence[Observation] = (),
         finished_at: float | None = None,
         outputs: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """Write a trial's end and its last observations in one transaction.
 
-        ``outputs`` (what the trial's artifact directory holds) is stored when given.
+        ``outputs`` (what the trial's artifact directory holds) is stored when given, and so
+        are ``attrs`` (replacing the trial's: its objective vector and feasibility).
         """
         summary = {k: [s.min, s.max, s.latest] for k, s in metrics.items()}
         params: dict[str, Any] = {}
@@ -564,6 +575,12 @@ class TrialRepository:
                     **params,
                 },
             )
+            if attrs is not None:
+                c.execute(
+                    S.trials.update()
+                    .where(S.trials.c.id == trial_id)
+                    .values(attrs=_dumps(dict(attrs)))
+                )
 
     def restart(self, trial_id: str, attempt: int) -> None:
         """Put an interrupted trial back to Created for another attempt.
