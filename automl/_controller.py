@@ -34,21 +34,12 @@ from automl.core import (
     Observation,
     TrialRecord,
     TrialState,
-    suggested,
     with_defaults,
-)
-from automl.core._pareto import (
-    feasible,
-    goal_member,
-    goal_message,
-    judge,
-    pareto_front,
-    reaches_goals,
 )
 from automl.errors import AutoMLError, ExperimentBusyError, StorageError
 from automl.store import Store
 from search import EarlyStopper, Suggester, create_stopper, create_suggester
-from trials import Executor, ExitStatus, TrialEvent, TrialRun, summarize
+from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, summarize
 
 __all__ = ["Controller", "Progress", "controller_live"]
 
@@ -107,10 +98,8 @@ class Controller:
         on_progress: Callable[[Progress], None] | None = None,
         suggester: Suggester | None = None,
         runs_dir: str | Path | None = None,
-        keep_stop: bool = False,
     ) -> None:
         self._store = store
-        self._keep_stop = keep_stop
         self._exp = experiment
         self._spec: ExperimentSpec = experiment.spec
         self._executor = executor
@@ -120,8 +109,7 @@ class Controller:
         self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._live: dict[str, _Live] = {}
         self._counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
-        self._best: tuple[float, str] | None = None  # feasible, first objective
-        self._goal: TrialRecord | None = None  # several objectives: a trial at every goal
+        self._best: tuple[float, str] | None = None
         self._next_number = 0
         self._sampler_state: Mapping[str, Any] = experiment.sampler_state
         self._stopper: EarlyStopper | None = None
@@ -149,17 +137,13 @@ class Controller:
                 stale_before = 0.0  # a live process on this host keeps its lease
             elif alive is None:
                 stale_before = time.time() - STALE_S  # another host: trust the heartbeat
-        if not self._store.experiments.claim(
-            exp.id, self.controller_id, observed, stale_before, keep_stop=self._keep_stop
-        ):
+        if not self._store.experiments.claim(exp.id, self.controller_id, observed, stale_before):
             fresh = self._store.experiments.get(exp.name)
             age = time.time() - (fresh.heartbeat_at or 0)
             raise ExperimentBusyError(
                 f"experiment {exp.name!r} is being run by controller {fresh.controller} "
                 f"(last heartbeat {age:.0f} s ago); stop it first with: automl stop {exp.name}"
             )
-        if self._keep_stop and self._store.experiments.stop_requested(exp.id):
-            self._stop_requested.set()  # end at the first turn, before any trial starts
 
     def _load(self) -> Suggester:
         trials = self._store.trials.list(self._exp.id)
@@ -351,14 +335,7 @@ class Controller:
     ) -> tuple[ExperimentState, EndReason, str] | None:
         spec, c = self._spec, self._counts
         obj = spec.objective
-        if self._goal is not None:
-            member = goal_member(spec, pareto_front(spec, self._store.trials.list(self._exp.id)))
-            return (
-                ExperimentState.SUCCEEDED,
-                EndReason.GOAL_REACHED,
-                goal_message(spec, member or self._goal),
-            )
-        if not spec.multi_objective and self._best is not None and obj.reached(self._best[0]):
+        if self._best is not None and obj.reached(self._best[0]):
             return (
                 ExperimentState.SUCCEEDED,
                 EndReason.GOAL_REACHED,
@@ -475,7 +452,7 @@ class Controller:
             return suggester
         # The set of invalidated trials changed: recount the best and rebuild the search from
         # the store without them (running trials are replayed as pending).
-        self._best = self._goal = None
+        self._best = None
         for t in trials:
             if not t.state.is_active:
                 self._count_best(t)
@@ -494,12 +471,9 @@ class Controller:
             not t.invalidated
             and t.state is TrialState.SUCCEEDED
             and t.value is not None
-            and feasible(t)
             and (self._best is None or self._spec.objective.better(t.value, self._best[0]))
         ):
             self._best = (t.value, t.id)
-        if self._spec.multi_objective and self._goal is None and not t.invalidated:
-            self._goal = t if reaches_goals(self._spec, t) else None
 
     def _live_records(self) -> list[TrialRecord]:
         return [live.record for live in self._live.values()]
@@ -625,8 +599,8 @@ class Controller:
     def _end_trial(self, live: _Live, ev: TrialEvent, suggester: Suggester) -> None:
         assert ev.exit is not None
         record_id = live.record.id
-        value = None
-        attrs: dict[str, Any] | None = None  # objective vector and feasibility, when kept
+        obj = self._spec.objective
+        value = objective_value(obj, live.metrics)
         status, message = ev.exit.status, ev.exit.message
         if status is ExitStatus.LOST and live.record.attempt < MAX_ATTEMPTS:
             self._rerun(live, message)
@@ -635,9 +609,21 @@ class Controller:
             state, message = TrialState.FAILED, self._bad.pop(record_id)
             live.pending.clear()
         elif status is ExitStatus.COMPLETED:
-            collector = self._spec.metrics_collector.kind.value
-            state, value, message, extra = judge(self._spec, live.metrics, live.nan, collector)
-            attrs = {**live.record.attrs, **extra} if extra else None
+            if value is not None and not math.isfinite(value):
+                state = TrialState.FAILED
+                message = f"the objective metric {obj.metric!r} is not a finite number ({value})"
+                value = None
+            elif value is None and live.nan:
+                state = TrialState.FAILED
+                message = f"the objective metric {obj.metric!r} is not a finite number (nan)"
+            elif value is None:
+                state = TrialState.METRICS_UNAVAILABLE
+                message = (
+                    f"the objective metric {obj.metric!r} was never reported "
+                    f"({self._spec.metrics_collector.kind.value} collector)"
+                )
+            else:
+                state = TrialState.SUCCEEDED
         elif record_id in self._early and status is not ExitStatus.TIMED_OUT:
             # Cancelled, or (adopted) killed by a signal its dead controller's decision sent.
             state = TrialState.EARLY_STOPPED
@@ -653,8 +639,6 @@ class Controller:
             state = TrialState.FAILED
         now = time.time()
         outputs = self._outputs(record_id)
-        if self._spec.define_by_run:
-            self._define_by_run_params(live, outputs)
         self._store.trials.finish(
             live.record.id,
             state,
@@ -664,7 +648,6 @@ class Controller:
             live.pending,
             finished_at=now,
             outputs=outputs,
-            attrs=attrs,
         )
         # Only now may the executor drop what an adopter would need (a hub gone: nothing to drop).
         with contextlib.suppress(Exception):
@@ -677,7 +660,6 @@ class Controller:
             message=message,
             finished_at=now,
             outputs=outputs or {},
-            attrs=live.record.attrs if attrs is None else attrs,
         )
         self._live.pop(record.id, None)
         self._early.pop(record_id, None)  # a trial may end on its own right after the decision
@@ -694,13 +676,6 @@ class Controller:
                 self._stopper.finish(record)
         if self._on_progress is not None:
             self._on_progress(self.progress(record))
-
-    def _define_by_run_params(self, live: _Live, outputs: dict[str, Any] | None) -> None:
-        """A define-by-run trial's params become what it asked for (not the whole proposal)."""
-        found = suggested(outputs)
-        if found is not None:
-            live.record = replace(live.record, params=found[0])
-            self._store.trials.update(live.record.id, params=found[0])
 
     def _rerun(self, live: _Live, why: str) -> None:
         """Run a trial whose run was lost again, as a new attempt (its files are kept)."""

@@ -369,21 +369,14 @@ class ExperimentRepository:
             )
 
     def claim(
-        self,
-        experiment_id: str,
-        controller: str,
-        observed: str | None,
-        stale_before: float,
-        *,
-        keep_stop: bool = False,
+        self, experiment_id: str, controller: str, observed: str | None, stale_before: float
     ) -> bool:
         """Take the controller lease by compare-and-swap; True if this call won it.
 
         It succeeds only if the lease is still held by ``observed`` (None: free) and, when held,
         its heartbeat is older than ``stale_before``. Taking the lease marks the experiment Running
-        and clears any earlier stop request in the same statement (an explicit resume), so a stop
-        asked for after this point is never lost. ``keep_stop`` keeps an earlier request: a
-        worker taking a queued experiment must not erase a stop sent while it was starting.
+        and clears any earlier stop request in the same statement, so a stop asked for after this
+        point is never lost.
         """
         now = time.time()
         e = S.experiments.c
@@ -400,16 +393,11 @@ class ExperimentRepository:
                 S.experiments.update()
                 .where(e.id == experiment_id)
                 .where(sa.or_(held, e.controller == controller))
-                .where(
-                    e.state.in_((ExperimentState.CREATED.value, ExperimentState.RUNNING.value))
-                    if keep_stop  # an experiment stopped meanwhile stays stopped
-                    else sa.true()
-                )
                 .values(
                     controller=controller,
                     heartbeat_at=now,
+                    stop_requested=False,
                     state=ExperimentState.RUNNING.value,
-                    **({} if keep_stop else {"stop_requested": False}),
                 )
             )
         return bool(res.rowcount)
@@ -533,7 +521,7 @@ class TrialRepository:
         for k, v in fields.items():
             if k == "state":
                 v = TrialState(v).value
-            elif k in ("runner", "attrs", "outputs", "params"):
+            elif k in ("runner", "attrs", "outputs"):
                 v = _dumps(dict(v))
             values[k] = v
         with self._s.begin() as c:
@@ -549,12 +537,10 @@ class TrialRepository:
         observations: Sequence[Observation] = (),
         finished_at: float | None = None,
         outputs: Mapping[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """Write a trial's end and its last observations in one transaction.
 
-        ``outputs`` (what the trial's artifact directory holds) is stored when given, and so
-        are ``attrs`` (replacing the trial's: its objective vector and feasibility).
+        ``outputs`` (what the trial's artifact directory holds) is stored when given.
         """
         summary = {k: [s.min, s.max, s.latest] for k, s in metrics.items()}
         params: dict[str, Any] = {}
@@ -575,12 +561,6 @@ class TrialRepository:
                     **params,
                 },
             )
-            if attrs is not None:
-                c.execute(
-                    S.trials.update()
-                    .where(S.trials.c.id == trial_id)
-                    .values(attrs=_dumps(dict(attrs)))
-                )
 
     def restart(self, trial_id: str, attempt: int) -> None:
         """Put an interrupted trial back to Created for another attempt.
