@@ -48,6 +48,8 @@ _EXPORTS = {
     "save_model": "automl._artifacts",
     "load_model": "automl._artifacts",
     "log_outputs": "automl._artifacts",
+    "select_model": "automl._select",
+    "SelectResult": "automl._select",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -90,6 +92,8 @@ if TYPE_CHECKING:
     from automl._report import (
         should_stop as should_stop,
     )
+    from automl._select import SelectResult as SelectResult
+    from automl._select import select_model as select_model
     from automl.core import (
         ExperimentSpec as ExperimentSpec,
     )
