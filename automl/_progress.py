@@ -72,6 +72,8 @@ def _status(spec: ExperimentSpec, snap: Snapshot | None) -> str:
         status += f" · stopped early {snap.early_stopped}"
     if snap.failed:
         status += f" · failed {snap.failed}"
+    if snap.budget_used is not None:  # budget.trial_hours / gpu_hours
+        status += f" · budget {min(snap.budget_used, 1.0):.0%} used"
     return status
 
 
