@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from automl._controller import Progress
+from automl._front import best_trial, with_front_columns
 from automl._runner import function_path, preflight
 from automl.core import (
     AlgorithmSpec,
@@ -31,11 +32,11 @@ from automl.core import (
     ParamValue,
     Resources,
     TrialRecord,
-    TrialState,
     TrialTemplate,
 )
 from automl.errors import NotFoundError, SpecError, SpecIssue
 from automl.spec._common import check, pydantic_issues
+from automl.spec._objectives import build_objectives
 from automl.store import DEFAULT_STORE, Store
 
 if TYPE_CHECKING:
@@ -258,6 +259,21 @@ class TuneResult:
         return self.best_trial.value if self.best_trial else None
 
     @property
+    def best_trials(self) -> pd.DataFrame:
+        """The best trials as rows of :attr:`trials`: the Pareto front with several objectives.
+
+        Feasible succeeded trials that no other such trial dominates; with one objective, the
+        best trial's row.
+        """
+        df = self.trials
+        if "pareto" in df:
+            return df[df["pareto"].astype(bool)].reset_index(drop=True)
+        best = self.best_trial
+        if best is None or df.empty:
+            return df.iloc[0:0]
+        return df[df["trial"] == best.id].reset_index(drop=True)
+
+    @property
     def reason(self) -> str:
         """Why the experiment ended."""
         return self.experiment.reason
@@ -357,6 +373,8 @@ def tune(
     initial_points: Sequence[Mapping[str, Any]] = (),
     warm_start: str | None = None,
     budget: Mapping[str, float] | None = None,
+    objectives: Sequence[Mapping[str, Any]] | None = None,
+    constraints: Sequence[str] | None = None,
 ) -> TuneResult:
     """Tune a Python function; every trial lands in the store.
 
@@ -379,6 +397,13 @@ def tune(
         timeout: Wall-clock budget in seconds.
         trial_timeout: Per-trial limit in seconds.
         goal: Stop once the objective reaches it.
+        objectives: Several objectives instead of ``objective_metric``/``direction``/``goal``:
+            ``[{"metric": "accuracy", "direction": "maximize", "goal": 0.98}, {"metric":
+            "latency_ms", "direction": "minimize"}]`` (the objective returns a dict of them).
+            The best trials are then the Pareto front (``result.best_trials``); the experiment
+            ends when one front member reaches every goal. See docs/multi-objective.md.
+        constraints: Bounds on reported metrics, ``["memory_mb <= 2000", "latency_ms < 50"]``:
+            a trial that breaks one is infeasible, never best, and the algorithm is told.
         additional_metrics: Other metrics to keep.
         metric_strategies: ``{"metric": "min"|"max"|"latest"}``.
         seed: Seed for a reproducible search.
@@ -509,17 +534,29 @@ def tune(
             issues.append(
                 SpecIssue(f"budget.{key}", "is not a budget: give trial_hours or gpu_hours")
             )
+    if objectives is not None and goal is not None:
+        issues.append(SpecIssue("goal", "give each objective's goal in objectives instead"))
     if issues:
         raise SpecError(issues)
-    spec = ExperimentSpec(
-        name=name or _default_name(objective),
-        objective=Objective(
+    first, all_objectives, all_constraints = build_objectives(
+        None
+        if objectives is not None
+        else Objective(
             type=Direction(direction),
             metric=objective_metric,
             goal=goal,
             additional_metrics=tuple(additional_metrics),
             strategies={k: MetricStrategy(v) for k, v in (metric_strategies or {}).items()},
         ),
+        objectives,
+        constraints,
+        objective_path="objective_metric",
+    )
+    spec = ExperimentSpec(
+        name=name or _default_name(objective),
+        objective=first,
+        objectives=all_objectives,
+        constraints=all_constraints,
         algorithm=AlgorithmSpec(name=algorithm, settings=dict(algorithm_settings or {})),
         parameters=tuple(params),
         parallel_trial_count=parallel_trials,
@@ -662,16 +699,8 @@ def _artifacts_of(name: str, trial: TrialRecord, runs_dir: Path | None) -> Path:
 
 
 def _best(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> TrialRecord | None:
-    best: TrialRecord | None = None
-    for t in trials:
-        if (
-            t.state is TrialState.SUCCEEDED
-            and t.value is not None
-            and not t.invalidated  # excluded by hand (automl invalidate)
-            and (best is None or best.value is None or spec.objective.better(t.value, best.value))
-        ):
-            best = t
-    return best
+    # Feasible, not invalidated by hand; with several objectives the front's best on the first.
+    return best_trial(spec, trials)
 
 
 def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFrame:
@@ -703,4 +732,4 @@ def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFr
     for col in ("started", "finished"):
         if col in df:
             df[col] = pd.to_datetime(df[col], unit="s")
-    return df
+    return with_front_columns(spec, trials, df)

@@ -160,6 +160,13 @@ class Client(SteerMethods):
         exp = self.get(name)
         return _best(exp.spec, self.store.trials.list(exp.id))
 
+    def pareto_front(self, name: str) -> pd.DataFrame:
+        """The best trials as rows of the trials table: the Pareto front of feasible trials.
+
+        With one objective, the best trial's row. See :attr:`TuneResult.best_trials`.
+        """
+        return self.result(name).best_trials
+
     def trials_dataframe(self, name: str) -> pd.DataFrame:
         """One row per trial: number, id, state, value, ``params_<name>``, metrics, timings."""
         exp = self.get(name)

@@ -25,6 +25,7 @@ from typing import Any
 
 from automl import _steering as steer
 from automl._lease import STALE_S, _holder_alive, controller_live
+from automl._turns import TurnStats
 from automl.core import (
     EndReason,
     ExperimentRecord,
@@ -121,6 +122,7 @@ class Controller:
         self._bad: dict[str, str] = {}  # trials failed for data the store cannot hold -> why
         self._stop_requested = threading.Event()
         self._done = threading.Event()
+        self._turns = TurnStats()  # turn latency, written with the heartbeat (/metrics)
         # Hand-made changes (automl enqueue/invalidate/budget): the heartbeat thread sees the
         # experiment's steer counter move and the loop applies them at its next turn.
         self._steer = steer.SteerState()
@@ -218,6 +220,8 @@ class Controller:
             ExperimentBusyError: Another live controller runs this experiment.
         """
         self._claim()
+        # A resumed experiment goes on counting: the stored histogram only grows.
+        self._turns = TurnStats(self._store.experiments.turn_stats(self._exp.id))
         watcher = threading.Thread(target=self._watch, name="automl-heartbeat", daemon=True)
         watcher.start()
         try:
@@ -286,7 +290,11 @@ class Controller:
             try:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + HEARTBEAT_S
-                    self._store.experiments.update(self._exp.id, heartbeat_at=time.time())
+                    beat: dict[str, Any] = {"heartbeat_at": time.time()}
+                    turns = self._turns.dumps_if_changed()
+                    if turns is not None:
+                        beat["turn_stats"] = turns
+                    self._store.experiments.update(self._exp.id, **beat)
                 stop, seq = self._store.experiments.watch(self._exp.id)
                 if seq != self._steer.seq:
                     self._steer.seq = seq
@@ -304,6 +312,8 @@ class Controller:
     ) -> tuple[ExperimentState, EndReason, str]:
         spec = self._spec
         while True:
+            turn = time.perf_counter()
+            numbered = self._next_number
             if self._steered.is_set():
                 self._steered.clear()
                 suggester = self._apply_steering(suggester)
@@ -327,8 +337,12 @@ class Controller:
                 wait = min(wait, max(0.0, deadline - time.time()))
             if not self._live:
                 wait = min(wait, 0.05)
+            busy = time.perf_counter() - turn
             events = self._executor.poll(wait)
+            turn = time.perf_counter()
             self._handle(events, suggester)
+            if events or self._next_number != numbered:  # idle turns would hide the real ones
+                self._turns.observe(busy + time.perf_counter() - turn)
 
     def _should_end(
         self, suggester: Suggester, deadline: float | None
@@ -739,8 +753,13 @@ class Controller:
                 finished_at=time.time(),
                 controller=None,
                 heartbeat_at=None,
+                **self._turns_final(),
             )
         return self._store.experiments.get(self._exp.name)
+
+    def _turns_final(self) -> dict[str, Any]:
+        turns = self._turns.dumps_if_changed()
+        return {} if turns is None else {"turn_stats": turns}
 
     def _interrupt(self, reason: str = "Interrupted", message: str = "") -> None:
         """Ctrl-C or a controller error: kill running trials, leave them to run again on resume.

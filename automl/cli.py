@@ -37,6 +37,7 @@ from automl._cli_common import (
     dumps_json,
     err,
 )
+from automl._cli_front import front_ids, infeasible_note, print_front
 from automl._cli_nas import _architecture_cell, _found_architecture, _print_architecture
 from automl.core import ExperimentRecord, ExperimentState, TrialRecord, TrialState
 from automl.errors import SpecError
@@ -100,6 +101,8 @@ def _note(t: TrialRecord) -> str:
         return f"bracket {lin.get('bracket')} rung {lin.get('rung')}"
     if t.invalidated:
         return "invalidated: " + str(t.attrs["invalidated"].get("reason") or "no reason given")
+    if infeasible_note(t):
+        return infeasible_note(t)
     if t.state in (TrialState.SUCCEEDED, TrialState.RUNNING, TrialState.CREATED) or not t.message:
         return "enqueued" if t.enqueued and t.state is TrialState.CREATED else ""
     if t.state is TrialState.EARLY_STOPPED:
@@ -558,8 +561,9 @@ def show(
     if layered:  # NAS: the architecture each trial trained, operations by layer
         table.add_column("architecture", overflow="fold", max_width=60)
     table.add_column("note", no_wrap=True, overflow="ellipsis", max_width=48)
+    front = front_ids(e, trials)  # the best trial, or the Pareto front's members
     for t in trials:
-        mark = " *" if best is not None and t.id == best.id else ""
+        mark = " *" if t.id in front else ""
         style = _STATE_STYLE.get(t.state, "")
         cells = [str(t.number), t.id + mark, f"[{style}]{t.state.value}[/{style}]"]
         cells += [_fmt(t.params.get(p.name)) for p in e.spec.parameters]
@@ -597,10 +601,12 @@ def _print_artifacts(best: TrialRecord) -> None:
 def best(
     name: str, store: StoreOpt = DEFAULT, server: ServerOpt = None, as_json: JsonOpt = False
 ) -> None:
-    """Print the best trial of an experiment."""
+    """Print the best trial of an experiment (with several objectives, the Pareto front)."""
     with _errors():
         client = _client(store, server=server, read=True)
         e = client.get(name)
+        if e.spec.multi_objective:
+            return print_front(e, client.trials(name), as_json)
         t = client.best_trial(name)
     if as_json:
         print(dumps_json(_trial_json(t) if t else None))

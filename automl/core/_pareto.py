@@ -22,9 +22,12 @@ __all__ = [
     "dominates",
     "feasible",
     "goal_member",
+    "goal_message",
+    "judge",
     "objective_problems",
     "outcome",
     "pareto_front",
+    "reaches_goals",
     "trial_vector",
 ]
 
@@ -165,11 +168,15 @@ def dominates(spec: ExperimentSpec, a: Sequence[float], b: Sequence[float]) -> b
 def pareto_front(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
     """The best trials: the non-dominated feasible succeeded ones, in creation order.
 
+    Invalidated trials (``automl invalidate``) are left out.
+
     With one objective, the front is the single best feasible trial (the first of equals), as
     the best trial always was.
     """
     cands = [
-        (t, vec) for t in trials if feasible(t) and (vec := trial_vector(spec, t)) is not None
+        (t, vec)
+        for t in trials
+        if not t.invalidated and feasible(t) and (vec := trial_vector(spec, t)) is not None
     ]
     if not spec.multi_objective:
         best: tuple[TrialRecord, tuple[float, ...]] | None = None
@@ -232,3 +239,95 @@ def objective_problems(spec: ExperimentSpec) -> list[SpecIssue]:
             out.append(SpecIssue(f"constraints[{i}]", f"repeats {c.text!r}"))
         texts.add(c.text)
     return out
+
+
+def judge(
+    spec: ExperimentSpec, metrics: Mapping[str, MetricSummary], nan: bool, collector: str
+) -> tuple[TrialState, float | None, str, dict[str, object]]:
+    """The end of a trial that completed: its state, value, message and attrs to keep.
+
+    Args:
+        spec: The experiment spec.
+        metrics: The trial's metric summaries.
+        nan: The (first) objective metric was reported as NaN (summaries skip NaN).
+        collector: The metrics collector's kind, named when a metric never arrived.
+
+    Returns:
+        ``(state, value, message, attrs)``: Succeeded with the first objective's value (an
+        infeasible trial succeeds too, with ``attrs["feasible"]`` false), Failed for a value
+        that is not a finite number, MetricsUnavailable naming every objective or constraint
+        metric never reported.
+    """
+    out = outcome(spec, metrics)
+    first = spec.objective.metric
+    value = out.values[0]
+    if value is not None and not math.isfinite(value):
+        return (
+            TrialState.FAILED,
+            None,
+            f"the objective metric {first!r} is not a finite number ({value})",
+            {},
+        )
+    if value is None and nan:
+        return (
+            TrialState.FAILED,
+            None,
+            f"the objective metric {first!r} is not a finite number (nan)",
+            {},
+        )
+    if out.nonfinite:
+        name = out.nonfinite[0]
+        kind = "objective" if any(o.metric == name for o in spec.all_objectives) else "constraint"
+        return (
+            TrialState.FAILED,
+            None,
+            f"the {kind} metric {name!r} is not a finite number",
+            {},
+        )
+    if out.missing:
+        objs = {o.metric for o in spec.all_objectives}
+        parts = []
+        for kind, names in (
+            ("objective", [m for m in out.missing if m in objs]),
+            ("constraint", [m for m in out.missing if m not in objs]),
+        ):
+            if names:
+                plural = "s" if len(names) > 1 else ""
+                parts.append(f"the {kind} metric{plural} {', '.join(map(repr, names))}")
+        verb = "were" if len(out.missing) > 1 else "was"
+        return (
+            TrialState.METRICS_UNAVAILABLE,
+            None,
+            f"{' and '.join(parts)} {verb} never reported ({collector} collector)",
+            {},
+        )
+    message = ""
+    if out.violations:
+        message = "infeasible: " + ", ".join(f"{c} (got {v:g})" for c, v in out.violations.items())
+    return TrialState.SUCCEEDED, value, message, out.attrs(spec)
+
+
+def reaches_goals(spec: ExperimentSpec, trial: TrialRecord) -> bool:
+    """Whether a feasible succeeded trial of a multi-objective experiment reaches every goal.
+
+    A trial that reaches every goal is either on the front or dominated by front members that
+    reach them too, so this holds for some trial exactly when it holds for a front member.
+    """
+    objs = spec.all_objectives
+    if all(o.goal is None for o in objs) or not feasible(trial):
+        return False
+    vec = trial_vector(spec, trial)
+    return vec is not None and all(
+        o.goal is None or o.reached(v) for o, v in zip(objs, vec, strict=True)
+    )
+
+
+def goal_message(spec: ExperimentSpec, trial: TrialRecord) -> str:
+    """Why the experiment ended: the front member and its values against the goals."""
+    vec = trial_vector(spec, trial) or ()
+    parts = [
+        f"{o.metric}={v:g} (goal {o.goal:g})"
+        for o, v in zip(spec.all_objectives, vec, strict=False)
+        if o.goal is not None
+    ]
+    return f"trial {trial.id} on the Pareto front reached every goal: {', '.join(parts)}"

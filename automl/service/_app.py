@@ -362,7 +362,13 @@ class _Metrics:
         return []
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        from automl._turns import BUCKETS
 
         q = self._queue
         yield GaugeMetricFamily(
@@ -398,6 +404,18 @@ class _Metrics:
         )
         yield GaugeMetricFamily(
             "automl_workers", "Controller workers with a fresh lease.", value=len(q.workers())
+        )
+        turns = q.turn_stats()
+        buckets, running = [], 0
+        for le, n in zip((*BUCKETS, float("inf")), turns["counts"], strict=True):
+            running += n
+            buckets.append(("+Inf" if le == float("inf") else repr(le), running))
+        yield HistogramMetricFamily(
+            "automl_controller_turn_seconds",
+            "Controller turn latency: one pass of the loop that started trials or handled their "
+            "events, without the wait for them (summed over every experiment's controllers).",
+            buckets=buckets,
+            sum_value=turns["sum"],
         )
 
     def render(self) -> tuple[bytes, str]:

@@ -135,9 +135,22 @@ def to_katib(
     Raises:
         SpecError: The spec cannot be expressed in Katib (a Python function without
             ``command``, a name Katib rejects, ``nas_config`` searched by an algorithm other
-            than ``enas``/``darts``), with the field path.
+            than ``enas``/``darts``, several objectives or constraints), with the field path.
     """
     _check_nas_pairing(spec)
+    if spec.multi_objective:
+        metrics = ", ".join(o.metric for o in spec.all_objectives)
+        raise SpecError(
+            f"cannot be exported to Katib: a Katib Experiment has one objective "
+            f"(objectiveMetricName), this one has {len(spec.objectives)} ({metrics})",
+            path="objectives",
+        )
+    if spec.constraints:
+        raise SpecError(
+            "cannot be exported to Katib: Katib has no constraints on metrics; got "
+            + ", ".join(repr(c.text) for c in spec.constraints),
+            path="constraints",
+        )
     exp_name = spec.name if name is None else name
     if not _KATIB_NAME_RE.match(exp_name) or len(exp_name) > _KATIB_NAME_MAX:
         raise SpecError(

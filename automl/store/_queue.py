@@ -350,3 +350,12 @@ class QueueRepository:
         e = S.experiments.c
         with self._s.begin() as c:
             return int(c.execute(sa.select(sa.func.sum(e.takeovers))).scalar() or 0)
+
+    def turn_stats(self) -> dict[str, Any]:
+        """Every controller's turn-latency histogram, summed (automl._turns)."""
+        from automl._turns import merge_turn_stats
+
+        e = S.experiments.c
+        with self._s.begin() as c:
+            rows = c.execute(sa.select(e.turn_stats).where(e.turn_stats.is_not(None))).scalars()
+            return merge_turn_stats(list(rows))

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
-HEAD = "0005"
+HEAD = "0006"
 
 experiments = sa.Table(
     "automl_experiments",
@@ -33,6 +33,8 @@ experiments = sa.Table(
     # 0005: bumped by every hand-made change the controller must apply (automl._steering)
     sa.Column("steer_seq", sa.Integer, nullable=False, default=0),
     sa.Column("steer_applied", sa.Integer, nullable=False, default=0),
+    # 0006: the controller's turn latency histogram (automl._turns), written with its heartbeat
+    sa.Column("turn_stats", sa.Text, nullable=True),
     sa.Index("ix_automl_experiments_queue", "queued", "state"),
 )
 

@@ -402,6 +402,17 @@ class ExperimentRepository:
             )
         return bool(res.rowcount)
 
+    def turn_stats(self, experiment_id: str) -> dict[str, Any] | None:
+        """The experiment's stored turn-latency histogram (automl._turns), if any."""
+        e = S.experiments.c
+        with self._s.begin() as c:
+            text = c.execute(sa.select(e.turn_stats).where(e.id == experiment_id)).scalar()
+        try:
+            value = json.loads(text) if text else None
+        except ValueError:
+            return None  # a damaged histogram starts again rather than stop the controller
+        return value if isinstance(value, dict) else None
+
     def stop_requested(self, experiment_id: str) -> bool:
         """Whether a stop was asked for (a cheap check the controller makes twice a second)."""
         e = S.experiments.c

@@ -159,6 +159,19 @@ def test_metrics_and_workers(served: tuple[str, str], tmp_path: Path) -> None:
     assert "automl_trials_started_total 2.0" in text
     assert "automl_queue_depth 0.0" in text
     assert "automl_lease_takeovers_total 0.0" in text
+    # The controller ran in a worker's child process: its turns reach /metrics through the store
+    # (two trials, each started in one turn and ended in another).
+    turns = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("automl_controller_turn_seconds")
+    }
+    assert turns["automl_controller_turn_seconds_count"] >= 4
+    assert (
+        turns['automl_controller_turn_seconds_bucket{le="+Inf"}']
+        == (turns["automl_controller_turn_seconds_count"])
+    )
+    assert turns["automl_controller_turn_seconds_sum"] > 0
     assert (
         'automl_http_request_seconds_count{method="POST",route="/api/v1/experiments"} 1.0' in text
     )

@@ -1,0 +1,354 @@
+"""Several objectives: spec, algorithms, the stored Pareto front, goals, CLI and export."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import create_trial
+from typer.testing import CliRunner
+
+import automl
+import search
+from automl.cli import app
+from automl.core import ExperimentState, TrialState
+from automl.core._pareto import dominates, pareto_front
+from automl.errors import SpecError
+from automl.spec import parse_spec
+
+pytestmark = pytest.mark.integration
+
+TWO = [
+    {"metric": "f1", "direction": "minimize"},
+    {"metric": "f2", "direction": "minimize"},
+]
+SPACE = {"x": automl.double(0, 1), "y": automl.double(0, 1)}
+
+
+def toy(x: float, y: float) -> dict[str, float]:
+    # Both minimized; the true front is y == 0 (f2 = 1 - x), every x on it.
+    return {"f1": x, "f2": 1.0 - x + y}
+
+
+def _optuna_front(result: automl.TuneResult) -> set[int]:
+    """Optuna's own study.best_trials over the same finished trials (numbers)."""
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    numbers = []
+    for row in result.trials.itertuples():
+        if row.state != "Succeeded":
+            continue
+        study.add_trial(
+            create_trial(
+                params={},
+                distributions={},
+                values=[float(row.f1), float(row.f2)],
+            )
+        )
+        numbers.append(int(row.number))
+    return {numbers[t.number] for t in study.best_trials}
+
+
+def test_front_is_non_dominated_and_matches_optunas_best_trials(sqlite_url: str) -> None:
+    r = automl.tune(
+        toy,
+        SPACE,
+        objectives=TWO,
+        algorithm="motpe",
+        algorithm_settings={"n_startup_trials": 6},
+        max_trials=20,
+        seed=1,
+        store=sqlite_url,
+        name="toy",
+        progress=False,
+    )
+    spec = r.experiment.spec
+    assert spec.multi_objective and [o.metric for o in spec.all_objectives] == ["f1", "f2"]
+    front = r.best_trials
+    assert len(front) >= 2
+    assert set(front["number"]) == _optuna_front(r)
+    vecs = [(float(a), float(b)) for a, b in zip(front["f1"], front["f2"], strict=True)]
+    for i, a in enumerate(vecs):
+        assert not any(dominates(spec, b, a) for j, b in enumerate(vecs) if j != i)
+    # Every trial off the front is dominated by a front member.
+    off = r.trials[~r.trials["pareto"]]
+    for a, b in zip(off["f1"], off["f2"], strict=True):
+        assert any(dominates(spec, v, (float(a), float(b))) for v in vecs)
+    # The stored objective vector, and the Client's view of the same front.
+    with automl.Client(sqlite_url) as client:
+        stored = {t.number: t for t in client.trials("toy")}
+        assert list(client.pareto_front("toy")["number"]) == list(front["number"])
+    for n, a, b in zip(front["number"], front["f1"], front["f2"], strict=True):
+        assert stored[n].attrs["values"] == pytest.approx([a, b])
+    # best_trial: the front member best on the first objective.
+    assert r.best_value == pytest.approx(float(front["f1"].min()))
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "settings"),
+    [
+        ("nsga2", {"population_size": 4}),
+        ("nsga3", {"population_size": 4}),
+        ("tpe", {"n_startup_trials": 4}),
+        ("bayesianoptimization", {"n_initial_points": 4}),
+        ("auto", {"n_initial_points": 4}),
+        ("random", {}),
+        ("sobol", {}),
+    ],
+)
+def test_multi_objective_algorithms_run(algorithm: str, settings: dict[str, Any]) -> None:
+    store = automl.store.Store("sqlite://")
+    r = automl.tune(
+        toy,
+        SPACE,
+        objectives=TWO,
+        algorithm=algorithm,
+        algorithm_settings=settings,
+        max_trials=8,
+        seed=0,
+        store=store,
+        name=f"mo-{algorithm}",
+        progress=False,
+    )
+    assert r.reason == "ExperimentMaxTrialsReached"
+    assert (r.trials["state"] == "Succeeded").all()
+    assert len(r.best_trials) >= 1
+
+
+def test_suggester_mirror_holds_every_objective() -> None:
+    spec = _parse(_native_doc())
+    s = search.create_suggester(spec.model_copy(update={"algorithm": _algo("nsga2")}))
+    from search._optuna import OptunaSuggester, frozen_trials
+
+    assert isinstance(s, OptunaSuggester)
+    (sug,) = s.suggest(["t0"])
+    from automl.core import MetricSummary, TrialRecord
+
+    s.tell(
+        TrialRecord(
+            id="t0",
+            experiment_id="e",
+            number=0,
+            params=sug.params,
+            state=TrialState.SUCCEEDED,
+            value=0.9,
+            metrics={
+                "accuracy": MetricSummary(0.9, 0.9, 0.9),
+                "latency_ms": MetricSummary(3, 3, 3),
+            },
+        )
+    )
+    (ft,) = frozen_trials(s)
+    assert ft.values == [0.9, 3.0]
+    assert s._study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+
+
+def _parse(doc: dict[str, Any]) -> Any:
+    return parse_spec(yaml.safe_dump(doc))
+
+
+def _algo(name: str) -> Any:
+    from automl.core import AlgorithmSpec
+
+    return AlgorithmSpec(name=name)
+
+
+def _native_doc(**over: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": "mo",
+        "objectives": [
+            {"metric": "accuracy", "direction": "maximize", "goal": 0.98},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "parameters": {"x": {"type": "double", "min": 0, "max": 1}},
+        "trial": {"command": ["python", "t.py", "${x}"]},
+    }
+    doc.update(over)
+    return doc
+
+
+def test_native_objectives_and_one_item_list() -> None:
+    spec = _parse(_native_doc())
+    assert spec.multi_objective
+    assert spec.objective.metric == "accuracy" and spec.objective.goal == 0.98
+    assert spec.objective.additional_metrics == ("latency_ms",)  # collected like the first
+    assert [o.type.value for o in spec.all_objectives] == ["maximize", "minimize"]
+    one = _parse(_native_doc(objectives=[{"metric": "loss", "direction": "minimize"}]))
+    single = _parse(
+        {**_native_doc(objective={"metric": "loss", "direction": "minimize"}), "objectives": None}
+    )
+    assert not one.multi_objective and one.objectives == ()
+    assert one.objective == single.objective
+    assert one.to_json() == single.to_json()
+
+
+@pytest.mark.parametrize(
+    ("over", "path", "needle"),
+    [
+        (
+            {"objectives": [{"metric": "a", "direction": "maximize"}, {"metric": "b"}]},
+            "objectives[1].direction",
+            "'minimize' or 'maximize'",
+        ),
+        (
+            {"objectives": [{"metric": "a", "direction": "up"}]},
+            "objectives[0].direction",
+            "got 'up'",
+        ),
+        (
+            {"objective": {"metric": "a", "direction": "minimize"}},
+            "objectives",
+            "not both",
+        ),
+        (
+            {
+                "objectives": [
+                    {"metric": "a", "direction": "minimize"},
+                    {"metric": "a", "direction": "maximize"},
+                ]
+            },
+            "objectives[1].metric",
+            "unique",
+        ),
+        ({"objectives": []}, "objectives", "at least one"),
+        ({"algorithm": "cmaes"}, "algorithm", "cmaes optimizes one objective"),
+        ({"algorithm": "hyperband"}, "algorithm", "hyperband optimizes one objective"),
+        ({"algorithm": "pbt"}, "algorithm", "pbt optimizes one objective"),
+        ({"algorithm": "evolution"}, "algorithm", "evolution optimizes one objective"),
+    ],
+)
+def test_bad_objectives_are_spec_errors(over: dict[str, Any], path: str, needle: str) -> None:
+    with pytest.raises(SpecError) as exc:
+        _parse(_native_doc(**over))
+    found = {i.path: i.message for i in exc.value.issues}
+    assert path in found, exc.value
+    assert needle in found[path]
+
+
+def test_tune_refuses_single_objective_algorithm_by_name(sqlite_url: str) -> None:
+    with pytest.raises(SpecError) as exc:
+        automl.tune(toy, SPACE, objectives=TWO, algorithm="cmaes", store=sqlite_url)
+    assert exc.value.path == "algorithm"
+    assert "cmaes optimizes one objective" in str(exc.value)
+    with pytest.raises(SpecError) as exc:
+        automl.tune(toy, SPACE, objectives=TWO, goal=0.1, store=sqlite_url)
+    assert exc.value.path == "goal"
+
+
+def test_goal_ends_the_experiment_when_a_front_member_reaches_every_goal(
+    sqlite_url: str,
+) -> None:
+    r = automl.tune(
+        toy,
+        SPACE,
+        objectives=[
+            {"metric": "f1", "direction": "minimize", "goal": 0.9},
+            {"metric": "f2", "direction": "minimize", "goal": 0.9},
+        ],
+        algorithm="random",
+        max_trials=200,
+        seed=0,
+        store=sqlite_url,
+        name="goal",
+        progress=False,
+    )
+    assert r.experiment.state is ExperimentState.SUCCEEDED
+    assert r.reason == "ExperimentGoalReached"
+    assert len(r.trials) < 200
+    msg = r.experiment.message
+    assert "on the Pareto front reached every goal" in msg and "f1=" in msg and "f2=" in msg
+    member = msg.split("trial ")[1].split(" ")[0]
+    assert member in set(r.best_trials["trial"])
+    row = r.trials[r.trials["trial"] == member].iloc[0]
+    assert row["f1"] <= 0.9 and row["f2"] <= 0.9
+
+
+def test_missing_objective_metric_is_metrics_unavailable_naming_it(sqlite_url: str) -> None:
+    r = automl.tune(
+        lambda x, y: {"f1": x},
+        SPACE,
+        objectives=TWO,
+        algorithm="random",
+        max_trials=2,
+        seed=0,
+        store=sqlite_url,
+        name="missing",
+        progress=False,
+    )
+    assert set(r.trials["state"]) == {TrialState.METRICS_UNAVAILABLE.value}
+    assert "the objective metric 'f2' was never reported" in r.trials["message"][0]
+    assert r.best_trials.empty and r.best_trial is None
+
+
+def test_katib_export_refuses_several_objectives() -> None:
+    from automl.spec._export import to_katib
+
+    spec = _parse(_native_doc())
+    with pytest.raises(SpecError) as exc:
+        to_katib(spec)
+    assert exc.value.path == "objectives"
+    assert "one objective" in str(exc.value) and "accuracy, latency_ms" in str(exc.value)
+
+
+SCRIPT = """
+import sys
+x = float(sys.argv[1])
+print(f"acc={1 - (x - 0.3) ** 2} latency_ms={10 * x}")
+"""
+
+
+def test_cli_best_prints_the_front_and_show_marks_it(tmp_path: Path) -> None:
+    (tmp_path / "t.py").write_text(SCRIPT)
+    doc = {
+        "name": "mo-cli",
+        "objectives": [
+            {"metric": "acc", "direction": "maximize"},
+            {"metric": "latency_ms", "direction": "minimize"},
+        ],
+        "algorithm": "random",
+        "seed": 0,
+        "parameters": {"x": {"type": "double", "min": 0, "max": 1}},
+        "budget": {"max_trials": 6, "parallel": 2},
+        "trial": {"command": ["python", "t.py", "${x}"]},
+    }
+    f = tmp_path / "mo.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, [*args, "--store", url], env={"COLUMNS": "200"})
+
+    r = cli("run", str(f), "--no-progress", "--runs-dir", str(tmp_path / "runs"))
+    assert r.exit_code == 0, r.stdout
+    with automl.Client(url) as client:
+        trials = client.trials("mo-cli")
+        spec = client.get("mo-cli").spec
+    front = pareto_front(spec, trials)
+    # Latency grows with x: the trial with the smallest x is always on the front.
+    assert min(trials, key=lambda t: float(t.params["x"])) in front
+    r = cli("best", "mo-cli", "--json")
+    assert r.exit_code == 0, r.stdout
+    rows = json.loads(r.stdout)
+    assert [row["trial"] for row in rows] == [t.id for t in front]
+    assert set(rows[0]["values"]) == {"acc", "latency_ms"}
+    assert all(math.isfinite(v) for row in rows for v in row["values"].values())
+    r = cli("best", "mo-cli")
+    assert r.exit_code == 0
+    assert f"Pareto front of mo-cli: {len(front)} trials" in r.stdout
+    for t in front:
+        assert t.id in r.stdout
+    r = cli("show", "mo-cli")
+    assert r.exit_code == 0
+    marked = {t.id for t in trials if f"{t.id} *" in r.stdout}
+    assert marked == {t.id for t in front}
+    r = cli("export", "mo-cli", "--format", "katib")
+    assert r.exit_code == 2
+    assert "one objective" in r.stdout + r.stderr
