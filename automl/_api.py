@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 import re
 import secrets
 import time
@@ -33,6 +34,7 @@ from automl.core import (
     Resources,
     TrialRecord,
     TrialTemplate,
+    searched_space,
 )
 from automl.errors import NotFoundError, SpecError, SpecIssue
 from automl.spec._common import check, pydantic_issues
@@ -382,10 +384,17 @@ def tune(
     (``def f(C, kernel)``) or as one dict (``def f(params)``), and returns a number, a dict of
     metrics, or None after reporting with :func:`automl.report`.
 
+    An Optuna-style objective, ``def objective(trial)`` calling ``trial.suggest_float(...)``,
+    ``suggest_int`` and ``suggest_categorical``, needs no ``parameters``: it defines the space
+    as it runs (define-by-run; ``trial.report``/``trial.should_prune`` are
+    :func:`automl.report`/:func:`automl.should_stop`). Each trial stores only the parameters it
+    asked for. See docs/conditional.md.
+
     Args:
         objective: The function to tune.
-        parameters: Search space: ``{"C": automl.double(1e-3, 1e3, log=True), ...}``.
-            Leave it out to search ``nas`` instead.
+        parameters: Search space: ``{"C": automl.double(1e-3, 1e3, log=True), ...}``; a
+            parameter made with ``when={"model": "svm"}`` exists only under that condition.
+            Leave it out to search ``nas`` instead, or for a define-by-run objective.
         objective_metric: Name of the metric to optimize (a plain return value is stored under it).
         direction: ``minimize`` or ``maximize``.
         algorithm: One of ``search.algorithm_names()``; ``auto`` (the default) picks its
@@ -456,6 +465,10 @@ def tune(
     issues: list[SpecIssue] = []
     params: list[Parameter] = []
     nas_config = _nas_arg(nas, parameters, issues)
+    from automl._define_by_run import is_define_by_run
+
+    # def objective(trial) with no parameters: the objective defines the space as it runs.
+    define_by_run = not parameters and nas is None and is_define_by_run(objective)
     for pname, p in (parameters or {}).items():
         if not isinstance(p, Parameter):
             issues.append(
@@ -529,6 +542,8 @@ def tune(
             )
         else:
             command = ("python", "-m", "automl._fnrun", fpath, objective_metric)
+            if define_by_run:
+                command += ("--define-by-run", *(() if seed is None else (f"--seed={seed}",)))
     for key in budget or {}:
         if key not in ("trial_hours", "gpu_hours"):
             issues.append(
@@ -574,6 +589,7 @@ def tune(
         early_stopping=stopping,
         resume_policy="LongRunning",
         nas_config=nas_config,
+        define_by_run=define_by_run,
         source="python",
         warm_start=warm_start,
         trial_hours=(budget or {}).get("trial_hours"),
@@ -708,6 +724,7 @@ def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFr
 
     rows = []
     obj = spec.objective
+    space = searched_space(spec, trials)
     for t in trials:
         row: dict[str, Any] = {
             "number": t.number,
@@ -715,8 +732,8 @@ def _dataframe(spec: ExperimentSpec, trials: Sequence[TrialRecord]) -> pd.DataFr
             "state": t.state.value,
             "value": t.value,
         }
-        for p in spec.parameters:
-            row[f"params_{p.name}"] = t.params.get(p.name)
+        for p in space:  # NaN where a parameter is inactive (conditional, define-by-run)
+            row[f"params_{p.name}"] = t.params.get(p.name, math.nan)
         for m in obj.metrics:
             s = t.metrics.get(m)
             row[m] = s.pick(obj.strategy(m).value) if s else None

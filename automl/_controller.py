@@ -35,6 +35,7 @@ from automl.core import (
     Observation,
     TrialRecord,
     TrialState,
+    suggested,
     with_defaults,
 )
 from automl.errors import AutoMLError, ExperimentBusyError, StorageError
@@ -653,6 +654,8 @@ class Controller:
             state = TrialState.FAILED
         now = time.time()
         outputs = self._outputs(record_id)
+        if self._spec.define_by_run:
+            self._define_by_run_params(live, outputs)
         self._store.trials.finish(
             live.record.id,
             state,
@@ -690,6 +693,13 @@ class Controller:
                 self._stopper.finish(record)
         if self._on_progress is not None:
             self._on_progress(self.progress(record))
+
+    def _define_by_run_params(self, live: _Live, outputs: dict[str, Any] | None) -> None:
+        """A define-by-run trial's params become what it asked for (not the whole proposal)."""
+        found = suggested(outputs)
+        if found is not None:
+            live.record = replace(live.record, params=found[0])
+            self._store.trials.update(live.record.id, params=found[0])
 
     def _rerun(self, live: _Live, why: str) -> None:
         """Run a trial whose run was lost again, as a new attempt (its files are kept)."""

@@ -36,10 +36,15 @@ def _metrics(result: Any, metric: str) -> dict[str, float]:
 
 def main(argv: list[str]) -> int:
     """Import ``module:qualname``, call it with the trial's parameters, report what it returns."""
-    if len(argv) != 2:
-        print("usage: python -m automl._fnrun MODULE:FUNCTION OBJECTIVE_METRIC", file=sys.stderr)
+    flags = [a for a in argv[2:] if a == "--define-by-run" or a.startswith("--seed=")]
+    if len(argv) < 2 or len(flags) != len(argv) - 2:
+        print(
+            "usage: python -m automl._fnrun MODULE:FUNCTION OBJECTIVE_METRIC "
+            "[--define-by-run [--seed=N]]",
+            file=sys.stderr,
+        )
         return 2
-    path, metric = argv
+    path, metric = argv[:2]
     module, _, qualname = path.partition(":")
     fn: Any = importlib.import_module(module)
     for part in qualname.split("."):
@@ -50,7 +55,14 @@ def main(argv: list[str]) -> int:
         return 2
     from trials._inprocess import call_objective
 
-    metrics = _metrics(call_objective(fn, trial.params), metric)
+    if "--define-by-run" in flags:  # def objective(trial): trial.suggest_float(...)
+        from automl._define_by_run import run_define_by_run
+
+        seeds = [int(a.removeprefix("--seed=")) for a in flags if a.startswith("--seed=")]
+        result = run_define_by_run(fn, trial.params, metric, seeds[0] if seeds else None)
+    else:
+        result = call_objective(fn, trial.params)
+    metrics = _metrics(result, metric)
     if metrics:
         _report.report(None, **metrics)
     return 0

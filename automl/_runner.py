@@ -56,6 +56,11 @@ def make_executor(
     """
     t = spec.trial_template
     kind = spec.executor.kind
+    if spec.define_by_run and objective is not None:
+        from automl._define_by_run import DefineByRunObjective
+
+        if not isinstance(objective, DefineByRunObjective):
+            objective = DefineByRunObjective(objective, spec.objective.metric, spec.seed)
     if kind is ExecutorKind.RAY:
         from trials._ray import RayExecutor
 

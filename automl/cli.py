@@ -39,7 +39,13 @@ from automl._cli_common import (
 )
 from automl._cli_front import front_ids, infeasible_note, print_front
 from automl._cli_nas import _architecture_cell, _found_architecture, _print_architecture
-from automl.core import ExperimentRecord, ExperimentState, TrialRecord, TrialState
+from automl.core import (
+    ExperimentRecord,
+    ExperimentState,
+    TrialRecord,
+    TrialState,
+    searched_space,
+)
 from automl.errors import SpecError
 
 __all__ = ["DEFAULT", "Exporter", "JsonOpt", "StoreOpt", "app", "console", "err", "main"]
@@ -549,8 +555,9 @@ def show(
     table.add_column("#", justify="right")
     table.add_column("trial")
     table.add_column("state")
-    for p in e.spec.parameters:
-        table.add_column(p.name, justify="right")
+    space = searched_space(e.spec, trials)  # define-by-run: what the trials asked for
+    for p in space:
+        table.add_column(p.name, justify="right")  # "-" where inactive
     for m in obj.metrics:
         table.add_column(m, justify="right")
     table.add_column("seconds", justify="right")
@@ -566,7 +573,7 @@ def show(
         mark = " *" if t.id in front else ""
         style = _STATE_STYLE.get(t.state, "")
         cells = [str(t.number), t.id + mark, f"[{style}]{t.state.value}[/{style}]"]
-        cells += [_fmt(t.params.get(p.name)) for p in e.spec.parameters]
+        cells += [_fmt(t.params.get(p.name)) for p in space]
         for m in obj.metrics:
             s = t.metrics.get(m)
             cells.append(_fmt(s.pick(obj.strategy(m).value)) if s else "-")

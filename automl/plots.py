@@ -285,6 +285,29 @@ def _numeric(values: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
     return [index[str(v)] for v in values], {"tickvals": list(range(len(cats))), "ticktext": cats}
 
 
+def _axis(spec: ExperimentSpec, name: str, values: Sequence[Any]) -> dict[str, Any]:
+    """A parcoords axis where a trial without the parameter (inactive) is missing, not zero.
+
+    Such trials cross the axis at an ``inactive`` tick just below its range.
+    """
+    present = [v for v in values if v is not None]
+    if len(present) == len(values) or not present:
+        return _dimension(spec, name, present if present else values)
+    dim = _dimension(spec, name, present)
+    nums = [float(v) for v in dim["values"]]
+    lo, hi = dim.get("range", [min(nums), max(nums)])
+    gap = lo - 0.12 * ((hi - lo) or 1.0)
+    it = iter(nums)
+    dim["values"] = [gap if v is None else next(it) for v in values]
+    dim["range"] = [gap, hi]
+    if "tickvals" not in dim:
+        ticks = [lo + i * (hi - lo) / 4 for i in range(5)] if hi > lo else [lo]
+        dim["tickvals"], dim["ticktext"] = ticks, [f"{t:.4g}" for t in ticks]
+    dim["tickvals"] = [gap, *dim["tickvals"]]
+    dim["ticktext"] = ["inactive", *dim["ticktext"]]
+    return dim
+
+
 def _dimension(spec: ExperimentSpec, name: str, values: Sequence[Any]) -> dict[str, Any]:
     """One parcoords axis: log parameters in log10 units with real-valued ticks."""
     p = _param(spec, name)
@@ -322,7 +345,7 @@ def parallel_figure(
     shown = sample(
         valued, max_lines, key=lambda r: r[2], best=max_lines and max_lines // 5, maximize=maximize
     )
-    dims = [_dimension(spec, p.name, [r[1].get(p.name) for r in shown]) for p in spec.parameters]
+    dims = [_axis(spec, p.name, [r[1].get(p.name) for r in shown]) for p in spec.parameters]
     states = sorted({r[3] for r in shown})
     if len(states) > 1 or (states and states != ["Succeeded"]):
         index = {s: i for i, s in enumerate(states)}
@@ -410,7 +433,37 @@ def param_importances(
             imp = optuna.importance.get_param_importances(study)
         except (RuntimeError, ValueError):
             return {}
+        if any(len(t.params) < len(codec.distributions) for t in frozen):
+            imp = _with_conditional(imp, frozen, direction)
     return {k: float(v) for k, v in imp.items()}
+
+
+def _with_conditional(imp: Mapping[str, float], frozen: Sequence[Any], direction: Any) -> Any:
+    """Importances with the parameters some trials lack (inactive, conditional).
+
+    Optuna ranks only the parameters every trial has. Each other parameter is ranked among the
+    trials that have it, its share scaled by the fraction of trials it was active in (inactive
+    is missing, not a value), and the whole is normalized again.
+    """
+    import optuna
+
+    out = dict(imp)
+    names = {n for t in frozen for n in t.params}
+    for name in sorted(names - set(imp)):
+        subset = [t for t in frozen if name in t.params]
+        if len(subset) < 2:
+            continue
+        study = optuna.create_study(direction=direction)
+        study.add_trials(subset)
+        try:
+            sub = optuna.importance.get_param_importances(study)
+        except (RuntimeError, ValueError):
+            continue
+        out[name] = float(sub.get(name, 0.0)) * len(subset) / len(frozen)
+    total = sum(out.values())
+    if total <= 0:
+        return out
+    return dict(sorted(((k, v / total) for k, v in out.items()), key=lambda kv: -kv[1]))
 
 
 def importance_figure(importances: Mapping[str, float]) -> Any:

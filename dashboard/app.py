@@ -28,6 +28,7 @@ if _ROOT not in sys.path:
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
+from automl.core import observed_space  # noqa: E402
 from automl.store import DEFAULT_STORE, Store  # noqa: E402
 from dashboard import plots  # noqa: E402
 from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries  # noqa: E402
@@ -341,6 +342,8 @@ def _search_space(q: Queries, exp: ExperimentSummary, all_: bool) -> None:
     url = q.store.url.render_as_string(False)
     version = ",".join(f"{k}={v}" for k, v in sorted(exp.counts.items()))
     rows = _plot_rows(url, exp.id, version)
+    if spec.define_by_run:  # the objective defined the space: chart what the trials used
+        spec = spec.model_copy(update={"parameters": observed_space(spec, (r[1] for r in rows))})
     if not rows or not spec.parameters:
         return
     limit = None if all_ else plots.MAX_POINTS

@@ -97,6 +97,11 @@ def create_suggester(
         ]
         inner = create_suggester(inner_spec, inner_history, state, runs_dir=runs_dir)
         return NasSuggester(inner, NasSpace.from_spec(spec))
+    if spec.define_by_run:
+        from search._define_by_run import DefineByRunSuggester
+
+        resolve_settings(spec)
+        return DefineByRunSuggester(spec, history, state)
     if name == "grid" and has_conditions(spec.parameters):
         from search._conditional import ConditionalGridSuggester
 

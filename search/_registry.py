@@ -394,7 +394,7 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
         except SpecError as exc:
             issues.extend(exc.issues)
     numeric = [p for p in spec.parameters if p.type in (ParameterType.INT, ParameterType.DOUBLE)]
-    if len(numeric) < info.min_numeric_params:
+    if len(numeric) < info.min_numeric_params and not spec.define_by_run:
         issues.append(
             SpecIssue(
                 "parameters",
@@ -406,6 +406,18 @@ def resolve_settings(spec: ExperimentSpec) -> dict[str, Any]:
         if setting.required and key not in out:
             issues.append(
                 SpecIssue(f"algorithm.settings.{key}", f"is required by {name} ({setting.rule})")
+            )
+    if spec.define_by_run:
+        from search._define_by_run import DBR_ALGORITHMS
+
+        if name not in DBR_ALGORITHMS:
+            issues.append(
+                SpecIssue(
+                    "algorithm.name",
+                    f"{name} needs the search space before the first trial, and a define-by-run "
+                    "objective (def objective(trial)) defines it as it runs; use "
+                    f"{', '.join(DBR_ALGORITHMS)}, or declare parameters; got {name!r}",
+                )
             )
     if name in _NO_CONDITIONS and any(p.when for p in spec.parameters):
         issues.append(

@@ -41,6 +41,7 @@ from automl.core._spec import (
     TrialTemplate,
     parse_quantity,
 )
+from automl.core._suggested import SUGGESTED_KEY, observed_space, searched_space, suggested
 from automl.core._trial import (
     EndReason,
     ExperimentRecord,
@@ -55,6 +56,7 @@ from automl.core._validate import PLACEHOLDER_RE, spec_problems, validate_spec
 
 __all__ = [
     "PLACEHOLDER_RE",
+    "SUGGESTED_KEY",
     "AlgorithmSpec",
     "CollectorKind",
     "Constraint",
@@ -86,14 +88,17 @@ __all__ = [
     "active_params",
     "condition_problems",
     "has_conditions",
+    "observed_space",
     "ordered",
     "parse_constraint",
     "parse_quantity",
     "placeholder_problems",
     "render_shell_script",
+    "searched_space",
     "shell_placeholders",
     "shell_script_index",
     "spec_problems",
+    "suggested",
     "validate_spec",
     "value_in",
     "with_defaults",

@@ -646,6 +646,9 @@ class ExperimentSpec(_Frozen):
         early_stopping: Rule that stops unpromising trials from their intermediate values.
         nas_config: Katib's ``nasConfig`` (graphConfig, operations) as written, for neural
             architecture search; set instead of ``parameters``.
+        define_by_run: The objective defines the space as it runs (``def objective(trial)``
+            calling ``trial.suggest_float``...); set instead of ``parameters``. See
+            :mod:`automl._define_by_run`.
         namespace: Katib namespace (kept for export).
         executor: Where trials run (local processes, a Ray cluster, Kubernetes).
         source: ``native``, ``katib`` or ``python``: which front door made the spec.
@@ -671,6 +674,7 @@ class ExperimentSpec(_Frozen):
     seed: int | None = None
     early_stopping: EarlyStoppingSpec | None = None
     nas_config: dict[str, Any] | None = None
+    define_by_run: bool = False
     namespace: str | None = None
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     source: str = "native"

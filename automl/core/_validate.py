@@ -61,8 +61,9 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
                     f"objective nor an additional metric; known: {list(obj.metrics)}",
                 )
             )
-    if not spec.parameters and spec.nas_config is None:
+    if not spec.parameters and spec.nas_config is None and not spec.define_by_run:
         out.append(SpecIssue("parameters", "must define at least one parameter"))
+    out.extend(_define_by_run_problems(spec))
     seen: set[str] = set()
     for i, p in enumerate(spec.parameters):
         if p.name in seen:
@@ -79,6 +80,34 @@ def spec_problems(spec: ExperimentSpec) -> list[SpecIssue]:
     out.extend(_template_problems(spec))
     out.extend(_collector_problems(spec))
     out.extend(_resource_problems(spec))
+    return out
+
+
+def _define_by_run_problems(spec: ExperimentSpec) -> list[SpecIssue]:
+    if not spec.define_by_run:
+        return []
+    out: list[SpecIssue] = []
+    if spec.parameters:
+        out.append(
+            SpecIssue(
+                "parameters",
+                "must be empty when the objective defines its space (def objective(trial)); got "
+                f"{[p.name for p in spec.parameters]}",
+            )
+        )
+    if spec.nas_config is not None:
+        out.append(SpecIssue("nas", "cannot be searched by a define-by-run objective"))
+    t = spec.trial_template
+    if t.notebook is not None or (
+        t.command is not None and tuple(t.command[1:3]) != ("-m", "automl._fnrun")
+    ):
+        out.append(
+            SpecIssue(
+                "trial_template",
+                "a define-by-run objective is a Python function (automl.tune); got a command or "
+                "notebook trial",
+            )
+        )
     return out
 
 

@@ -105,6 +105,24 @@ _METADATA_REF = re.compile(
 )
 
 
+def _check_conditions(spec: ExperimentSpec) -> None:
+    """Katib's parameters are a flat, unconditional list: refuse ``when`` and define-by-run."""
+    conditional = [p.name for p in spec.parameters if p.when]
+    if conditional:
+        raise SpecError(
+            "cannot be exported to Katib: Katib's parameters are unconditional, and "
+            f"{conditional} exist only under a when condition; drop the conditions (every "
+            "trial then gets every parameter) or run the experiment with automl",
+            path=f"parameters.{conditional[0]}.when",
+        )
+    if spec.define_by_run:
+        raise SpecError(
+            "cannot be exported to Katib: the objective defines its parameters as it runs "
+            "(def objective(trial)), and a Katib Experiment declares them up front",
+            path="parameters",
+        )
+
+
 def to_katib(
     spec: ExperimentSpec,
     *,
@@ -138,6 +156,7 @@ def to_katib(
             than ``enas``/``darts``, several objectives or constraints), with the field path.
     """
     _check_nas_pairing(spec)
+    _check_conditions(spec)
     if spec.multi_objective:
         metrics = ", ".join(o.metric for o in spec.all_objectives)
         raise SpecError(

@@ -532,7 +532,7 @@ class TrialRepository:
         for k, v in fields.items():
             if k == "state":
                 v = TrialState(v).value
-            elif k in ("runner", "attrs", "outputs"):
+            elif k in ("runner", "attrs", "outputs", "params"):
                 v = _dumps(dict(v))
             values[k] = v
         with self._s.begin() as c:
