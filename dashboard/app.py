@@ -32,6 +32,7 @@ from automl.core import observed_space  # noqa: E402
 from automl.store import DEFAULT_STORE, Store  # noqa: E402
 from dashboard import plots  # noqa: E402
 from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries  # noqa: E402
+from dashboard.steer import steer_experiment  # noqa: E402
 
 REFRESH_S = 3.0
 PAGE_SIZE = 50
@@ -45,6 +46,7 @@ _STATES = [
     "Killed",
     "EarlyStopped",
     "MetricsUnavailable",
+    "Preempted",
 ]
 
 
@@ -268,15 +270,22 @@ def _trials_table(q: Queries, exp: ExperimentSummary) -> None:
     res = q.trials_page(exp.id, states, sort, desc, (page - 1) * size, size, search or None)
     rows = []
     proposed = any(r["strategy"] for r in res.rows)  # `auto`: which strategy proposed each
+    invalid = any(r["invalidated"] for r in res.rows)  # marked by hand: shown struck out
     for r in res.rows:
         skip = ("params", "metrics") if proposed else ("params", "metrics", "strategy")
+        skip += () if invalid else ("invalidated",)
         row = {k: v for k, v in r.items() if k not in skip}
         row["open"] = _link(trial=r["id"])
         row.update({f"param.{k}": v for k, v in r["params"].items()})
         row.update({f"metric.{k}": v for k, v in r["metrics"].items()})
         rows.append(row)
+    frame = pd.DataFrame(rows)
+    struck = frame.style.apply(  # invalidated trials (automl invalidate) are struck out
+        lambda r: ["text-decoration: line-through" if r.get("invalidated") else ""] * len(r),
+        axis=1,
+    )
     st.dataframe(
-        pd.DataFrame(rows),
+        struck if invalid else frame,
         hide_index=True,
         width="stretch",
         column_config={"open": st.column_config.LinkColumn("open", display_text="open")},
@@ -671,6 +680,12 @@ def page_steer(q: Queries, cfg: argparse.Namespace) -> None:
     )
     exp = next(s for s in summaries if s.name == name)
     st.caption(f"{exp.state} {exp.reason} · {exp.done}/{exp.max_trials or '-'} trials")
+
+    def start(which: str) -> str:
+        argv = [sys.executable, "-m", "automl", "resume", which, "--store", url, "--no-progress"]
+        log = _specs_dir() / f"{which}-resume-{int(time.time())}.log"
+        return f"controller pid {launch(argv, log)} (log {log})"
+
     c1, c2 = st.columns(2)
     if c1.button("Stop", key="stop", disabled=exp.state not in ("Created", "Running")):
         try:
@@ -678,36 +693,14 @@ def page_steer(q: Queries, cfg: argparse.Namespace) -> None:
             st.success(f"Stop requested: {rec.state.value}")
         except AutoMLError as exc:
             st.error(str(exc))
-    budget = c2.number_input(
-        "New maxTrialCount",
-        min_value=1,
-        value=int(exp.max_trials or exp.total or 1),
-        key="budget",
-    )
-    if c2.button("Raise budget", key="raise"):
-        try:
-            rec = client.prepare_resume(name, max_trials=int(budget))
-            st.success(f"maxTrialCount is now {rec.spec.max_trial_count}")
-        except AutoMLError as exc:
-            st.error(str(exc))
-    if st.button("Resume", key="resume", disabled=exp.state == "Running"):
+    if c2.button("Resume", key="resume", disabled=exp.state == "Running"):
         try:
             client.prepare_resume(name)
         except AutoMLError as exc:
             st.error(str(exc))
         else:
-            argv = [
-                sys.executable,
-                "-m",
-                "automl",
-                "resume",
-                name,
-                "--store",
-                url,
-                "--no-progress",
-            ]
-            log = _specs_dir() / f"{name}-resume-{int(time.time())}.log"
-            st.success(f"Resuming: controller pid {launch(argv, log)} (log {log})")
+            st.success(f"Resuming: {start(name)}")
+    steer_experiment(client, name)
     confirm = st.checkbox(f"Yes, delete {name} and all its trials", key="confirm_delete")
     if st.button("Delete", key="delete", disabled=not confirm):
         try:

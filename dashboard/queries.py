@@ -317,6 +317,7 @@ class Queries:
             ).all()
         out = []
         for r in rows:
+            attrs = json.loads(r.attrs or "{}")
             row: dict[str, Any] = {
                 "number": r.number,
                 "id": r.id,
@@ -330,7 +331,10 @@ class Queries:
                 "started": _ts(r.started_at),
                 "message": r.message or "",
                 # which strategy of `auto` proposed it (None for other algorithms)
-                "strategy": json.loads(r.attrs or "{}").get("strategy"),
+                "strategy": attrs.get("strategy"),
+                # why it was invalidated by hand (automl invalidate), "" when it counts
+                "invalidated": (attrs.get("invalidated") or {}).get("reason", "")
+                or ("yes" if attrs.get("invalidated") else ""),
             }
             row["params"] = json.loads(r.params)
             row["metrics"] = _metrics(r.metrics)
