@@ -290,3 +290,134 @@ def test_auto_resumed_from_history_keeps_proposing_valid_points() -> None:
     again = create_suggester(spec, history)
     more = [dict(x.params) for x in again.suggest([f"u{i}" for i in range(6)])]
     assert len(more) == 6 and all(valid(p) for p in more)
+
+
+# -- end to end: tune, a command experiment, the store, show, export, plots ---------------------
+
+CALLS: list[dict[str, Any]] = []
+
+
+def svm_or_forest(model: str, x: int, C: float = -1.0, n_estimators: int = -1) -> float:
+    """Defaults for the parameters that can be inactive: a trial passes only the active ones."""
+    CALLS.append({"model": model, "x": x, "C": C, "n_estimators": n_estimators})
+    return C if model == "svm" else n_estimators / 10 + x
+
+
+def test_tune_passes_and_stores_only_active_parameters(tmp_path: Any) -> None:
+    CALLS.clear()
+    result = automl.tune(
+        svm_or_forest,
+        {
+            "model": automl.categorical(["svm", "forest"]),
+            "C": automl.double(0.1, 1.0, when={"model": "svm"}),
+            "n_estimators": automl.int(1, 9, when={"model": "forest"}),
+            "x": automl.int(0, 1),
+        },
+        algorithm="tpe",
+        max_trials=12,
+        seed=4,
+        store=f"sqlite:///{tmp_path}/s.db",
+        runs_dir=tmp_path / "runs",
+        name="e2e",
+        progress=False,
+    )
+    assert len(CALLS) == 12
+    for call in CALLS:  # the function's default stood in for the inactive parameter
+        assert (call["C"] == -1.0) == (call["model"] == "forest")
+        assert (call["n_estimators"] == -1) == (call["model"] == "svm")
+    with automl.Client(f"sqlite:///{tmp_path}/s.db") as client:
+        trials = client.store.trials.list(client.get("e2e").id)
+    for t in trials:  # absent from the store, not null or zero
+        assert set(t.params) == (
+            {"model", "C", "x"} if t.params["model"] == "svm" else {"model", "n_estimators", "x"}
+        )
+    df = result.trials
+    svm = df[df["params_model"] == "svm"]
+    assert len(svm) > 0 and svm["params_n_estimators"].isna().all()
+    assert svm["params_C"].notna().all()
+    from automl.plots import parallel_figure, param_importances
+
+    rows = [(t.number, dict(t.params), t.value, t.state.value) for t in trials]
+    with automl.Client(f"sqlite:///{tmp_path}/s.db") as client:
+        spec = client.get("e2e").spec
+    imp = param_importances(rows, spec)
+    # The conditional parameters are ranked on the trials that have them; the shares sum to 1.
+    assert {"C", "n_estimators"} <= set(imp) and abs(sum(imp.values()) - 1.0) < 1e-6
+    fig = parallel_figure(rows, spec)
+    axes = {d["label"]: d for d in fig.data[0].dimensions}
+    c_axis = axes["C"]
+    assert c_axis["ticktext"][0] == "inactive"  # missing, drawn apart, not as zero
+    gap = c_axis["tickvals"][0]
+    assert gap < 0.1 and c_axis["range"][0] == gap
+    for (_, params, _, _), v in zip(rows, c_axis["values"], strict=True):
+        assert (v == gap) == ("C" not in params)
+
+
+COMMAND_DOC = """
+name: cmd
+objective: {metric: loss, direction: minimize}
+algorithm: {name: grid}
+parameters:
+  model: {type: categorical, values: [svm, forest]}
+  C: {type: double, min: 0.5, max: 1.0, step: 0.5, when: {model: svm}, default: 0.5}
+  n: {type: int, min: 1, max: 2, when: {model: forest}}
+trial:
+  command: [python, trial.py, "${model}", "${C}"]
+budget: {max_trials: 10}
+"""
+
+TRIAL = """
+import sys
+print(sys.argv[1:], flush=True)
+print(f"loss={float(sys.argv[2])}")
+"""
+
+
+def test_command_experiment_renders_the_default_and_show_marks_inactive(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from automl.cli import app
+
+    (tmp_path / "trial.py").write_text(TRIAL)
+    (tmp_path / "exp.yaml").write_text(COMMAND_DOC)
+    url = f"sqlite:///{tmp_path}/s.db"
+    runner = CliRunner()
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            str(tmp_path / "exp.yaml"),
+            "--store",
+            url,
+            "--no-progress",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert r.exit_code == 0, r.stdout
+    with automl.Client(url) as client:
+        trials = client.store.trials.list(client.get("cmd").id)
+    # The grid: svm with C 0.5 and 1.0, forest with n 1 and 2; nothing else, nothing twice.
+    assert sorted(tuple(sorted(t.params.items())) for t in trials) == [
+        (("C", 0.5), ("model", "svm")),
+        (("C", 1.0), ("model", "svm")),
+        (("model", "forest"), ("n", 1)),
+        (("model", "forest"), ("n", 2)),
+    ]
+    assert {t.state for t in trials} == {TrialState.SUCCEEDED}
+    forest = [t for t in trials if t.params["model"] == "forest"]
+    assert all(t.value == 0.5 for t in forest)  # ${C} took its default while inactive
+    shown = runner.invoke(app, ["show", "cmd", "--store", url], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.stdout
+    forest_rows = [line for line in shown.stdout.splitlines() if "forest" in line]
+    assert len(forest_rows) == 2 and all(" - " in line for line in forest_rows)
+
+
+def test_katib_export_refuses_conditions() -> None:
+    from automl.spec import to_katib
+
+    with pytest.raises(SpecError) as info:
+        to_katib(spec_of())
+    assert info.value.path == "parameters.kernel.when"
+    assert "Katib's parameters are unconditional" in str(info.value)
