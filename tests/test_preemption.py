@@ -163,3 +163,26 @@ def test_max_preemptions_must_not_be_negative(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "executor.max_preemptions: must be 0 or more; got -1" in r.stdout + r.stderr
+
+
+def test_an_evicted_kubernetes_pod_counts_as_preempted() -> None:
+    """The Kubernetes executor reads the Job's failure condition; an eviction is a preemption."""
+    from trials._k8s_watch import evicted
+
+    assert evicted(
+        {
+            "reason": "PodFailurePolicy",
+            "message": "Pod default/t-0 has condition DisruptionTarget matching FailJob rule",
+        }
+    )
+    assert evicted({"reason": "Evicted", "message": "The node was low on resource: memory."})
+    assert evicted(
+        {"reason": "BackoffLimitExceeded", "message": "pod preempted by a higher-priority pod"}
+    )
+    assert not evicted(
+        {
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+        }
+    )
+    assert not evicted(None)

@@ -150,6 +150,8 @@ class _K8sWatch(_K8sBase):
         if failed:
             reason = str((cond or {}).get("reason") or "")
             status = ExitStatus.TIMED_OUT if reason == "DeadlineExceeded" else ExitStatus.FAILED
+            if status is ExitStatus.FAILED and evicted(cond):
+                status = ExitStatus.PREEMPTED  # not the trial's fault: it runs again
             self._set_outcome(t, status, _condition_text("failed", cond))
         elif condition_holds(self._success, obj)[0]:
             self._set_outcome(t, ExitStatus.COMPLETED, "")
@@ -185,3 +187,13 @@ def _condition_text(what: str, cond: Mapping[str, Any] | None) -> str:
     if message:
         parts.append(str(message))
     return ": ".join(parts[:1]) + (" (" + "; ".join(parts[1:]) + ")" if parts[1:] else "")
+
+
+def evicted(cond: dict[str, Any] | None) -> bool:
+    """Whether a failure condition says the pod was evicted or preempted.
+
+    A node drained, a spot node reclaimed, a higher-priority pod: Kubernetes' ``Evicted``
+    reason, the ``DisruptionTarget`` pod condition a pod failure policy reports, ``Preempt...``.
+    """
+    text = f"{(cond or {}).get('reason') or ''} {(cond or {}).get('message') or ''}".lower()
+    return any(word in text for word in ("evict", "disruptiontarget", "preempt"))

@@ -615,8 +615,10 @@ class RayExecutor(Executor):
                 self._start(tr.run, tr.attempt + 1, tr.retries + 1)
                 return
             retried = f" (after {tr.retries} retries)" if tr.retries else ""
+            # Not the trial's fault: the controller runs it again as a new trial, up to
+            # executor.max_preemptions times.
             result = TrialExit(
-                ExitStatus.FAILED, f"the trial's node or worker died{retried}: {infra}"
+                ExitStatus.PREEMPTED, f"the trial's node or worker died{retried}: {infra}"
             )
         elif failure is not None:
             result = TrialExit(ExitStatus.FAILED, failure)
