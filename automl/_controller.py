@@ -38,10 +38,18 @@ from automl.core import (
     suggested,
     with_defaults,
 )
+from automl.core._pareto import (
+    feasible,
+    goal_member,
+    goal_message,
+    judge,
+    pareto_front,
+    reaches_goals,
+)
 from automl.errors import AutoMLError, ExperimentBusyError, StorageError
 from automl.store import Store
 from search import EarlyStopper, Suggester, create_stopper, create_suggester
-from trials import Executor, ExitStatus, TrialEvent, TrialRun, objective_value, summarize
+from trials import Executor, ExitStatus, TrialEvent, TrialRun, summarize
 
 __all__ = ["Controller", "Progress", "controller_live"]
 
@@ -111,7 +119,8 @@ class Controller:
         self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._live: dict[str, _Live] = {}
         self._counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
-        self._best: tuple[float, str] | None = None
+        self._best: tuple[float, str] | None = None  # feasible, first objective
+        self._goal: TrialRecord | None = None  # several objectives: a trial at every goal
         self._next_number = 0
         self._sampler_state: Mapping[str, Any] = experiment.sampler_state
         self._stopper: EarlyStopper | None = None
@@ -350,7 +359,14 @@ class Controller:
     ) -> tuple[ExperimentState, EndReason, str] | None:
         spec, c = self._spec, self._counts
         obj = spec.objective
-        if self._best is not None and obj.reached(self._best[0]):
+        if self._goal is not None:
+            member = goal_member(spec, pareto_front(spec, self._store.trials.list(self._exp.id)))
+            return (
+                ExperimentState.SUCCEEDED,
+                EndReason.GOAL_REACHED,
+                goal_message(spec, member or self._goal),
+            )
+        if not spec.multi_objective and self._best is not None and obj.reached(self._best[0]):
             return (
                 ExperimentState.SUCCEEDED,
                 EndReason.GOAL_REACHED,
@@ -467,7 +483,7 @@ class Controller:
             return suggester
         # The set of invalidated trials changed: recount the best and rebuild the search from
         # the store without them (running trials are replayed as pending).
-        self._best = None
+        self._best = self._goal = None
         for t in trials:
             if not t.state.is_active:
                 self._count_best(t)
@@ -486,9 +502,12 @@ class Controller:
             not t.invalidated
             and t.state is TrialState.SUCCEEDED
             and t.value is not None
+            and feasible(t)
             and (self._best is None or self._spec.objective.better(t.value, self._best[0]))
         ):
             self._best = (t.value, t.id)
+        if self._spec.multi_objective and self._goal is None and not t.invalidated:
+            self._goal = t if reaches_goals(self._spec, t) else None
 
     def _live_records(self) -> list[TrialRecord]:
         return [live.record for live in self._live.values()]
@@ -614,8 +633,8 @@ class Controller:
     def _end_trial(self, live: _Live, ev: TrialEvent, suggester: Suggester) -> None:
         assert ev.exit is not None
         record_id = live.record.id
-        obj = self._spec.objective
-        value = objective_value(obj, live.metrics)
+        value = None
+        attrs: dict[str, Any] | None = None  # objective vector and feasibility, when kept
         status, message = ev.exit.status, ev.exit.message
         if status is ExitStatus.LOST and live.record.attempt < MAX_ATTEMPTS:
             self._rerun(live, message)
@@ -624,21 +643,9 @@ class Controller:
             state, message = TrialState.FAILED, self._bad.pop(record_id)
             live.pending.clear()
         elif status is ExitStatus.COMPLETED:
-            if value is not None and not math.isfinite(value):
-                state = TrialState.FAILED
-                message = f"the objective metric {obj.metric!r} is not a finite number ({value})"
-                value = None
-            elif value is None and live.nan:
-                state = TrialState.FAILED
-                message = f"the objective metric {obj.metric!r} is not a finite number (nan)"
-            elif value is None:
-                state = TrialState.METRICS_UNAVAILABLE
-                message = (
-                    f"the objective metric {obj.metric!r} was never reported "
-                    f"({self._spec.metrics_collector.kind.value} collector)"
-                )
-            else:
-                state = TrialState.SUCCEEDED
+            collector = self._spec.metrics_collector.kind.value
+            state, value, message, extra = judge(self._spec, live.metrics, live.nan, collector)
+            attrs = {**live.record.attrs, **extra} if extra else None
         elif record_id in self._early and status is not ExitStatus.TIMED_OUT:
             # Cancelled, or (adopted) killed by a signal its dead controller's decision sent.
             state = TrialState.EARLY_STOPPED
@@ -665,6 +672,7 @@ class Controller:
             live.pending,
             finished_at=now,
             outputs=outputs,
+            attrs=attrs,
         )
         # Only now may the executor drop what an adopter would need (a hub gone: nothing to drop).
         with contextlib.suppress(Exception):
@@ -677,6 +685,7 @@ class Controller:
             message=message,
             finished_at=now,
             outputs=outputs or {},
+            attrs=live.record.attrs if attrs is None else attrs,
         )
         self._live.pop(record.id, None)
         self._early.pop(record_id, None)  # a trial may end on its own right after the decision

@@ -34,7 +34,6 @@ from automl.errors import SpecError, SpecIssue
 from automl.spec._common import check, existing, parse_duration, pydantic_issues
 from automl.spec._limits import nas_size_problems
 from automl.spec._objectives import build_objectives
-from automl.spec._objectives import build_objectives
 from automl.spec._structure import validate_structure
 
 __all__ = ["parse_native"]

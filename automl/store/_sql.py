@@ -548,10 +548,12 @@ class TrialRepository:
         observations: Sequence[Observation] = (),
         finished_at: float | None = None,
         outputs: Mapping[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """Write a trial's end and its last observations in one transaction.
 
-        ``outputs`` (what the trial's artifact directory holds) is stored when given.
+        ``outputs`` (what the trial's artifact directory holds) is stored when given, and so
+        are ``attrs`` (replacing the trial's: its objective vector and feasibility).
         """
         summary = {k: [s.min, s.max, s.latest] for k, s in metrics.items()}
         params: dict[str, Any] = {}
@@ -572,6 +574,12 @@ class TrialRepository:
                     **params,
                 },
             )
+            if attrs is not None:
+                c.execute(
+                    S.trials.update()
+                    .where(S.trials.c.id == trial_id)
+                    .values(attrs=_dumps(dict(attrs)))
+                )
 
     def restart(self, trial_id: str, attempt: int) -> None:
         """Put an interrupted trial back to Created for another attempt.
