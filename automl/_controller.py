@@ -19,19 +19,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from automl import _steering as steer
 from automl._lease import STALE_S, _holder_alive, controller_live
+from automl._live import Progress, _Live, _NullSuggester, _unstorable
 from automl._turns import TurnStats
 from automl.core import (
     EndReason,
     ExperimentRecord,
     ExperimentSpec,
     ExperimentState,
-    MetricSummary,
     Observation,
     TrialRecord,
     TrialState,
@@ -56,35 +56,7 @@ __all__ = ["Controller", "Progress", "controller_live"]
 HEARTBEAT_S = 5.0
 WATCH_S = 0.5
 MAX_ATTEMPTS = 3  # a trial whose run is lost (supervisor or node gone) this often fails
-_MAX_METRIC_NAME = 128  # the store's metric column
-_STEP_RANGE = (-(2**63), 2**63 - 1)  # a 64-bit integer column
 _ALPHABET = string.ascii_lowercase + string.digits
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A snapshot of a running experiment, handed to progress callbacks."""
-
-    done: int
-    running: int
-    failed: int
-    max_trials: int | None
-    best_value: float | None
-    best_trial: str | None
-    last: TrialRecord | None = None
-    early_stopped: int = 0
-    budget_used: float | None = None  # share of budget.trial_hours / gpu_hours used (0..1+)
-
-
-@dataclass
-class _Live:
-    """In-memory view of one active trial."""
-
-    record: TrialRecord
-    metrics: dict[str, MetricSummary] = field(default_factory=dict)
-    pending: list[Observation] = field(default_factory=list)
-    reports: int = 0  # intermediate objective values seen (implicit steps)
-    nan: bool = False  # the objective metric was reported as NaN (summaries skip NaN)
 
 
 class Controller:
@@ -385,7 +357,12 @@ class Controller:
                 f"{failed} trials failed (maxFailedTrialCount {spec.max_failed_trial_count})",
             )
         terminal = steer.terminal(c)
-        if spec.max_trial_count is not None and terminal >= spec.max_trial_count:
+        # Not while trials run: a maxTrialCount lowered by hand lets them finish.
+        if (
+            spec.max_trial_count is not None
+            and terminal >= spec.max_trial_count
+            and not self._live
+        ):
             return (
                 ExperimentState.SUCCEEDED,
                 EndReason.MAX_TRIALS_REACHED,
@@ -807,30 +784,3 @@ class Controller:
             self._executor.close()
         finally:
             self._store.experiments.update(self._exp.id, controller=None, heartbeat_at=None)
-
-
-class _NullSuggester(Suggester):
-    def suggest(self, trial_ids: Any) -> list[Any]:
-        return []
-
-    def tell(self, trial: TrialRecord) -> None:
-        return None
-
-
-def _unstorable(ev: TrialEvent) -> str | None:
-    """Why the store cannot hold this event's metrics (the trial fails with it), or None."""
-    if ev.step is not None and not (_STEP_RANGE[0] <= ev.step <= _STEP_RANGE[1]):
-        return f"step {ev.step} is out of range (steps are 64-bit integers)"
-    for name, value in ev.metrics.items():
-        if len(name) > _MAX_METRIC_NAME:
-            return (
-                f"metric name {name[:40]!r}... is {len(name)} characters long "
-                f"(at most {_MAX_METRIC_NAME})"
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"metric {name!r} is not a number: {value!r}"[:300]
-        try:
-            float(value)
-        except OverflowError:
-            return f"metric {name!r} is out of range: {str(value)[:40]}"
-    return None

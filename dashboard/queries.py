@@ -246,6 +246,7 @@ class Queries:
             r = c.execute(
                 sa.select(S.trials)
                 .where(T.experiment_id == exp_id, T.state == "Succeeded", T.value.is_not(None))
+                .where(sa.not_(T.attrs.contains('"invalidated"')))  # automl invalidate
                 .order_by(order, T.number)
                 .limit(1)
             ).first()
