@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import statistics
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from automl._select_space import (
     DataShape,
     available_models,
     build_pipeline,
+    default_points,
     search_space,
 )
 from automl.core import ExperimentRecord, ParamValue
@@ -374,6 +376,21 @@ class _CrossValidated:
         self.scorer = get_scorer(scorer_name)
         self.sign = 1.0 if direction == "maximize" else -1.0  # scorers maximize: neg_* errors
         self.proba = metric == "log_loss" or (metric == "roc_auc" and multiclass)
+        self.budget: float | None = None  # seconds of search, counted from the first trial
+        self._deadline: float | None = None
+        self._lock = threading.Lock()
+
+    def _too_late(self, started: float, done: int) -> bool:
+        """Whether the folds left cannot end before the deadline (the trial would be lost)."""
+        if self.budget is None:
+            return False
+        now = time.time()
+        with self._lock:  # the controller's clock starts with the first trial, give or take
+            if self._deadline is None:
+                self._deadline = now + self.budget
+        deadline = self._deadline
+        per_fold = (now - started) / done if done else 0.0
+        return now + per_fold * (len(self.splits) - done) > deadline
 
     def __call__(self, params: dict[str, Any]) -> dict[str, float]:
         from sklearn.base import clone
@@ -383,7 +400,10 @@ class _CrossValidated:
         pipe = build_pipeline(self.task, params, self.data.shape, proba=self.proba, seed=self.seed)
         X, y = self.data.X, self.data.y
         scores: list[float] = []
+        started = time.time()
         for k, (train, valid) in enumerate(self.splits, start=1):
+            if self._too_late(started, k - 1):  # free the CPU for trials that can finish
+                raise TrialStopped
             fitted = clone(pipe).fit(_rows(X, train), y[train])
             scores.append(self.sign * float(self.scorer(fitted, _rows(X, valid), y[valid])))
             mean = statistics.fmean(scores)
@@ -550,6 +570,7 @@ def select_model(
     """
     from automl._api import tune
 
+    entered = time.monotonic()
     issues: list[SpecIssue] = []
     data = _check_data(X, y, task, cv, issues) if task in METRICS else None
     metric, chosen = _check_args(
@@ -573,12 +594,16 @@ def select_model(
     if max_trials is not None:  # no more at once than there are trials to run
         parallel_trials = min(parallel_trials, max_trials)
     space = search_space(task, chosen, data.shape)
+    search_budget = None
+    if time_budget is not None:  # what is left after the checks, less a share for the refit
+        search_budget = max(0.1, (time_budget - (time.monotonic() - entered)) * 0.9)
     objective = _CrossValidated(data, task, metric, _splits(data, task, cv, seed_), seed_)
     name = name or _default_name(task)
     from automl._client import Client
 
     with Client(store, runs_dir=runs_dir) as client:
-        resuming = _resume_budget(client, name, time_budget, max_trials, space)
+        resuming = _resume_budget(client, name, search_budget, max_trials, space)
+        objective.budget = search_budget
         with warnings.catch_warnings():
             # Searching visits configurations that converge slowly; their warnings are noise.
             warnings.filterwarnings("ignore", module=r"sklearn|lightgbm|xgboost")
@@ -593,11 +618,16 @@ def select_model(
                     space,
                     objective_metric=metric,
                     direction=METRICS[task][metric][1],
+                    # The trial's value is its mean over every fold (the last value), not the
+                    # best running mean after a lucky first fold.
+                    metric_strategies={metric: "latest"},
                     algorithm="tpe",
-                    algorithm_settings={"n_startup_trials": 8},
+                    # Every model's defaults first; TPE models the space from then on.
+                    initial_points=default_points(task, chosen, data.shape),
+                    algorithm_settings={"n_startup_trials": len(chosen)},
                     max_trials=max_trials,
                     parallel_trials=parallel_trials,
-                    timeout=time_budget,
+                    timeout=search_budget,
                     seed=seed,
                     early_stopping=early_stopping,
                     name=name,

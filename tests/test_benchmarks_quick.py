@@ -37,6 +37,7 @@ def test_parallel_benchmark_quick_mode_runs_every_local_row(tmp_path: Path) -> N
     [
         ("overhead.py", "ratio c/a"),
         ("early_stopping.py", "medianstop"),
+        ("model_selection.py", "mean rank at 3 s"),
     ],
 )
 def test_benchmark_quick_modes_run(tmp_path: Path, script: str, needle: str) -> None:

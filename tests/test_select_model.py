@@ -144,7 +144,8 @@ def test_time_budget_ends_the_search(tmp_path: Path) -> None:
         progress=False,
     )
     assert result.experiment.reason == EndReason.TIMEOUT.value
-    assert result.experiment.spec.timeout == 3
+    timeout = result.experiment.spec.timeout  # the search's share: the refit comes after it
+    assert timeout is not None and 0 < timeout < 3
     assert result.experiment.spec.max_trial_count is None
 
 
