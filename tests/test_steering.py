@@ -322,3 +322,65 @@ def test_budget_refuses_bad_values_with_their_option_names(sqlite_url: str) -> N
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert data["timeout"] == 3600 and data["max_trials"] == 9
+
+
+def test_a_running_controller_rebuilds_its_search_without_an_invalidated_trial(
+    sqlite_url: str,
+) -> None:
+    """Grid over three points: invalidating a finished one while the experiment runs frees its
+    point, so the rebuilt grid proposes it again (without the rebuild the grid ends at three)."""
+    release = threading.Event()
+    calls: list[float] = []
+
+    def gated(x: float) -> float:
+        calls.append(x)
+        if len(calls) > 1:  # the first trial ends at once; the others wait for the test
+            assert release.wait(60), "the test never released the trials"
+        return x
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        box["result"] = automl.tune(
+            gated,
+            parameters={"x": automl.double(0.0, 1.0, step=0.5)},
+            algorithm="grid",
+            seed=0,
+            max_trials=10,
+            parallel_trials=2,
+            name="regrid",
+            store=sqlite_url,
+            progress=False,
+        )
+
+    client = Client(sqlite_url)
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+
+        def trials() -> list[Any]:
+            try:
+                return client.trials("regrid")
+            except NotFoundError:
+                return []
+
+        wait_for(
+            lambda: (
+                [t.state for t in trials()].count(TrialState.RUNNING) == 2 and len(trials()) == 3
+            ),
+            "one finished and two running trials",
+        )
+        first = next(t for t in trials() if t.state is TrialState.SUCCEEDED)
+        client.invalidate("regrid", first.id, "ran on a broken node")
+        exp_id = client.get("regrid").id
+        wait_for(lambda: applied(client, exp_id), "the controller to apply the invalidation")
+        release.set()
+    finally:
+        release.set()
+        thread.join(120)
+    done = client.trials("regrid")
+    assert box["result"].experiment.reason == "SearchSpaceExhausted"
+    assert len(done) == 4 and done[3].params == first.params
+    assert sorted(float(t.params["x"]) for t in done[:3]) == [0.0, 0.5, 1.0]  # type: ignore[arg-type]
+    best = box["result"].best_trial
+    assert best is not None and best.id != first.id  # never the invalidated trial
