@@ -26,6 +26,13 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from automl._pareto_plots import (
+    hypervolume,
+    hypervolume_figure,
+    hypervolume_history,
+    pareto_figure,
+    pareto_front,
+)
 from automl.core import Direction, Distribution, ExperimentSpec, ParameterType
 from automl.errors import AutoMLError
 
@@ -35,12 +42,17 @@ if TYPE_CHECKING:
 __all__ = [
     "history",
     "history_figure",
+    "hypervolume",
+    "hypervolume_figure",
+    "hypervolume_history",
     "importance",
     "importance_figure",
     "intermediate_values",
     "parallel_coordinates",
     "parallel_figure",
     "param_importances",
+    "pareto_figure",
+    "pareto_front",
     "summary_html",
 ]
 

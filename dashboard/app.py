@@ -31,6 +31,7 @@ import streamlit as st  # noqa: E402
 from automl.core import observed_space  # noqa: E402
 from automl.store import DEFAULT_STORE, Store  # noqa: E402
 from dashboard import plots  # noqa: E402
+from dashboard.pareto import pareto_section  # noqa: E402
 from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries  # noqa: E402
 from dashboard.steer import steer_experiment  # noqa: E402
 
@@ -418,6 +419,7 @@ def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
         if hist:
             fig = plots.history_figure(hist, e.direction, None if all_ else plots.MAX_POINTS)
             _chart(fig, "history")
+        pareto_section(q, e, _chart)  # several objectives, constraints
         metrics = [e.metric, *e.spec.objective.additional_metrics]
         metric = st.selectbox("Intermediate values of", metrics, key="curve_metric")
         _curves(q, e, metric or e.metric, hist, all_)

@@ -352,3 +352,80 @@ def test_cli_best_prints_the_front_and_show_marks_it(tmp_path: Path) -> None:
     r = cli("export", "mo-cli", "--format", "katib")
     assert r.exit_code == 2
     assert "one objective" in r.stdout + r.stderr
+
+
+def _three(x: float, y: float) -> dict[str, float]:
+    return {"f1": x, "f2": 1.0 - x + y, "size": 100 * y}
+
+
+def test_plots_front_and_hypervolume(sqlite_url: str) -> None:
+    from automl import plots
+
+    r = automl.tune(
+        _three,
+        SPACE,
+        objectives=TWO,
+        constraints=["size <= 70"],
+        algorithm="random",
+        max_trials=16,
+        seed=2,
+        store=sqlite_url,
+        name="plots",
+        progress=False,
+    )
+    fig = plots.pareto_front(r)
+    names = {tr.name for tr in fig.data}
+    assert names == {"trials", "infeasible", "Pareto front"}
+    front = next(tr for tr in fig.data if tr.name == "Pareto front")
+    assert len(front.x) == len(r.best_trials)
+    bad = next(tr for tr in fig.data if tr.name == "infeasible")
+    assert len(bad.x) == int((~r.trials["feasible"]).sum())
+    # Hypervolume over trials never falls, and its last value is the front's hypervolume as
+    # Optuna computes it against the same reference point.
+    with automl.Client(sqlite_url) as c:
+        spec, trials = c.get("plots").spec, c.trials("plots")
+    ref = plots.hypervolume_figure(spec, trials).layout.title.text
+    hist = plots.hypervolume_history(spec, trials)
+    ys = [h for _, h in hist]
+    assert ys == sorted(ys) and ys[-1] > 0 and "reference point" in ref
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    from automl._pareto_plots import default_reference
+
+    point = default_reference(spec, trials)
+    assert point is not None
+    pts = np.array(list(zip(r.best_trials["f1"], r.best_trials["f2"], strict=True)), dtype=float)
+    assert ys[-1] == pytest.approx(compute_hypervolume(pts, np.array(point)))
+
+
+def test_dashboard_experiment_page_draws_the_front(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    automl.tune(
+        _three,
+        SPACE,
+        objectives=TWO,
+        constraints=["size <= 70"],
+        algorithm="random",
+        max_trials=10,
+        seed=0,
+        store=sqlite_url,
+        name="mo-dash",
+        progress=False,
+    )
+    monkeypatch.setenv("AUTOML_STORE", sqlite_url)
+    monkeypatch.delenv("AUTOML_READ_ONLY", raising=False)
+    app = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=60)
+    at.query_params["experiment"] = "mo-dash"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any(s.value == "Pareto front" for s in at.subheader)
+    assert any("infeasible trials (never best)" in c.value for c in at.caption)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [str(ch.get("layout", {}).get("title", {}).get("text", "")) for ch in charts]
+    assert any(t.startswith("Pareto front:") for t in titles), titles
+    assert any(t.startswith("Hypervolume over trials") for t in titles), titles
