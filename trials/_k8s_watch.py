@@ -189,7 +189,7 @@ def _condition_text(what: str, cond: Mapping[str, Any] | None) -> str:
     return ": ".join(parts[:1]) + (" (" + "; ".join(parts[1:]) + ")" if parts[1:] else "")
 
 
-def evicted(cond: dict[str, Any] | None) -> bool:
+def evicted(cond: Mapping[str, Any] | None) -> bool:
     """Whether a failure condition says the pod was evicted or preempted.
 
     A node drained, a spot node reclaimed, a higher-priority pod: Kubernetes' ``Evicted``
