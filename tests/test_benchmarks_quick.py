@@ -37,6 +37,7 @@ def test_parallel_benchmark_quick_mode_runs_every_local_row(tmp_path: Path) -> N
     [
         ("overhead.py", "ratio c/a"),
         ("early_stopping.py", "medianstop"),
+        ("multi_objective.py", "hypervolume after 20 trials"),
         ("model_selection.py", "mean rank at 3 s"),
     ],
 )

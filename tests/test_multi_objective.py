@@ -429,3 +429,30 @@ def test_dashboard_experiment_page_draws_the_front(
     titles = [str(ch.get("layout", {}).get("title", {}).get("text", "")) for ch in charts]
     assert any(t.startswith("Pareto front:") for t in titles), titles
     assert any(t.startswith("Hypervolume over trials") for t in titles), titles
+
+
+def _curve(x: float, y: float) -> None:
+    for step in range(1, 6):
+        automl.report(step=step, f1=x * (6 - step), f2=1.0 - x + y)
+        if automl.should_stop():
+            return
+
+
+def test_early_stopping_follows_the_first_objective(sqlite_url: str) -> None:
+    r = automl.tune(
+        _curve,
+        SPACE,
+        objectives=TWO,
+        early_stopping={"name": "median", "settings": {"n_startup_trials": 2}},
+        algorithm="random",
+        max_trials=12,
+        seed=0,
+        store=sqlite_url,
+        name="mo-es",
+        progress=False,
+    )
+    states = set(r.trials["state"])
+    assert states == {"Succeeded", "EarlyStopped"}
+    stopped = r.trials[r.trials["state"] == "EarlyStopped"]
+    assert "by median" in stopped["message"].iloc[0]
+    assert set(r.best_trials["trial"]) <= set(r.trials[r.trials["state"] == "Succeeded"]["trial"])
