@@ -11,6 +11,8 @@ what real trials pay on every cold start), prints its first line, and sleeps 0.5
   (b) Ray (RayExecutor on a local cluster started here; the one-off cluster start and the
       start of the job's worker processes and the hub actor are timed and printed, not counted;
       what a fresh worker does before its first trial is counted: "1st wave")
+  (b') Ray, warm: the same with ``trial.warm.preload``: each Ray worker keeps a fork server with
+      the imports done, and its later trials are forked from it (trials/_ray_worker.py)
 
 ideal = ceil(32 / 8) * 0.5 s = 2 s; efficiency = ideal / wall. "start s" is the mean time from a
 trial's start (as the controller stored it) to its first line, after its imports.
@@ -215,6 +217,9 @@ def main() -> None:
             )
             ray_spec = spec("ray", n, p, s, "ray", script=script, imports=imp)
             rows.append(("ray (local cluster)", run(tmp, "ray", ray_spec, p)))
+            # A fresh cluster's workers have no fork servers yet: the first wave starts them.
+            ray_warm = spec("ray-warm", n, p, s, "ray", script=script, imports=imp, warm=True)
+            rows.append(("ray, warm python", run(tmp, "ray-warm", ray_warm, p)))
             import ray
 
             ray.shutdown()

@@ -356,6 +356,11 @@ class RayExecutor(Executor):
         }
         if res.gpu:
             opts["num_gpus"] = res.gpu
+            if self._template.warm is not None:
+                # Ray retires a GPU task's worker after one call by default (to free what the
+                # task allocated); a warm trial allocates in its own forked process, so keep
+                # the worker and its fork server for the next trial.
+                opts["max_calls"] = 0
         if res.memory_bytes:
             opts["memory"] = res.memory_bytes
         if self._settings.get("resources"):
@@ -401,6 +406,7 @@ class RayExecutor(Executor):
                 function=self._function,
                 metric=self._spec.objective.metric,
                 sys_path=[p for p in sys.path if p],
+                preload=list(t.warm or ()),
             )
             return job
         argv, extra_env = render_command(t, run.params, {"Name": run.trial_id})
@@ -421,6 +427,10 @@ class RayExecutor(Executor):
             env=env,
             cwd=str(Path(workdir_tpl).absolute()) if workdir_tpl else str(Path.cwd()),
         )
+        if t.warm is not None:
+            from trials._warm import SERVER_SCRIPT
+
+            job["warm"] = {"preload": list(t.warm), "server": SERVER_SCRIPT}
         return job
 
     def _mark(self, key: str) -> str:

@@ -18,6 +18,7 @@ imports ``automl._report`` (and ``trials._inprocess``) when it starts.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -176,17 +177,34 @@ for pgid in groups:
     except OSError:
         pass
 """
-_reaper: IO[str] | None = None
-_starter: subprocess.Popen[str] | None = None
+# This module comes by value with each task, so its globals are fresh per task: what must
+# live as long as the worker process (its reaper, its warm fork servers) is kept in a module of
+# its own in ``sys.modules``. No lock: a Ray worker runs one task at a time.
+_STATE = "_automl_ray_worker_state"
+
+
+def _state() -> Any:
+    """This worker process's state: ``reaper``, ``starter``, warm ``servers`` and ``problems``."""
+    state: Any = sys.modules.get(_STATE)
+    if state is None:
+        import types
+
+        state = types.ModuleType(_STATE)
+        state.reaper = None  # the reaper's stdin (IO[str])
+        state.starter = None  # the process that forks the reaper, until it is collected
+        state.servers = {}  # preload list (JSON) -> its fork server
+        state.problems = {}  # preload list (JSON) -> why it cannot serve
+        sys.modules[_STATE] = state
+    return state
 
 
 def _reap(pgid: int, add: bool) -> None:
     """Register (or forget) a trial's process group with this worker's reaper."""
-    global _reaper, _starter
-    if _reaper is None:
+    st = _state()
+    if st.reaper is None:
         # -I -S: no site import, it needs os, signal and sys only. Not waited for here: what
         # is written before its fork waits in the pipe, which the forked reaper inherits.
-        _starter = subprocess.Popen(
+        st.starter = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", _REAPER],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -194,13 +212,13 @@ def _reap(pgid: int, add: bool) -> None:
             start_new_session=True,
             text=True,
         )
-        _reaper = _starter.stdin
-    elif _starter is not None and _starter.poll() is not None:
-        _starter = None  # it forked the reaper and left: collected, no zombie
-    assert _reaper is not None
+        st.reaper = st.starter.stdin
+    elif st.starter is not None and st.starter.poll() is not None:
+        st.starter = None  # it forked the reaper and left: collected, no zombie
+    reaper: IO[str] = st.reaper
     with contextlib.suppress(OSError):
-        _reaper.write(f"{pgid if add else -pgid}\n")
-        _reaper.flush()
+        reaper.write(f"{pgid if add else -pgid}\n")
+        reaper.flush()
 
 
 def _killpg(pid: int, sig: int) -> None:
@@ -380,6 +398,143 @@ def _run_task(
         out.flush(wait=True)
 
 
+# Warm starts on the cluster (``trial.warm.preload``): each Ray worker process that runs a warm
+# trial keeps a fork server (trials._warm's, whose script comes with the job) with the modules
+# imported, and later trials that this worker runs are forked from it. Ray reuses its worker
+# processes between tasks, so the servers live across trials as long as their worker does; a
+# server reads its requests on a pipe from its worker and exits with it.
+def _warm_state() -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, str]]:
+    """This worker's fork servers by preload list, and the preload lists that failed."""
+    st = _state()
+    return st.servers, st.problems
+
+
+def _warm_server(warm: Mapping[str, Any]) -> tuple[subprocess.Popen[bytes] | None, str]:
+    """This worker's fork server for ``warm["preload"]`` (started on first use), or why not."""
+    key = json.dumps(sorted(warm["preload"]))
+    _warm_servers, _warm_problems = _warm_state()
+    proc = _warm_servers.get(key)
+    if proc is not None and proc.poll() is None:
+        return proc, ""
+    if key in _warm_problems:  # a preload that failed once fails again: do not retry per trial
+        return None, _warm_problems[key]
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", warm["server"], json.dumps(list(warm["preload"]))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            start_new_session=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        reply = json.loads(line) if line else {}
+    except (OSError, ValueError) as exc:
+        _warm_problems[key] = f"the warm trial server did not start: {exc}"
+        return None, _warm_problems[key]
+    if not reply.get("ready"):
+        failed = reply.get("failed") or {}
+        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "it exited while importing"
+        _warm_problems[key] = f"preload failed ({why})"
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()
+        return None, _warm_problems[key]
+    _warm_servers[key] = proc
+    return proc, ""
+
+
+def _warm_spawn(
+    job: Mapping[str, Any], argv: list[str], env: Mapping[str, str], cwd: str, home: str
+) -> tuple[int | None, str]:
+    """Fork ``argv`` from this worker's fork server; the trial's supervisor pid, or why not."""
+    if len(argv) < 2 or argv[0] != sys.executable:
+        return None, "only `python script.py ...` and `python -m module ...` start warm"
+    module = argv[1] == "-m"
+    if (argv[1].startswith("-") and not module) or (module and len(argv) < 3):
+        return None, "only `python script.py ...` and `python -m module ...` start warm"
+    target, args = (argv[2], argv[3:]) if module else (argv[1], argv[2:])
+    req = {
+        "target": target,
+        "module": module,
+        "args": args,
+        "env": dict(env),
+        "cwd": cwd,
+        "workdir": home,
+        "log": os.path.join(home, "output.log"),
+    }
+    proc, why = _warm_server(job["warm"])
+    if proc is None:
+        return None, why
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write((json.dumps(req) + "\n").encode())
+        proc.stdin.flush()
+        reply = json.loads(proc.stdout.readline() or b"{}")
+    except (OSError, ValueError):
+        reply = {}
+    pid = reply.get("pid")
+    if not isinstance(pid, int):
+        _warm_state()[0].pop(json.dumps(sorted(job["warm"]["preload"])), None)
+        with contextlib.suppress(OSError):
+            proc.kill()
+        return None, "the warm trial server stopped answering"
+    return pid, ""
+
+
+def _run_warm(
+    out: _Outbox, job: dict[str, Any], pid: int, home: str, report: str
+) -> dict[str, Any]:
+    """Follow a forked trial to its end: its output file, its reports, its exit status."""
+    _reap(pid, add=True)
+    _started(out, job, pid)
+    out.flush()
+    status = os.path.join(home, "exit_status")
+    files = {"out": os.path.join(home, "output.log"), "report": report}
+    offsets = dict.fromkeys(files, 0)
+
+    def tail() -> None:
+        for kind, path in files.items():
+            with (
+                contextlib.suppress(OSError),
+                open(path, encoding="utf-8", errors="replace") as fh,
+            ):
+                fh.seek(offsets[kind])
+                chunk = fh.read()
+                end = chunk.rfind("\n") + 1  # whole lines: the rest is read on the next tick
+                offsets[kind] += len(chunk[:end].encode("utf-8"))
+                for line in chunk[:end].splitlines():
+                    if kind == "out" or line.strip():
+                        out.add(kind, line)
+
+    def gone() -> bool:  # the supervisor writes exit_status before it exits
+        return os.path.exists(status) or _start_time(pid) is None
+
+    try:
+        while not gone():
+            time.sleep(_TICK)
+            tail()
+            out.flush()
+    except KeyboardInterrupt:  # ray.cancel: stop the trial's process group
+        _killpg(pid, signal.SIGTERM)
+        end = time.monotonic() + _KILL_GRACE
+        while time.monotonic() < end and not gone():
+            time.sleep(0.05)
+        _killpg(pid, signal.SIGKILL)
+        _reap(pid, add=False)
+        raise
+    tail()
+    _killpg(pid, signal.SIGKILL)  # children the trial left behind
+    _reap(pid, add=False)
+    try:
+        with open(status) as fh:
+            code = int(fh.read().strip() or "1")
+    except (OSError, ValueError):
+        return {"error": "the warm trial's supervisor vanished without an exit status"}
+    return {"code": code}
+
+
 def _run_command(
     out: _Outbox, job: dict[str, Any], master: tuple[str, int] | None
 ) -> dict[str, Any]:
@@ -390,6 +545,32 @@ def _run_command(
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the worker's interpreter: the cluster's environment
     cwd = job["cwd"] if job["cwd"] and os.path.isdir(job["cwd"]) else trial_dir
+    cold_why = ""
+    if job.get("warm") and int(job["processes_per_worker"]) == 1 and int(job["workers"]) == 1:
+        # One process per trial: a distributed trial's ranks start cold (torch.distributed
+        # launches its own processes anyway).
+        home = os.path.join(trial_dir, f"warm.{job['attempt']}")
+        os.makedirs(home, exist_ok=True)
+        report = os.path.join(trial_dir, "metrics.jsonl")
+        open(report, "a").close()
+        env = dict(os.environ)
+        env.update(job["env"])
+        env.update(
+            {
+                REPORT_FILE_ENV: report,
+                TRIAL_ENV: json.dumps({**job["info"], "workdir": trial_dir}),
+                "AUTOML_TRIAL_DIR": trial_dir,
+                "AUTOML_ARTIFACT_DIR": os.path.join(trial_dir, "artifacts"),
+                "AUTOML_RAY_GPU_IDS": ",".join(str(g) for g in ray.get_gpu_ids()),
+                MARK_ENV: job["mark"],
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        pid, cold_why = _warm_spawn(job, argv, env, cwd, home)
+        if pid is not None:
+            return _run_warm(out, job, pid, home, report)
+    if cold_why:
+        out.add("out", f"[automl] warm start unavailable ({cold_why}); starting cold")
     procs: list[tuple[int, subprocess.Popen[bytes], str]] = []
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     for local in range(int(job["processes_per_worker"])):
@@ -512,6 +693,13 @@ def _run_function(
     for p in reversed(job["sys_path"]):  # the controller's import paths, for a local cluster
         if p not in sys.path and os.path.isdir(p):
             sys.path.insert(0, p)
+    # trial.warm: a function runs in the Ray worker itself, which Ray reuses between tasks, so
+    # importing the preload list here makes every later trial on this worker start warm.
+    for name in job.get("preload", ()):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # never a failed trial: it imports what it needs itself
+            out.add("out", f"[automl] preload of {name!r} failed ({type(exc).__name__}: {exc})")
     trial_dir = _trial_dir(job["trial_dir"])
     os.environ.update(_dist_env(job, master, 0))
     os.environ[MARK_ENV] = job["mark"]  # inherited by what the objective starts

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from trials._launch import PythonCommand, python_command
 
-__all__ = ["WarmPool", "warm_program"]
+__all__ = ["SERVER_SCRIPT", "WarmPool", "warm_program"]
 
 # The fork server. Its stdin takes one JSON request per line; it answers one JSON line each.
 _SERVER = r"""
@@ -145,6 +145,10 @@ for line in sys.stdin:
             os._exit(127)
     os.write(_out, (json.dumps({"pid": pid}) + "\n").encode())
 """
+
+
+#: The fork server's program, also sent with a Ray job (trials._ray_worker forks from it there).
+SERVER_SCRIPT = _SERVER
 
 
 def warm_program(argv: Sequence[str]) -> PythonCommand | None:

@@ -799,3 +799,108 @@ def test_sigkill_at_random_moments_runs_every_ray_trial_exactly_once(
     assert o.kills >= 1, o
     assert (o.state, o.trials) == ("Succeeded", 6), o
     assert (o.lost, o.twice, o.tracebacks) == (0, 0, 0), o
+
+
+_WARM = """
+import json, os, sys
+warm = "xml.dom.minidom" in sys.modules  # never imported by a cold interpreter's start-up
+with open(f"/proc/{os.getppid()}/stat") as fh:  # the supervisor's parent: the fork server
+    server = int(fh.read().rsplit(")", 1)[1].split()[1])
+with open(f"/proc/{server}/stat") as fh:
+    worker = int(fh.read().rsplit(")", 1)[1].split()[1])
+print(json.dumps({"warm": warm, "server": server, "worker": worker, "argv": sys.argv,
+                  "main": __name__, "cwd": os.getcwd(),
+                  "name": os.environ.get("AUTOML_TRIAL_NAME")}), flush=True)
+print(f"loss={float(sys.argv[1].split('=')[1])}")
+"""
+
+
+def _reapers() -> set[int]:
+    """Pids of the Ray workers' trial reapers (trials._ray_worker._REAPER) on this machine."""
+    return {
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if (p.info["cmdline"] or [])[1:4] == ["-I", "-S", "-c"]
+    }
+
+
+def _warm_lines(tmp_path: Path, trial_id: str) -> list[dict[str, Any]]:
+    log = (tmp_path / "runs" / "exp" / trial_id / "trial.log").read_text()
+    return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+
+
+def test_warm_trials_fork_from_a_server_that_lives_across_trials(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    """trial.warm on Ray: each trial is forked from a fork server in a Ray worker that keeps
+    its preloaded modules between trials, and the script sees what a cold start would give."""
+    f = spec_file(
+        tmp_path,
+        _WARM,
+        ray_cluster.address,
+        budget={"max_trials": 4, "parallel": 1},
+        trial={"warm": {"preload": ["xml.dom.minidom"]}, "workdir": str(tmp_path)},
+    )
+    client = Client(f"sqlite:///{tmp_path / 'store.db'}", runs_dir=tmp_path / "runs")
+    reapers = _reapers()
+    client.run(f)
+    trials = client.trials("exp")
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 4
+    servers = []
+    for t in trials:
+        (seen,) = _warm_lines(tmp_path, t.id)
+        assert seen["warm"] is True  # forked after the preload, not a cold interpreter
+        assert seen["main"] == "__main__" and seen["cwd"] == str(tmp_path)
+        assert seen["argv"] == [str(tmp_path / "script.py"), f"--x={t.params['x']}"]
+        assert seen["name"] == t.id
+        assert t.value == pytest.approx(t.params["x"])  # its stdout reached the controller
+        servers.append((seen["server"], seen["worker"]))
+    # Ray reuses its worker between the trials, and the worker keeps its fork server.
+    assert len(set(servers)) < len(servers)
+    # ... and its one reaper (the task code comes by value: per-task globals leaked one each).
+    assert len(_reapers() - reapers) <= len({worker for _, worker in servers})
+
+
+def test_a_warm_preload_that_fails_starts_ray_trials_cold(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    f = spec_file(
+        tmp_path,
+        _WARM,
+        ray_cluster.address,
+        budget={"max_trials": 2, "parallel": 1},
+        trial={"warm": {"preload": ["no_such_module_for_automl"]}},
+    )
+    client = Client(f"sqlite:///{tmp_path / 'store.db'}", runs_dir=tmp_path / "runs")
+    client.run(f)
+    trials = client.trials("exp")
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 2  # never a failed trial
+    for t in trials:
+        log = (tmp_path / "runs" / "exp" / t.id / "trial.log").read_text()
+        assert "warm start unavailable (preload failed (no_such_module_for_automl" in log
+        (seen,) = _warm_lines(tmp_path, t.id)
+        assert seen["warm"] is False
+
+
+def test_cancel_kills_a_warm_trial_and_its_children(
+    ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    pids_file = tmp_path / "pids"
+    f = spec_file(
+        tmp_path,
+        TREE,
+        ray_cluster.address,
+        trial={"env": {"PIDS": str(pids_file)}, "warm": {"preload": ["xml.dom.minidom"]}},
+    )
+    ex = RayExecutor(load_spec(f), tmp_path / "runs")
+    try:
+        ex.submit(run(0))
+        wait_for(lambda: pids_file.exists() and " " in pids_file.read_text())
+        pids = [int(p) for p in pids_file.read_text().split()]
+        assert all(alive(p) for p in pids)
+        ex.cancel("t0")
+        events = collect(ex, {"t0"})["t0"]
+    finally:
+        ex.close()
+    assert events[-1].exit is not None and events[-1].exit.status is ExitStatus.CANCELLED
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=15)
