@@ -80,8 +80,10 @@ class Controller:
         on_progress: Callable[[Progress], None] | None = None,
         suggester: Suggester | None = None,
         runs_dir: str | Path | None = None,
+        keep_stop: bool = False,
     ) -> None:
         self._store = store
+        self._keep_stop = keep_stop
         self._exp = experiment
         self._spec: ExperimentSpec = experiment.spec
         self._executor = executor
@@ -121,13 +123,17 @@ class Controller:
                 stale_before = 0.0  # a live process on this host keeps its lease
             elif alive is None:
                 stale_before = time.time() - STALE_S  # another host: trust the heartbeat
-        if not self._store.experiments.claim(exp.id, self.controller_id, observed, stale_before):
+        if not self._store.experiments.claim(
+            exp.id, self.controller_id, observed, stale_before, keep_stop=self._keep_stop
+        ):
             fresh = self._store.experiments.get(exp.name)
             age = time.time() - (fresh.heartbeat_at or 0)
             raise ExperimentBusyError(
                 f"experiment {exp.name!r} is being run by controller {fresh.controller} "
                 f"(last heartbeat {age:.0f} s ago); stop it first with: automl stop {exp.name}"
             )
+        if self._keep_stop and self._store.experiments.stop_requested(exp.id):
+            self._stop_requested.set()  # end at the first turn, before any trial starts
 
     def _load(self) -> Suggester:
         trials = self._store.trials.list(self._exp.id)

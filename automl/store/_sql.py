@@ -369,14 +369,21 @@ class ExperimentRepository:
             )
 
     def claim(
-        self, experiment_id: str, controller: str, observed: str | None, stale_before: float
+        self,
+        experiment_id: str,
+        controller: str,
+        observed: str | None,
+        stale_before: float,
+        *,
+        keep_stop: bool = False,
     ) -> bool:
         """Take the controller lease by compare-and-swap; True if this call won it.
 
         It succeeds only if the lease is still held by ``observed`` (None: free) and, when held,
         its heartbeat is older than ``stale_before``. Taking the lease marks the experiment Running
-        and clears any earlier stop request in the same statement, so a stop asked for after this
-        point is never lost.
+        and clears any earlier stop request in the same statement (an explicit resume), so a stop
+        asked for after this point is never lost. ``keep_stop`` keeps an earlier request: a
+        worker taking a queued experiment must not erase a stop sent while it was starting.
         """
         now = time.time()
         e = S.experiments.c
@@ -393,11 +400,16 @@ class ExperimentRepository:
                 S.experiments.update()
                 .where(e.id == experiment_id)
                 .where(sa.or_(held, e.controller == controller))
+                .where(
+                    e.state.in_((ExperimentState.CREATED.value, ExperimentState.RUNNING.value))
+                    if keep_stop  # an experiment stopped meanwhile stays stopped
+                    else sa.true()
+                )
                 .values(
                     controller=controller,
                     heartbeat_at=now,
-                    stop_requested=False,
                     state=ExperimentState.RUNNING.value,
+                    **({} if keep_stop else {"stop_requested": False}),
                 )
             )
         return bool(res.rowcount)
