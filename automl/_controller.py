@@ -446,10 +446,11 @@ class Controller:
     def _start_enqueued(self, t: TrialRecord, suggester: Suggester) -> None:
         """Start a configuration enqueued by hand (or a preempted trial's rerun) as a trial."""
         now = time.time()
-        r = replace(
-            t, number=self._next_number, state=TrialState.RUNNING, created_at=now, started_at=now
-        )
-        self._next_number += 1
+        number = t.number
+        if number < 0:  # enqueued from outside: a placeholder number until it starts
+            number = self._next_number
+            self._next_number += 1
+        r = replace(t, number=number, state=TrialState.RUNNING, started_at=now)
         self._store.trials.update(r.id, number=r.number, state=TrialState.RUNNING, started_at=now)
         self._live[r.id] = _Live(r)
         suggester.add_pending(r)  # the sampler learns from it like from its own trials

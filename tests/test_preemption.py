@@ -111,6 +111,7 @@ def test_a_sigtermed_trial_is_preempted_and_resumes_from_its_checkpoint(tmp_path
     assert exp.state is ExperimentState.SUCCEEDED, exp.message
     assert exp.reason == "ExperimentMaxTrialsReached"  # the preempted trial does not count
     assert [t.state for t in trials] == [TrialState.PREEMPTED, TrialState.SUCCEEDED]
+    assert [t.number for t in trials] == [0, 1]
     first, second = trials
     assert "SIGTERM" in first.message
     assert second.params == first.params

@@ -4,6 +4,9 @@ start, budgets changed while an experiment runs. Real stores, real Optuna, real 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -384,3 +387,124 @@ def test_a_running_controller_rebuilds_its_search_without_an_invalidated_trial(
     assert sorted(float(t.params["x"]) for t in done[:3]) == [0.0, 0.5, 1.0]  # type: ignore[arg-type]
     best = box["result"].best_trial
     assert best is not None and best.id != first.id  # never the invalidated trial
+
+
+def test_live_max_failed_and_time_budgets(sqlite_url: str) -> None:
+    """maxFailedTrialCount and the time budget set while trials run end the experiment."""
+    release = threading.Event()
+
+    def failing(x: float) -> float:
+        assert release.wait(60), "the test never released the trials"
+        raise RuntimeError("diverged")
+
+    def blocked(x: float) -> float:
+        release.wait(60)
+        return x
+
+    def start(name: str, fn: Any, box: dict[str, Any]) -> threading.Thread:
+        def run() -> None:
+            box["result"] = automl.tune(
+                fn,
+                parameters={"x": automl.double(0, 1)},
+                algorithm="random",
+                seed=0,
+                max_trials=10,
+                parallel_trials=2,
+                name=name,
+                store=sqlite_url,
+                progress=False,
+            )
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    client = Client(sqlite_url)
+
+    def running(name: str) -> int:
+        try:
+            return [t.state for t in client.trials(name)].count(TrialState.RUNNING)
+        except NotFoundError:
+            return 0
+
+    failed: dict[str, Any] = {}
+    thread = start("fails", failing, failed)
+    try:
+        wait_for(lambda: running("fails") == 2, "two running trials")
+        exp_id = client.set_budget("fails", max_failed_trials=1).id
+        wait_for(lambda: applied(client, exp_id), "the controller to apply maxFailedTrialCount")
+        release.set()
+    finally:
+        release.set()
+        thread.join(120)
+    assert failed["result"].experiment.reason == "ExperimentFailed"
+    assert len(client.trials("fails")) == 2  # no trial started after the first failure
+
+    release.clear()
+    timed: dict[str, Any] = {}
+    thread = start("times", blocked, timed)
+    try:
+        wait_for(lambda: running("times") == 2, "two running trials")
+        r = cli("budget", "times", "--timeout", "0.001s", "-s", sqlite_url)
+        assert r.exit_code == 0, r.output
+        wait_for(lambda: client.get("times").state.is_terminal, "the time budget to end it")
+    finally:
+        release.set()
+        thread.join(120)
+    assert timed["result"].experiment.reason == "ExperimentTimeoutReached"
+    assert [t.state for t in client.trials("times")] == [TrialState.KILLED, TrialState.KILLED]
+
+
+GATED = """
+import os, sys, time
+here = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(here, "ledger"), "a") as fh:
+    fh.write(f"start {sys.argv[1]}\\n")
+while not os.path.exists(os.path.join(here, "go")):
+    time.sleep(0.05)
+print(f"loss={sys.argv[1]}")
+"""
+
+
+def test_an_enqueued_trial_runs_once_across_a_killed_controller(tmp_path: Path) -> None:
+    (tmp_path / "gated.py").write_text(GATED)
+    doc = {
+        "name": "killed",
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "algorithm": "random",
+        "seed": 0,
+        "parameters": {"x": {"type": "double", "min": 0, "max": 1}},
+        "budget": {"max_trials": 3},
+        "trial": {"command": ["python", "gated.py", "${x}"], "workdir": str(tmp_path)},
+    }
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    client = Client(url, runs_dir=tmp_path / "runs")
+    client.create(f)
+    for x in ("0.125", "0.875"):
+        assert cli("enqueue", "killed", "-p", f"x={x}", "-s", url).exit_code == 0
+    argv = [sys.executable, "-m", "automl", "resume", "killed", "--store", url, "--no-progress"]
+    argv += ["--runs-dir", str(tmp_path / "runs")]
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(
+            lambda: (
+                (tmp_path / "ledger").exists()
+                and any(t.state is TrialState.RUNNING for t in client.trials("killed"))
+            ),
+            "the first enqueued trial to run",
+        )
+    finally:
+        first.send_signal(signal.SIGKILL)  # the controller dies; its trial's process lives on
+        first.wait(30)
+    (tmp_path / "go").touch()  # the adopted trial may end now, watched or not
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stdout + second.stderr
+    trials = client.trials("killed")
+    assert [t.params["x"] for t in trials[:2]] == [0.125, 0.875]
+    assert [t.number for t in trials] == [0, 1, 2]
+    assert all(t.state is TrialState.SUCCEEDED for t in trials)
+    ledger = (tmp_path / "ledger").read_text().splitlines()
+    assert ledger.count("start 0.125") == 1 and ledger.count("start 0.875") == 1
+    assert len(ledger) == 3
