@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 _int = builtins.int
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")  # trial.warm
 
 
 def __getattr__(name: str) -> Any:
@@ -372,6 +373,7 @@ def tune(
     nas: Any = None,
     runs_dir: str | Path = "automl-runs",
     trial_processes: bool = False,
+    warm: Sequence[str] | None = None,
     initial_points: Sequence[Mapping[str, Any]] = (),
     warm_start: str | None = None,
     budget: Mapping[str, float] | None = None,
@@ -428,6 +430,10 @@ def tune(
             ``resume`` instead of running again, and is killed with its process group on stop,
             early stopping or timeout. The objective must be importable
             (``module:function``, not defined in ``__main__`` or a notebook).
+        warm: Modules to import once and start trials from, warm (``trial.warm.preload``):
+            with ``trial_processes=True`` each trial is forked from a server that imported
+            them; on Ray each worker imports them once for all its trials. Not for trials in
+            threads, which share this process's imports.
         resume: Continue the experiment called ``name`` if it exists (its budgets may be raised).
         progress: Show the live progress display; None (default): on in a notebook or a
             terminal, off when output is piped or redirected.
@@ -544,6 +550,20 @@ def tune(
             command = ("python", "-m", "automl._fnrun", fpath, objective_metric)
             if define_by_run:
                 command += ("--define-by-run", *(() if seed is None else (f"--seed={seed}",)))
+    if warm is not None:
+        bad = [m for m in warm if not isinstance(m, str) or not _MODULE_NAME.match(m)]
+        if isinstance(warm, str) or bad:
+            issues.append(
+                SpecIssue("warm", f"must be a list of module names, like ['torch']; got {warm!r}")
+            )
+        elif command is None and executor_spec.kind is not ExecutorKind.RAY:
+            issues.append(
+                SpecIssue(
+                    "warm",
+                    "trials in threads share this process's imports: warm starts need "
+                    "trial_processes=True or executor='ray'",
+                )
+            )
     for key in budget or {}:
         if key not in ("trial_hours", "gpu_hours"):
             issues.append(
@@ -583,6 +603,7 @@ def tune(
             timeout=trial_timeout,
             resources=resources,
             command=command,
+            warm=tuple(warm) if warm is not None else None,
         ),
         executor=executor_spec,
         seed=seed,

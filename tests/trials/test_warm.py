@@ -224,3 +224,63 @@ def test_a_preload_name_that_is_not_a_module_is_a_spec_error(tmp_path: Path) -> 
     with pytest.raises(SpecError) as info:
         load_spec(f)
     assert any("trial.warm.preload" in i.path for i in info.value.issues)
+
+
+_WARM_OBJECTIVE = """
+import sys
+
+
+def objective(x):
+    return 1.0 if "xml.dom.minidom" in sys.modules else 0.0  # imported by the warm server only
+"""
+
+
+def test_tune_warm_forks_function_trial_processes_from_a_preloaded_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import automl
+
+    (tmp_path / "warm_objective.py").write_text(_WARM_OBJECTIVE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the trial processes import it too
+    from warm_objective import objective  # type: ignore[import-not-found]
+
+    def tune(name: str, **kw: Any) -> list[float]:
+        res = automl.tune(
+            objective,
+            {"x": automl.double(0, 1)},
+            objective_metric="warm",
+            direction="maximize",
+            max_trials=2,
+            store=f"sqlite:///{tmp_path / 'store.db'}",
+            runs_dir=tmp_path / "runs",
+            name=name,
+            trial_processes=True,
+            progress=False,
+            **kw,
+        )
+        return list(res.trials["value"])
+
+    assert tune("warm", warm=["xml.dom.minidom"]) == [1.0, 1.0]
+    assert tune("cold") == [0.0, 0.0]  # a cold trial process has not imported it
+
+
+def test_tune_warm_needs_trial_processes_and_module_names(tmp_path: Path) -> None:
+    import automl
+    from automl.errors import SpecError
+
+    for bad, rule in (
+        ({"warm": ["torch"]}, "trial_processes=True or executor='ray'"),
+        ({"warm": "torch", "trial_processes": True}, "list of module names"),
+        ({"warm": ["a b"], "trial_processes": True}, "list of module names"),
+    ):
+        with pytest.raises(SpecError) as err:
+            automl.tune(
+                lambda x: x,
+                {"x": automl.double(0, 1)},
+                max_trials=1,
+                store=f"sqlite:///{tmp_path / 'store.db'}",
+                progress=False,
+                **bad,
+            )
+        assert any(i.path == "warm" and rule in i.message for i in err.value.issues), err.value
