@@ -71,6 +71,7 @@ def test_yaml_when_is_parsed_one_value_or_many() -> None:
     assert by["n_estimators"].when == {"model": ("forest", "boosting")}
     assert by["model"].when == {}
     assert ExperimentSpec.from_json(spec.to_json()) == spec  # the store keeps it
+    assert len(set(spec.parameters)) == len(spec.parameters)  # still hashable
 
 
 def test_condition_on_an_unknown_parameter_names_the_path() -> None:
@@ -351,6 +352,16 @@ def test_tune_passes_and_stores_only_active_parameters(tmp_path: Any) -> None:
     assert gap < 0.1 and c_axis["range"][0] == gap
     for (_, params, _, _), v in zip(rows, c_axis["values"], strict=True):
         assert (v == gap) == ("C" not in params)
+    # The dashboard's line chart leaves the axis out of an inactive trial's line (a gap).
+    from dashboard.plots import parallel_lines_figure
+
+    lines = parallel_lines_figure(rows, spec)
+    names = [p.name for p in spec.parameters]
+    ys = [y for trace in lines.data for y in trace.y]
+    xs = [x for trace in lines.data for x in trace.x]
+    at_c = [y for x, y in zip(xs, ys, strict=True) if x == names.index("C")]
+    n_forest = sum(p["model"] == "forest" for _, p, _, _ in rows)
+    assert sum(y is None for y in at_c) == n_forest and n_forest > 0
 
 
 COMMAND_DOC = """

@@ -125,6 +125,22 @@ class Parameter(_Frozen):
     when: dict[str, tuple[ParamValue, ...]] = Field(default_factory=dict)
     default: ParamValue | None = None
 
+    def __hash__(self) -> int:
+        # Frozen, and hashable as before ``when`` (a dict) was added.
+        return hash(
+            (
+                self.name,
+                self.type,
+                self.min,
+                self.max,
+                self.step,
+                self.values,
+                self.distribution,
+                tuple(self.when.items()),
+                self.default,
+            )
+        )
+
     @field_validator("when", mode="before")
     @classmethod
     def _one_value_or_many(cls, raw: Any) -> Any:
