@@ -39,6 +39,7 @@ def test_parallel_benchmark_quick_mode_runs_every_local_row(tmp_path: Path) -> N
         ("early_stopping.py", "medianstop"),
         ("multi_objective.py", "hypervolume after 20 trials"),
         ("model_selection.py", "mean rank at 3 s"),
+        ("steering.py", "steering latency over 3 running experiments"),
     ],
 )
 def test_benchmark_quick_modes_run(tmp_path: Path, script: str, needle: str) -> None:
