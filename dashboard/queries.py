@@ -343,14 +343,19 @@ class Queries:
         return TrialsPage(out, n)
 
     def history(self, exp_id: str) -> list[tuple[int, float | None, str, float | None]]:
-        """``(number, value, state, finished_at)`` of every trial, by number."""
+        """``(number, value, state, finished_at)`` of every trial, by number.
+
+        A trial invalidated by hand (``automl invalidate``) has state ``Invalidated`` here, so the
+        charts leave it out of the best-so-far line.
+        """
+        invalid = T.attrs.contains('"invalidated"')
         with self.engine.connect() as c:
             rows = c.execute(
-                sa.select(T.number, T.value, T.state, T.finished_at)
+                sa.select(T.number, T.value, T.state, T.finished_at, invalid)
                 .where(T.experiment_id == exp_id)
                 .order_by(T.number)
             ).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+        return [(r[0], r[1], "Invalidated" if r[4] else r[2], r[3]) for r in rows]
 
     def params_values(
         self, exp_id: str, states: Iterable[str] = ("Succeeded",), limit: int | None = None

@@ -92,3 +92,25 @@ def test_invalidate_rerun_and_fork(
     fork = client.get("quad-fork")
     assert fork.spec.warm_start == "quad" and fork.spec.max_trial_count == 5
     assert any("starts from 12 of 12 finished trials" in s.value for s in at.success)
+
+
+def test_history_leaves_an_invalidated_trial_out_of_the_best_line(
+    seeded_url: str, tmp_path: Path
+) -> None:
+    from automl.store import Store
+    from dashboard.queries import Queries
+
+    db = tmp_path / "copy.db"
+    shutil.copy(seeded_url.removeprefix("sqlite:///"), db)
+    url = f"sqlite:///{db}"
+    client = automl.Client(url)
+    best = client.best_trial("quad")
+    assert best is not None
+    client.invalidate("quad", best.id, "bad node")
+    q = Queries(Store(url))
+    exp_id = client.get("quad").id
+    states = {n: s for n, _, s, _ in q.history(exp_id)}
+    assert states[best.number] == "Invalidated"
+    assert list(states.values()).count("Succeeded") == 11
+    top = q.best_trial(exp_id, "minimize")
+    assert top is not None and top["id"] != best.id
