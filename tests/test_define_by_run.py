@@ -210,7 +210,9 @@ def objective(trial):
     ledger = os.environ["LEDGER"]
     with open(ledger, "a") as fh:
         fh.write(json.dumps({"event": "start", "trial": info.id}) + "\\n")
-    time.sleep(0.3)
+    while info.number >= 2 and not os.path.exists(os.environ["GO"]):
+        time.sleep(0.02)  # held until the test has killed the first controller
+    time.sleep(0.1)
     with open(ledger, "a") as fh:
         fh.write(json.dumps({"event": "done", "trial": info.id, "params": trial.params}) + "\\n")
     return x * x
@@ -221,7 +223,7 @@ import sys
 import automl
 from dbr_objective import objective
 
-automl.tune(objective, objective_metric="loss", max_trials=8, parallel_trials=2, seed=5,
+automl.tune(objective, objective_metric="loss", max_trials=6, parallel_trials=2, seed=5,
             name="dbr-kill", store=sys.argv[1], resume=True, runs_dir="runs",
             trial_processes=True, progress=False)
 """
@@ -242,6 +244,7 @@ def test_sigkill_and_resume_runs_every_trial_once(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "LEDGER": str(ledger),
+        "GO": str(tmp_path / "go"),
         "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1])]),
     }
 
@@ -257,7 +260,8 @@ def test_sigkill_and_resume_runs_every_trial_once(tmp_path: Path) -> None:
 
     first = controller()
     deadline = time.monotonic() + 120
-    # Kill once a trial has completed and others are running (their processes live on).
+    # Kill once a trial has completed and others are running (trials from the third on wait for
+    # the go file, so the experiment cannot end first; their processes live on).
     while time.monotonic() < deadline and first.poll() is None:
         events = _events(ledger)
         done = {e["trial"] for e in events if e["event"] == "done"}
@@ -268,6 +272,7 @@ def test_sigkill_and_resume_runs_every_trial_once(tmp_path: Path) -> None:
     assert first.poll() is None, first.communicate()[0].decode()[-3000:]
     os.kill(first.pid, signal.SIGKILL)  # the controller alone
     first.wait(30)
+    (tmp_path / "go").touch()
     second = controller()
     out = second.communicate(timeout=240)[0].decode()
     assert second.returncode == 0, out[-3000:]
@@ -277,7 +282,7 @@ def test_sigkill_and_resume_runs_every_trial_once(tmp_path: Path) -> None:
         exp = client.get("dbr-kill")
         trials = client.store.trials.list(exp.id)
     assert exp.state.value == "Succeeded"
-    assert len(trials) == 8
+    assert len(trials) == 6
     assert {t.state for t in trials} == {TrialState.SUCCEEDED}
     dones = collections.Counter(e["trial"] for e in _events(ledger) if e["event"] == "done")
     assert max(dones.values()) == 1  # no completed trial ran twice
