@@ -138,6 +138,23 @@ def parse_pairs(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+#: Algorithms that schedule every trial themselves (brackets, generations, one search trial, a
+#: controller network): a configuration from outside has no place in their schedule.
+_SCHEDULED = frozenset({"hyperband", "pbt", "darts", "enas"})
+
+
+def _steerable(spec: ExperimentSpec, action: str) -> None:
+    from search._registry import canonical_name
+
+    name = canonical_name(spec.algorithm.name)
+    if name in _SCHEDULED:
+        raise SpecError(
+            f"{action} is not possible with algorithm {name}, which schedules every trial itself; "
+            "use another algorithm (random, tpe, auto...)",
+            path="algorithm",
+        )
+
+
 # -- changes a user makes -----------------------------------------------------------------------
 def _trial(store: Store, exp: ExperimentRecord, ref: str) -> TrialRecord:
     trials = store.trials.list(exp.id)
@@ -165,6 +182,7 @@ def enqueue(
     from automl.store import _schema as S
 
     exp = store.experiments.get(name)
+    _steerable(exp.spec, "enqueue")
     typed = check_params(exp.spec, params)
     t = S.trials.c
     for _ in range(20):  # two writers may pick the same placeholder number: try the next one
@@ -344,6 +362,7 @@ def fork(
     """
     old = store.experiments.get(name)
     base = spec if spec is not None else old.spec
+    _steerable(base, "a warm start (fork)")
     new_spec = base.model_copy(update={"name": new_name, "warm_start": old.name})
     new_spec = budgeted(new_spec, max_trials=max_trials)  # validates the name as well
     finished = _finished(store, old)

@@ -508,3 +508,32 @@ def test_an_enqueued_trial_runs_once_across_a_killed_controller(tmp_path: Path) 
     ledger = (tmp_path / "ledger").read_text().splitlines()
     assert ledger.count("start 0.125") == 1 and ledger.count("start 0.875") == 1
     assert len(ledger) == 3
+
+
+def test_algorithms_that_schedule_every_trial_refuse_enqueue_and_fork(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    doc = {
+        "name": "hb",
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "algorithm": {
+            "name": "hyperband",
+            "settings": {"resource_name": "epochs", "r_l": 3, "eta": 3},
+        },
+        "parameters": {
+            "x": {"type": "double", "min": 0, "max": 1},
+            "epochs": {"type": "int", "min": 1, "max": 9},
+        },
+        "budget": {"parallel": 3},
+        "trial": {"command": ["python", "-c", "print('loss=1')"]},
+    }
+    f = tmp_path / "hb.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    client = Client(sqlite_url)
+    client.create(f)
+    with pytest.raises(
+        SpecError, match="algorithm: enqueue is not possible with algorithm hyperband"
+    ):
+        client.enqueue("hb", {"x": 0.5, "epochs": 3})
+    r = cli("fork", "hb", "hb2", "--no-run", "-s", sqlite_url)
+    assert r.exit_code == 2 and "a warm start (fork) is not possible" in r.output
