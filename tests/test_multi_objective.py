@@ -456,3 +456,15 @@ def test_early_stopping_follows_the_first_objective(sqlite_url: str) -> None:
     stopped = r.trials[r.trials["state"] == "EarlyStopped"]
     assert "by median" in stopped["message"].iloc[0]
     assert set(r.best_trials["trial"]) <= set(r.trials[r.trials["state"] == "Succeeded"]["trial"])
+
+
+def test_the_example_parses_with_each_objective_reduced_by_its_own_direction() -> None:
+    from automl.core import MetricStrategy
+
+    here = Path(__file__).resolve().parents[1] / "examples" / "multi-objective"
+    spec = parse_spec((here / "experiment.yaml").read_text(), base_dir=here)
+    assert [o.metric for o in spec.all_objectives] == ["accuracy", "params"]
+    assert spec.objective.strategy("accuracy") is MetricStrategy.MAX
+    assert spec.objective.strategy("params") is MetricStrategy.MIN  # not the first's max
+    assert [c.text for c in spec.constraints] == ["latency_ms < 1"]
+    assert spec.objective.metrics == ("accuracy", "params", "latency_ms")

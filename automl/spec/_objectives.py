@@ -130,9 +130,16 @@ def build_objectives(
     if objective is not None:
         first = objective
     else:
-        first = items[0][0].model_copy(
-            update={"strategies": {o.metric: MetricStrategy(s) for o, s in items if s is not None}}
-        )
+        # Each objective's metric reduces by its own direction unless a strategy is given
+        # (the spec's default follows the first objective's direction).
+        strategies: dict[str, MetricStrategy] = {}
+        for k, (o, given) in enumerate(items):
+            if given is not None:
+                strategies[o.metric] = MetricStrategy(given)
+            elif k > 0:
+                down = o.type is Direction.MINIMIZE
+                strategies[o.metric] = MetricStrategy.MIN if down else MetricStrategy.MAX
+        first = items[0][0].model_copy(update={"strategies": strategies})
         rest = tuple(o for o, _ in items[1:])
     extra = [o.metric for o in rest] + [c.metric for c in cons]
     additional = list(first.additional_metrics)
