@@ -274,7 +274,8 @@ class DefineByRunObjective:
         self.metric = metric
         self.seed = seed
 
-    def __call__(self, params: dict[str, Any]) -> Any:
+    def __call__(self, /, **params: Any) -> Any:
+        # Keyword arguments whatever the names (an objective may suggest one called "params").
         return run_define_by_run(self.fn, params, self.metric, self.seed)
 
 

@@ -300,7 +300,7 @@ class AutoSuggester(Suggester):
             internal = self._codec.to_internal(trial.params)
         except Exception:  # a value outside the space: leave it out, as a rebuild would
             return
-        if set(internal) != set(self._dists):
+        if set(internal) != self._active(internal):
             return
         self._entries[trial.id] = _Entry(internal, OptunaState.RUNNING, None, "enqueued")
         self._seen.add(self._key(internal))

@@ -206,5 +206,9 @@ class ConditionalGridSuggester(Suggester):
             out.append(Suggestion(params=dict(point)))
         return out
 
+    def add_pending(self, trial: TrialRecord) -> None:
+        """An enqueued configuration takes its grid point: it is not proposed again."""
+        self._taken.add(self._key(trial.params))
+
     def tell(self, trial: TrialRecord) -> None:
         """Nothing to learn: a grid point runs once whatever its outcome."""

@@ -109,6 +109,11 @@ class DefineByRunSuggester(Suggester):
             dataclasses.replace(s, attrs={**s.attrs, "strategy": "define-by-run"}) for s in out
         ]
 
+    def add_pending(self, trial: TrialRecord) -> None:
+        """An enqueued configuration: pending in the study (its known parameters)."""
+        self._history[trial.id] = trial
+        self._inner.add_pending(self._fits(trial))
+
     def tell(self, trial: TrialRecord) -> None:
         """Learn the trial's ranges and outcome; rebuild the study when the space grew."""
         self._history[trial.id] = trial

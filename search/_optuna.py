@@ -302,7 +302,11 @@ class OptunaSuggester(Suggester):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._study.enqueue_trial(internal, skip_if_exists=False)
-            ot = self._study.ask(fixed_distributions=self._codec.distributions)
+            if self._conditional is not None:  # the enqueued values come back, nothing more
+                ot = self._study.ask()
+                sample_active(ot, self._conditional, self._codec)
+            else:
+                ot = self._study.ask(fixed_distributions=self._codec.distributions)
         self._ids[trial.id] = ot._trial_id
 
     def tell(self, trial: TrialRecord) -> None:

@@ -432,3 +432,21 @@ def test_katib_export_refuses_conditions() -> None:
         to_katib(spec_of())
     assert info.value.path == "parameters.kernel.when"
     assert "Katib's parameters are unconditional" in str(info.value)
+
+
+@pytest.mark.parametrize("algorithm", ["tpe", "random", "auto", "grid"])
+def test_an_enqueued_configuration_is_pending_with_its_active_parameters(algorithm: str) -> None:
+    s = create_suggester(spec_of(algorithm))
+    given = {"model": "svm", "kernel": "linear", "C": 2.0, "x": 1}
+    s.add_pending(
+        TrialRecord(id="q", experiment_id="e", number=0, params=given, state=TrialState.RUNNING)
+    )
+    s.tell(_finished("q", 0, given, 0.5))
+    seen = [dict(x.params) for x in s.suggest([f"t{i}" for i in range(20)])]
+    assert len(seen) == 20 and all(valid(p) for p in seen)
+    if algorithm in ("grid", "auto"):  # finite or deduplicating: the point is taken
+        assert given not in seen
+    if algorithm in ("tpe", "random"):  # the study holds what ran, no inactive values
+        from search._optuna import frozen_trials
+
+        assert frozen_trials(s)[0].params.keys() == {"model", "kernel", "C", "x"}
