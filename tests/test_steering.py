@@ -4,6 +4,7 @@ start, budgets changed while an experiment runs. Real stores, real Optuna, real 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -157,6 +158,15 @@ def test_invalidate_excludes_a_trial_from_best_and_history_and_undo_restores_it(
     # `automl show`: kept, struck out, with the reason.
     shown = cli("show", "inv", "-s", sqlite_url)
     assert "invalidated: node lost its GPU" in shown.output
+    colour = subprocess.run(
+        [sys.executable, "-m", "automl", "show", "inv", "-s", sqlite_url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "FORCE_COLOR": "1"},
+        check=True,
+    ).stdout
+    struck = [line for line in colour.splitlines() if best.id in line]
+    assert len(struck) == 1 and "\x1b[2;9m" in struck[0]  # rich's dim + strike
     # A resumed search does not see it (the controller builds its history this way).
     resumed = client.resume("inv", objective=objective, max_trials=7, progress=False)
     assert resumed.best_trial is not None and resumed.best_trial.id != best.id
