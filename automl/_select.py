@@ -453,8 +453,6 @@ def _resume_budget(
     Budgets are per call: the time limit becomes the time already spent plus ``time_budget``
     and the trial limit the trials already ended plus ``max_trials``.
     """
-    from automl.core import TrialState
-
     try:
         exp = client.get(name)
     except NotFoundError:
@@ -466,7 +464,7 @@ def _resume_budget(
             "models); pick another name to start a new search",
             path="name",
         )
-    ended = sum(1 for t in client.store.trials.list(exp.id) if t.state is not TrialState.RUNNING)
+    ended = sum(1 for t in client.store.trials.list(exp.id) if not t.state.is_active)
     # The controller's deadline is the first start plus the timeout: extend it from now.
     spent = time.time() - (exp.started_at or time.time())
     spec = exp.spec.model_copy(

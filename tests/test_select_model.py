@@ -147,6 +147,22 @@ def test_time_budget_ends_the_search(tmp_path: Path) -> None:
     timeout = result.experiment.spec.timeout  # the search's share: the refit comes after it
     assert timeout is not None and 0 < timeout < 3
     assert result.experiment.spec.max_trial_count is None
+    # Another call with the same name gets a budget of its own, counted from its start.
+    again = automl.select_model(
+        X,
+        y,
+        task="classification",
+        time_budget=3,
+        models=["logistic", "knn"],
+        cv=3,
+        store=_store(tmp_path),
+        name=result.name,
+        runs_dir=tmp_path / "runs",
+        progress=False,
+    )
+    assert again.experiment.id == result.experiment.id
+    assert again.experiment.reason == EndReason.TIMEOUT.value
+    assert max(again.trials["number"]) > max(result.trials["number"])
 
 
 def test_folds_report_a_running_mean_that_early_stopping_acts_on(tmp_path: Path) -> None:
