@@ -468,3 +468,27 @@ def test_the_example_parses_with_each_objective_reduced_by_its_own_direction() -
     assert spec.objective.strategy("params") is MetricStrategy.MIN  # not the first's max
     assert [c.text for c in spec.constraints] == ["latency_ms < 1"]
     assert spec.objective.metrics == ("accuracy", "params", "latency_ms")
+
+
+def test_resume_rebuilds_the_search_from_stored_vectors(sqlite_url: str) -> None:
+    from search._optuna import OptunaSuggester, frozen_trials
+
+    kw: dict[str, Any] = {
+        "objectives": TWO,
+        "algorithm": "nsga2",
+        "algorithm_settings": {"population_size": 4},
+        "seed": 0,
+        "store": sqlite_url,
+        "name": "mo-resume",
+        "progress": False,
+    }
+    automl.tune(toy, SPACE, max_trials=6, **kw)
+    r = automl.tune(toy, SPACE, max_trials=10, resume=True, **kw)
+    assert len(r.trials) == 10 and (r.trials["state"] == "Succeeded").all()
+    with automl.Client(sqlite_url) as c:
+        spec, trials = c.get("mo-resume").spec, c.trials("mo-resume")
+    s = search.create_suggester(spec, trials)
+    assert isinstance(s, OptunaSuggester)
+    mirrored = [ft.values for ft in frozen_trials(s)]
+    assert mirrored == [list(t.attrs["values"]) for t in trials]
+    assert r.best_trials["trial"].tolist() == [t.id for t in pareto_front(spec, trials)]
