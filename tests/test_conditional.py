@@ -450,3 +450,17 @@ def test_an_enqueued_configuration_is_pending_with_its_active_parameters(algorit
         from search._optuna import frozen_trials
 
         assert frozen_trials(s)[0].params.keys() == {"model", "kernel", "C", "x"}
+
+
+def test_a_dry_run_renders_the_default_of_an_inactive_parameter(tmp_path: Any) -> None:
+    from automl.spec._render import render_trials
+
+    (tmp_path / "trial.py").write_text(TRIAL)
+    spec = parse_spec(COMMAND_DOC, base_dir=tmp_path)
+    rendered = render_trials(spec, 4)
+    assert len(rendered) == 4
+    for r in rendered:
+        assert r.argv is not None
+        c = r.params.get("C", 0.5)  # forest trials: C is inactive, its default stands in
+        assert r.argv[-2:] == [str(r.params["model"]), repr(c)], r.argv
+        assert ("C" in r.params) == (r.params["model"] == "svm")

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from automl.core import AlgorithmSpec, ExperimentSpec, ParamValue
+from automl.core import AlgorithmSpec, ExperimentSpec, ParamValue, with_defaults
 from automl.spec._katib import nas_operations, trial_metadata
 
 __all__ = ["RenderedTrial", "render_trials", "resolved_spec_dict", "trial_name"]
@@ -190,7 +190,8 @@ def render_trials(spec: ExperimentSpec, count: int = 3) -> list[RenderedTrial]:
         if t.command is not None:
             from trials import render_command
 
-            argv, env = render_command(t, params, meta)
+            # An inactive parameter's placeholder shows its default, as the trial will run.
+            argv, env = render_command(t, with_defaults(spec.parameters, params), meta)
         manifest = (
             _render_manifest(t.manifest, bindings, params, meta)
             if t.manifest is not None
