@@ -38,6 +38,7 @@ from automl._cli_common import (
     err,
 )
 from automl._cli_front import front_ids, infeasible_note, print_front
+from automl._cli_front import front_ids, infeasible_note, print_front
 from automl._cli_nas import _architecture_cell, _found_architecture, _print_architecture
 from automl.core import (
     ExperimentRecord,
@@ -107,6 +108,8 @@ def _note(t: TrialRecord) -> str:
         return f"bracket {lin.get('bracket')} rung {lin.get('rung')}"
     if t.invalidated:
         return "invalidated: " + str(t.attrs["invalidated"].get("reason") or "no reason given")
+    if infeasible_note(t):
+        return infeasible_note(t)
     if infeasible_note(t):
         return infeasible_note(t)
     if t.state in (TrialState.SUCCEEDED, TrialState.RUNNING, TrialState.CREATED) or not t.message:
@@ -193,6 +196,8 @@ def _summary(
         console.print(f"  {escape(e.message)}", highlight=False)
     if best is None:
         console.print("no trial succeeded")
+    elif table and e.spec.multi_objective:
+        print_front(e, trials, as_json=False)
     elif table:
         console.print(_best_table(e, best))
 

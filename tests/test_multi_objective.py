@@ -492,3 +492,36 @@ def test_resume_rebuilds_the_search_from_stored_vectors(sqlite_url: str) -> None
     mirrored = [ft.values for ft in frozen_trials(s)]
     assert mirrored == [list(t.attrs["values"]) for t in trials]
     assert r.best_trials["trial"].tolist() == [t.id for t in pareto_front(spec, trials)]
+
+
+def test_ask_tell_judges_vectors_constraints_and_goals(tmp_path: Path, sqlite_url: str) -> None:
+    doc = _native_doc(
+        name="mo-tell",
+        objectives=[
+            {"metric": "acc", "direction": "maximize", "goal": 0.9},
+            {"metric": "ms", "direction": "minimize", "goal": 10},
+        ],
+        constraints=["mem <= 100"],
+        algorithm="random",
+        budget={"max_trials": 10},
+    )
+    f = tmp_path / "tell.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    with automl.Client(sqlite_url) as c:
+        c.create(f)
+        t = c.ask("mo-tell")
+        c.tell(t, final=True, acc=0.95, ms=5.0, mem=500.0)  # reaches both goals, infeasible
+        told = c.trial("mo-tell", t.id)
+        assert told.state is TrialState.SUCCEEDED and told.attrs["feasible"] is False
+        assert told.attrs["values"] == [0.95, 5.0]
+        assert c.get("mo-tell").state is ExperimentState.RUNNING  # infeasible: no goal
+        t = c.ask("mo-tell")
+        c.tell(t, final=True, acc=0.5)
+        missing = c.trial("mo-tell", t.id)
+        assert missing.state is TrialState.METRICS_UNAVAILABLE
+        assert "'ms'" in missing.message and "'mem'" in missing.message
+        t = c.ask("mo-tell")
+        c.tell(t, final=True, acc=0.91, ms=9.0, mem=50.0)
+        exp = c.get("mo-tell")
+        assert exp.state is ExperimentState.SUCCEEDED and exp.reason == "ExperimentGoalReached"
+        assert t.id in exp.message and "on the Pareto front" in exp.message

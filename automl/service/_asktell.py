@@ -28,6 +28,7 @@ from automl.core import (
     TrialRecord,
     TrialState,
 )
+from automl.core._pareto import goal_member, goal_message, judge, pareto_front
 from automl.errors import AutoMLError, ExperimentBusyError, NotFoundError, SpecError
 from automl.store import Store
 
@@ -179,19 +180,12 @@ class AskTell:
             obs = [Observation(trial_id, k, v, step, now) for k, v in values.items()]
             summary = summarize(trial.metrics, values)
             spec = exp.spec
-            if final:
-                value = objective_value(spec.objective, summary)
-                if value is None:
-                    state, message = (
-                        TrialState.METRICS_UNAVAILABLE,
-                        f"the objective metric {spec.objective.metric!r} was never told",
-                    )
-                elif not math.isfinite(value):
-                    state, message = TrialState.FAILED, f"the objective value is {value}"
-                    value = None
-                else:
-                    state, message = TrialState.SUCCEEDED, ""
-                self._store.trials.finish(trial_id, state, value, summary, message, obs)
+            if final:  # the same judgement as the controller's (objectives, constraints)
+                state, value, message, extra = judge(spec, summary, False, "ask/tell")
+                attrs = {**trial.attrs, **extra} if extra else None
+                self._store.trials.finish(
+                    trial_id, state, value, summary, message, obs, attrs=attrs
+                )
                 self._end_if_due(exp, self._store.trials.list(exp.id))
                 return False
             stop = self._should_stop(exp, trial, values, step)
@@ -306,7 +300,13 @@ class AskTell:
         spec = exp.spec
         obj = spec.objective
         done = [t for t in trials if not t.state.is_active]
-        best = [t.value for t in done if t.state is TrialState.SUCCEEDED and t.value is not None]
+        front = pareto_front(spec, done)  # feasible, not invalidated
+        member = goal_member(spec, front) if spec.multi_objective else None
+        if member is not None:
+            return self._end(
+                exp, ExperimentState.SUCCEEDED, EndReason.GOAL_REACHED, goal_message(spec, member)
+            )
+        best = [t.value for t in front if t.value is not None and not spec.multi_objective]
         if best and obj.goal is not None:
             top = max(best) if obj.type.value == "maximize" else min(best)
             if obj.reached(top):
