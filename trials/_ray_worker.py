@@ -178,13 +178,13 @@ for pgid in groups:
         pass
 """
 # This module comes by value with each task, so its globals are fresh per task: what must
-# live as long as the worker process (its reaper, its warm fork servers) is kept in a module of
-# its own in ``sys.modules``. No lock: a Ray worker runs one task at a time.
+# live as long as the worker process (its reaper) is kept in a module of its own in
+# ``sys.modules``. No lock: a Ray worker runs one task at a time.
 _STATE = "_automl_ray_worker_state"
 
 
 def _state() -> Any:
-    """This worker process's state: ``reaper``, ``starter``, warm ``servers`` and ``problems``."""
+    """This worker process's trial reaper: ``reaper`` (its stdin) and ``starter``."""
     state: Any = sys.modules.get(_STATE)
     if state is None:
         import types
@@ -192,8 +192,6 @@ def _state() -> Any:
         state = types.ModuleType(_STATE)
         state.reaper = None  # the reaper's stdin (IO[str])
         state.starter = None  # the process that forks the reaper, until it is collected
-        state.servers = {}  # preload list (JSON) -> its fork server
-        state.problems = {}  # preload list (JSON) -> why it cannot serve
         sys.modules[_STATE] = state
     return state
 
@@ -398,57 +396,105 @@ def _run_task(
         out.flush(wait=True)
 
 
-# Warm starts on the cluster (``trial.warm.preload``): each Ray worker process that runs a warm
-# trial keeps a fork server (trials._warm's, whose script comes with the job) with the modules
-# imported, and later trials that this worker runs are forked from it. Ray reuses its worker
-# processes between tasks, so the servers live across trials as long as their worker does; a
-# server reads its requests on a pipe from its worker and exits with it.
-def _warm_state() -> tuple[dict[str, subprocess.Popen[bytes]], dict[str, str]]:
-    """This worker's fork servers by preload list, and the preload lists that failed."""
-    st = _state()
-    return st.servers, st.problems
+# Warm starts on the cluster (``trial.warm.preload``): one fork server per node and preload list
+# (trials._warm's, whose program comes with the job: the cluster needs no automl), kept by a
+# detached actor pinned to the node (:class:`_WarmNode`), so the modules are imported once per
+# node, not once per worker, and the server outlives the experiments that use it. The trials on
+# that node are forked from it. The actor stops its server after WARM_IDLE_S without a trial
+# (the memory of the imports is given back) and starts it again on the next one.
+WARM_IDLE_S = 600.0
+WARM_RETRY_S = 60.0  # a failed preload is tried again after this long
 
 
-def _warm_server(warm: Mapping[str, Any]) -> tuple[subprocess.Popen[bytes] | None, str]:
-    """This worker's fork server for ``warm["preload"]`` (started on first use), or why not."""
-    key = json.dumps(sorted(warm["preload"]))
-    _warm_servers, _warm_problems = _warm_state()
-    proc = _warm_servers.get(key)
-    if proc is not None and proc.poll() is None:
-        return proc, ""
-    if key in _warm_problems:  # a preload that failed once fails again: do not retry per trial
-        return None, _warm_problems[key]
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", warm["server"], json.dumps(list(warm["preload"]))],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            start_new_session=True,
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        reply = json.loads(line) if line else {}
-    except (OSError, ValueError) as exc:
-        _warm_problems[key] = f"the warm trial server did not start: {exc}"
-        return None, _warm_problems[key]
-    if not reply.get("ready"):
-        failed = reply.get("failed") or {}
-        why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "it exited while importing"
-        _warm_problems[key] = f"preload failed ({why})"
-        with contextlib.suppress(OSError):
-            proc.kill()
-        proc.wait()
-        return None, _warm_problems[key]
-    _warm_servers[key] = proc
-    return proc, ""
+class _WarmNode:
+    """A node's fork server for one preload list (a detached actor; one call at a time)."""
+
+    def __init__(self, preload: list[str], program: str, idle_s: float = WARM_IDLE_S) -> None:
+        self._preload = list(preload)
+        self._program = program
+        self._idle_s = idle_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._problem = ""
+        self._problem_at = 0.0
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        threading.Thread(target=self._idle, daemon=True).start()
+
+    def _idle(self) -> None:
+        while True:
+            time.sleep(min(30.0, self._idle_s / 4))
+            with self._lock:
+                if self._proc is not None and time.monotonic() - self._last > self._idle_s:
+                    self._stop()
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.wait()
+
+    def _server(self) -> subprocess.Popen[bytes] | None:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        if self._problem and time.monotonic() - self._problem_at < WARM_RETRY_S:
+            return None  # not retried per trial; retried a while later (a module installed)
+        self._problem_at = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", self._program, json.dumps(self._preload)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                start_new_session=True,
+            )
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            reply = json.loads(line) if line else {}
+        except (OSError, ValueError) as exc:
+            self._problem = f"the warm trial server did not start: {exc}"
+            return None
+        if not reply.get("ready"):
+            failed = reply.get("failed") or {}
+            why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "it exited while importing"
+            self._problem = f"preload failed ({why})"
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.wait()
+            return None
+        self._proc = proc
+        return proc
+
+    def spawn(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Fork one trial: ``{"pid": supervisor pid}``, or ``{"problem": why it starts cold}``."""
+        with self._lock:
+            self._last = time.monotonic()
+            proc = self._server()
+            if proc is None:
+                return {"problem": self._problem}
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write((json.dumps(req) + "\n").encode())
+                proc.stdin.flush()
+                reply = json.loads(proc.stdout.readline() or b"{}")
+            except (OSError, ValueError):
+                reply = {}
+            if not isinstance(reply.get("pid"), int):
+                self._stop()  # the next trial starts a fresh server
+                return {"problem": "the warm trial server stopped answering"}
+            return {"pid": reply["pid"]}
 
 
 def _warm_spawn(
     job: Mapping[str, Any], argv: list[str], env: Mapping[str, str], cwd: str, home: str
 ) -> tuple[int | None, str]:
-    """Fork ``argv`` from this worker's fork server; the trial's supervisor pid, or why not."""
+    """Fork ``argv`` from this node's fork server; the trial's supervisor pid, or why not."""
+    import hashlib
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     if len(argv) < 2 or argv[0] != sys.executable:
         return None, "only `python script.py ...` and `python -m module ...` start warm"
     module = argv[1] == "-m"
@@ -464,23 +510,28 @@ def _warm_spawn(
         "workdir": home,
         "log": os.path.join(home, "output.log"),
     }
-    proc, why = _warm_server(job["warm"])
-    if proc is None:
-        return None, why
-    assert proc.stdin is not None and proc.stdout is not None
+    preload = sorted(job["warm"]["preload"])
+    node = ray.get_runtime_context().get_node_id()
+    key = hashlib.sha256(json.dumps([preload, sys.executable]).encode()).hexdigest()[:16]
     try:
-        proc.stdin.write((json.dumps(req) + "\n").encode())
-        proc.stdin.flush()
-        reply = json.loads(proc.stdout.readline() or b"{}")
-    except (OSError, ValueError):
-        reply = {}
+        actor: Any = (
+            ray.remote(_WarmNode)
+            .options(
+                name=f"automl-warm-{node[:16]}-{key}",
+                namespace=HUB_NAMESPACE,
+                lifetime="detached",
+                get_if_exists=True,
+                num_cpus=0,
+                max_restarts=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+            )
+            .remote(preload, job["warm"]["server"])
+        )
+        reply: dict[str, Any] = ray.get(actor.spawn.remote(req))
+    except Exception as exc:  # a warm start problem never fails the trial
+        return None, f"the node's warm trial server is unreachable: {type(exc).__name__}: {exc}"
     pid = reply.get("pid")
-    if not isinstance(pid, int):
-        _warm_state()[0].pop(json.dumps(sorted(job["warm"]["preload"])), None)
-        with contextlib.suppress(OSError):
-            proc.kill()
-        return None, "the warm trial server stopped answering"
-    return pid, ""
+    return (pid, "") if isinstance(pid, int) else (None, str(reply.get("problem")))
 
 
 def _run_warm(
