@@ -129,6 +129,11 @@ class Curves:
     numbers: set[int] | None = None  # the trials loaded, when not all of them
 
 
+# An infeasible trial (it broke a constraint) is never best: its value counts as missing.
+_INFEASIBLE = '"feasible":false'
+_FEASIBLE_VALUE = sa.case((T.attrs.contains(_INFEASIBLE), sa.null()), else_=T.value)
+
+
 def _ts(t: float | None) -> str | None:
     if t is None:
         return None
@@ -163,8 +168,8 @@ class Queries:
                     T.experiment_id,
                     T.state,
                     sa.func.count(),
-                    sa.func.min(T.value),
-                    sa.func.max(T.value),
+                    sa.func.min(_FEASIBLE_VALUE),
+                    sa.func.max(_FEASIBLE_VALUE),
                 ).group_by(T.experiment_id, T.state)
             ).all()
         counts: dict[str, dict[str, int]] = {}
@@ -247,6 +252,7 @@ class Queries:
                 sa.select(S.trials)
                 .where(T.experiment_id == exp_id, T.state == "Succeeded", T.value.is_not(None))
                 .where(sa.not_(T.attrs.contains('"invalidated"')))  # automl invalidate
+                .where(sa.not_(T.attrs.contains(_INFEASIBLE)))  # broke a constraint
                 .order_by(order, T.number)
                 .limit(1)
             ).first()

@@ -252,3 +252,32 @@ def test_constraint_metrics_are_collected_from_stdout(tmp_path: Any) -> None:
     assert all(t.state is TrialState.SUCCEEDED for t in trials)
     for t in trials:
         assert t.attrs["feasible"] is (t.metrics["memory_mb"].latest <= 2000)
+
+
+def test_dashboard_queries_never_call_an_infeasible_trial_best(store_url: str) -> None:
+    from automl.store import Store
+    from dashboard.queries import Queries
+
+    r = automl.tune(
+        loss_and_size,
+        SPACE,
+        objective_metric="loss",
+        constraints=["size >= 50"],
+        algorithm="random",
+        max_trials=10,
+        seed=0,
+        store=store_url,
+        name="cons-dash",
+        progress=False,
+    )
+    assert r.best_trial is not None and r.best_value is not None
+    assert (~r.trials["feasible"]).any() and r.trials["loss"].min() < r.best_value
+    store = Store(store_url)
+    try:
+        q = Queries(store)
+        (summary,) = q.experiments_summary()
+        assert summary.best_value == pytest.approx(r.best_value)
+        best = q.best_trial(summary.id, "minimize")
+        assert best is not None and best["id"] == r.best_trial.id
+    finally:
+        store.close()
