@@ -3,7 +3,8 @@
 No migration is needed: a trial's ``metrics`` already hold every metric, so its objective vector
 and its constraint values are derived from them and the spec. What the controller decides at a
 trial's end is also written into the trial's ``attrs``: ``values`` (the objective vector),
-``feasible`` and, for an infeasible trial, ``violations`` (metric -> value that broke its bound).
+``feasible``, ``constraints`` (Optuna's constraint values) and, for an infeasible trial,
+``violations`` (constraint text -> the value that broke it).
 """
 
 from __future__ import annotations
