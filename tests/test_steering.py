@@ -547,3 +547,29 @@ def test_algorithms_that_schedule_every_trial_refuse_enqueue_and_fork(
         client.enqueue("hb", {"x": 0.5, "epochs": 3})
     r = cli("fork", "hb", "hb2", "--no-run", "-s", sqlite_url)
     assert r.exit_code == 2 and "a warm start (fork) is not possible" in r.output
+
+
+def test_steering_on_every_backend(store_url: str) -> None:
+    """SQLite, PostgreSQL and MariaDB: each change is stored with a bump of the counter."""
+    tune(store_url, "every", 2)
+    with Client(store_url) as client:  # closed: the fixture drops the database after
+        check_every(client)
+
+
+def check_every(client: Client) -> None:
+    exp_id = client.get("every").id
+    seq = client.store.experiments.steer_status(exp_id)[0]
+    a = client.enqueue("every", {"x": 0.5, "k": "a", "n": 2})
+    b = client.enqueue("every", {"x": 0.25, "k": "b", "n": 3})
+    assert (a.number, b.number) == (-1, -2)
+    first = next(t for t in client.trials("every") if t.number == 0)
+    assert client.invalidate("every", first.id, "bad").invalidated
+    client.set_budget("every", max_trials=5, timeout=30)
+    assert client.store.experiments.steer_status(exp_id)[0] == seq + 4
+    f = client.fork("every", "every-2")
+    assert (f.kept, f.total) == (1, 1)  # the invalidated trial is left out
+    res = client.resume("every", objective=objective, progress=False)
+    trials = client.trials("every")
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert [t.params["x"] for t in trials[2:4]] == [0.5, 0.25]
+    assert res.best_trial is not None and res.best_trial.id != first.id
