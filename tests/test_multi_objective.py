@@ -525,3 +525,26 @@ def test_ask_tell_judges_vectors_constraints_and_goals(tmp_path: Path, sqlite_ur
         exp = c.get("mo-tell")
         assert exp.state is ExperimentState.SUCCEEDED and exp.reason == "ExperimentGoalReached"
         assert t.id in exp.message and "on the Pareto front" in exp.message
+
+
+def plain(x: float, y: float) -> float:
+    return x + y
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_plain_return_value_is_the_first_objective(sqlite_url: str, processes: bool) -> None:
+    r = automl.tune(
+        plain,
+        SPACE,
+        objectives=[{"metric": "score", "direction": "maximize"}],
+        algorithm="random",
+        max_trials=2,
+        seed=0,
+        store=sqlite_url,
+        name=f"plain-{int(processes)}",
+        trial_processes=processes,
+        progress=False,
+    )
+    assert not r.experiment.spec.multi_objective  # a one-item list is one objective
+    assert (r.trials["state"] == "Succeeded").all()
+    assert r.best_value == pytest.approx(max(r.trials["score"]))
