@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from automl._controller import Progress
 from automl._front import best_trial, with_front_columns
-from automl._front import best_trial, with_front_columns
 from automl._runner import function_path, preflight
 from automl.core import (
     AlgorithmSpec,
@@ -39,7 +38,6 @@ from automl.core import (
 )
 from automl.errors import NotFoundError, SpecError, SpecIssue
 from automl.spec._common import check, pydantic_issues
-from automl.spec._objectives import build_objectives
 from automl.spec._objectives import build_objectives
 from automl.store import DEFAULT_STORE, Store
 
@@ -279,21 +277,6 @@ class TuneResult:
         return df[df["trial"] == best.id].reset_index(drop=True)
 
     @property
-    def best_trials(self) -> pd.DataFrame:
-        """The best trials as rows of :attr:`trials`: the Pareto front with several objectives.
-
-        Feasible succeeded trials that no other such trial dominates; with one objective, the
-        best trial's row.
-        """
-        df = self.trials
-        if "pareto" in df:
-            return df[df["pareto"].astype(bool)].reset_index(drop=True)
-        best = self.best_trial
-        if best is None or df.empty:
-            return df.iloc[0:0]
-        return df[df["trial"] == best.id].reset_index(drop=True)
-
-    @property
     def reason(self) -> str:
         """Why the experiment ended."""
         return self.experiment.reason
@@ -425,13 +408,6 @@ def tune(
         timeout: Wall-clock budget in seconds.
         trial_timeout: Per-trial limit in seconds.
         goal: Stop once the objective reaches it.
-        objectives: Several objectives instead of ``objective_metric``/``direction``/``goal``:
-            ``[{"metric": "accuracy", "direction": "maximize", "goal": 0.98}, {"metric":
-            "latency_ms", "direction": "minimize"}]`` (the objective returns a dict of them).
-            The best trials are then the Pareto front (``result.best_trials``); the experiment
-            ends when one front member reaches every goal. See docs/multi-objective.md.
-        constraints: Bounds on reported metrics, ``["memory_mb <= 2000", "latency_ms < 50"]``:
-            a trial that breaks one is infeasible, never best, and the algorithm is told.
         objectives: Several objectives instead of ``objective_metric``/``direction``/``goal``:
             ``[{"metric": "accuracy", "direction": "maximize", "goal": 0.98}, {"metric":
             "latency_ms", "direction": "minimize"}]`` (the objective returns a dict of them).
