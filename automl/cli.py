@@ -38,7 +38,6 @@ from automl._cli_common import (
     err,
 )
 from automl._cli_front import front_ids, infeasible_note, print_front
-from automl._cli_front import front_ids, infeasible_note, print_front
 from automl._cli_nas import _architecture_cell, _found_architecture, _print_architecture
 from automl.core import (
     ExperimentRecord,
@@ -108,8 +107,6 @@ def _note(t: TrialRecord) -> str:
         return f"bracket {lin.get('bracket')} rung {lin.get('rung')}"
     if t.invalidated:
         return "invalidated: " + str(t.attrs["invalidated"].get("reason") or "no reason given")
-    if infeasible_note(t):
-        return infeasible_note(t)
     if infeasible_note(t):
         return infeasible_note(t)
     if t.state in (TrialState.SUCCEEDED, TrialState.RUNNING, TrialState.CREATED) or not t.message:
