@@ -176,6 +176,9 @@ def _make_sampler(
     raise AssertionError(f"unregistered algorithm {name}")  # resolve_settings rejects it first
 
 
+_RECYCLE = 1000  # asks between fresh mirror studies of a forgetful (random) suggester
+
+
 class OptunaSuggester(Suggester):
     """A :class:`Suggester` for every built-in algorithm, on an in-memory Optuna study.
 
@@ -219,12 +222,17 @@ class OptunaSuggester(Suggester):
         # the read for the others (it is on the per-trial hot path).
         self._trial_attrs = spec.algorithm.name == "cmaes"
         self._study_attrs = spec.algorithm.name == "sobol"
+        # Random search reads no history: its mirror study keeps no trials (each asked trial is
+        # closed at once, and the study is replaced every _RECYCLE asks), so a 100,000-trial
+        # experiment's controller holds no 100,000 FrozenTrials.
+        self._forgetful = spec.algorithm.name == "random"
+        self._asked = 0
         self._taken = 0
         for key, value in (state or {}).items():
             self._storage.set_study_system_attr(self._study_id, key, value)
         self._state_seen = dict(state or {})
         all_grids = self._sampler.grid_ids() if isinstance(self._sampler, _GridSampler) else None
-        for trial in history:
+        for trial in () if self._forgetful else history:
             self._replay(trial, all_grids)
 
     def _replay(self, trial: TrialRecord, all_grids: dict[tuple[Any, ...], int] | None) -> None:
@@ -291,10 +299,30 @@ class OptunaSuggester(Suggester):
             )
             out.append(Suggestion(params=self._codec.to_external(ot.params), attrs=attrs))
             self._taken += 1
+            if self._forgetful:
+                self._forget(trial_id, ot)
         return out
+
+    def _forget(self, trial_id: str, ot: optuna.Trial) -> None:
+        """Random search: close the asked trial now and start a fresh study now and then."""
+        del self._ids[trial_id]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._study.tell(ot, state=OptunaState.FAIL)
+        self._asked += 1
+        if self._asked % _RECYCLE == 0:  # every trial in it is closed: nothing is lost
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._study = optuna.create_study(
+                    directions=self._study.directions, sampler=self._sampler
+                )
+            self._storage = self._study._storage
+            self._study_id = self._study._study_id
 
     def add_pending(self, trial: TrialRecord) -> None:
         """Run an enqueued configuration as the study's next trial (Optuna's enqueue_trial)."""
+        if self._forgetful:
+            return  # random search learns nothing from it
         try:
             internal = self._codec.to_internal(trial.params)
         except Exception:  # a value outside the space: the study cannot hold it

@@ -414,3 +414,17 @@ def test_grid_resumed_suggests_only_the_rest() -> None:
     assert len(got) == 3
     assert set(got) == all_points - tried
     assert resumed.exhausted
+
+
+def test_random_search_keeps_no_history_in_memory() -> None:
+    """Random search reads no history, so its suggester holds none: its memory stays flat
+    however many trials an experiment runs (benchmarks/overhead.py --rss measures it)."""
+    s = search.create_suggester(_spec("random"))
+    history = _drive(s, 2500)
+    assert len(frozen_trials(s)) < 1000  # recycled, not 2,500 FrozenTrials
+    assert len({_key(t.params) for t in history}) == 2500  # still fresh random draws
+    # Rebuilt from a long stored history, it does not load it either, and goes on drawing.
+    again = search.create_suggester(_spec("random"), history)
+    assert frozen_trials(again) == []
+    [nxt] = again.suggest(["next"])
+    assert _key(nxt.params) not in {_key(t.params) for t in history}
