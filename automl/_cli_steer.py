@@ -147,6 +147,12 @@ def budget(
     timeout: Annotated[
         str | None, typer.Option(help="The experiment's time budget (600, 90s, 1h).")
     ] = None,
+    trial_hours: Annotated[
+        float | None, typer.Option(help="budget.trial_hours: summed trial run time, hours.")
+    ] = None,
+    gpu_hours: Annotated[
+        float | None, typer.Option(help="budget.gpu_hours: summed run time x GPUs, hours.")
+    ] = None,
     store: StoreOpt = DEFAULT,
     server: ServerOpt = None,
     as_json: JsonOpt = False,
@@ -159,6 +165,8 @@ def budget(
             parallel_trials=parallel,
             max_failed_trials=max_failed,
             timeout=_seconds(timeout),
+            trial_hours=trial_hours,
+            gpu_hours=gpu_hours,
         )
     s = e.spec
     data: dict[str, Any] = {
@@ -166,6 +174,8 @@ def budget(
         "parallel_trials": s.parallel_trial_count,
         "max_failed_trials": s.max_failed_trial_count,
         "timeout": s.timeout,
+        "trial_hours": s.trial_hours,
+        "gpu_hours": s.gpu_hours,
     }
     if as_json:
         print(dumps_json({"name": e.name, **data}))

@@ -108,8 +108,13 @@ class SteerMethods:
         parallel_trials: _int | None = None,
         max_failed_trials: _int | None = None,
         timeout: float | None = None,
+        trial_hours: float | None = None,
+        gpu_hours: float | None = None,
     ) -> ExperimentRecord:
         """Raise or lower budgets, also of a running experiment (applied at its next turn).
+
+        ``timeout`` is the experiment's time budget in seconds; ``trial_hours`` and ``gpu_hours``
+        its resource budgets (``budget.trial_hours`` / ``gpu_hours``).
 
         Lowering ``parallel_trials`` lets running trials finish; lowering ``max_trials`` below
         the trials already finished ends the experiment at its next turn.
@@ -123,6 +128,8 @@ class SteerMethods:
             "parallel_trials": parallel_trials,
             "max_failed_trials": max_failed_trials,
             "timeout": timeout,
+            "trial_hours": trial_hours,
+            "gpu_hours": gpu_hours,
         }
         if self._remote is not None:
             from automl.service._wire import experiment_from_json

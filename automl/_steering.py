@@ -273,13 +273,18 @@ def budgeted(
     parallel_trials: int | None = None,
     max_failed_trials: int | None = None,
     timeout: float | None = None,
+    trial_hours: float | None = None,
+    gpu_hours: float | None = None,
 ) -> ExperimentSpec:
     """The spec with new budgets, checked (shared by resume, the server and ``automl budget``).
 
     Raises:
         SpecError: A bad budget, named by its option (``max_trials``...).
     """
+    hours = {"trial_hours": trial_hours, "gpu_hours": gpu_hours}
     try:
+        if any(v is not None for v in hours.values()):  # checked with the rest below
+            spec = spec.model_copy(update={k: v for k, v in hours.items() if v is not None})
         return spec.with_budget(
             max_trial_count=max_trials,
             parallel_trial_count=parallel_trials,
@@ -291,6 +296,8 @@ def budgeted(
             "max_trial_count": "max_trials",
             "parallel_trial_count": "parallel_trials",
             "max_failed_trial_count": "max_failed_trials",
+            "trial_hours": "budget.trial_hours",
+            "gpu_hours": "budget.gpu_hours",
         }
         raise SpecError(
             [SpecIssue(names.get(i.path, i.path), i.message) for i in exc.issues]
@@ -305,6 +312,8 @@ def set_budget(
     parallel_trials: int | None = None,
     max_failed_trials: int | None = None,
     timeout: float | None = None,
+    trial_hours: float | None = None,
+    gpu_hours: float | None = None,
 ) -> ExperimentRecord:
     """Raise or lower an experiment's budgets; a running controller applies them at its next turn.
 
@@ -319,6 +328,8 @@ def set_budget(
         parallel_trials=parallel_trials,
         max_failed_trials=max_failed_trials,
         timeout=timeout,
+        trial_hours=trial_hours,
+        gpu_hours=gpu_hours,
     )
     from automl.store import _schema as S
 

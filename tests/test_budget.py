@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 import automl
 from automl import Client
 from automl._controller import Progress
 from automl._progress import _status
 from automl._steering import SteerState
+from automl.cli import app
 from automl.core import ExperimentState, Resources, TrialRecord, TrialState
 from automl.errors import SpecError
 
@@ -109,6 +111,18 @@ def test_tune_budget_for_a_function(sqlite_url: str) -> None:
     trials = Client(sqlite_url).trials("fn-hours")
     assert 2 <= len(trials) < 100
     no_start_after_the_budget(trials)
+    # Raised afterwards (automl budget --trial-hours), it goes on until the new budget is used.
+    runner = CliRunner()
+    r = runner.invoke(app, ["budget", "fn-hours", "--trial-hours", "-1", "-s", sqlite_url])
+    assert r.exit_code == 2
+    assert "budget.trial_hours: must be a positive number of hours; got -1" in r.output
+    r = runner.invoke(
+        app, ["budget", "fn-hours", "--trial-hours", str(2 * BUDGET_H), "-s", sqlite_url]
+    )
+    assert r.exit_code == 0, r.output
+    more = Client(sqlite_url).resume("fn-hours", objective=sleepy, progress=False)
+    assert more.experiment.reason == "BudgetExhausted"
+    assert len(Client(sqlite_url).trials("fn-hours")) > len(trials)
 
 
 def test_bad_budgets_are_refused_with_their_paths(sqlite_url: str, tmp_path: Path) -> None:

@@ -65,6 +65,8 @@ class _Steer(BaseModel):
     parallel_trials: int | None = None
     max_failed_trials: int | None = None
     timeout: float | None = None
+    trial_hours: float | None = None
+    gpu_hours: float | None = None
 
 
 class _Tell(BaseModel):
@@ -244,6 +246,8 @@ def create_app(
             parallel_trials=body.parallel_trials,
             max_failed_trials=body.max_failed_trials,
             timeout=body.timeout,
+            trial_hours=body.trial_hours,
+            gpu_hours=body.gpu_hours,
         )
         return exp_json(name)
 
