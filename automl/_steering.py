@@ -157,12 +157,9 @@ def _steerable(spec: ExperimentSpec, action: str) -> None:
 
 # -- changes a user makes -----------------------------------------------------------------------
 def _trial(store: Store, exp: ExperimentRecord, ref: str) -> TrialRecord:
-    trials = store.trials.list(exp.id)
-    for t in trials:
-        if ref in (t.id, str(t.number)) and t.number >= 0:
-            return t
-    for t in trials:
-        if t.id == ref:
+    """A trial by id, or by number (not a waiting enqueued trial's placeholder number)."""
+    for t in store.trials.list(exp.id):
+        if t.id == ref or (t.number >= 0 and str(t.number) == ref):
             return t
     raise NotFoundError(
         f"experiment {exp.name!r} has no trial {ref!r} (give a trial id as `automl show "
