@@ -302,8 +302,15 @@ class RayExecutor(Executor):
         return obj  # type: ignore[no-any-return]
 
     def _connect(self, address: str | None) -> bool:
-        """Connect to (or start) the cluster; whether this executor made the connection."""
+        """Connect to (or start) the cluster; whether this executor made the connection.
+
+        With no address in the spec, ``RAY_ADDRESS`` (as ``ray.init`` reads it; an automl
+        worker sets it to its shared local cluster) names the cluster; without it, a local
+        cluster starts in this process.
+        """
         ray = self._ray
+        if address is None and os.environ.get("RAY_ADDRESS"):
+            address = os.environ["RAY_ADDRESS"]
         if ray.is_initialized():
             current = ray.get_runtime_context().gcs_address
             if address in (None, "auto") or _same_address(address, current):

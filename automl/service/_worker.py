@@ -27,6 +27,7 @@ from pathlib import Path
 from automl.core import ExecutorKind, ExperimentState
 from automl.errors import AutoMLError, StorageError
 from automl.service._job import EXIT_BUSY, EXIT_REQUEUED
+from automl.service._raylocal import LocalRayCluster
 from automl.store import Store
 from automl.store._queue import LEASE_S, QueueRepository, worker_id
 
@@ -90,6 +91,8 @@ class Worker:
         self.poll_s = poll_s
         self._echo = echo if callable(echo) else (lambda line: print(line, flush=True))
         self._jobs: dict[str, _Job] = {}
+        # Experiments on Ray with no address share one local cluster for the worker's life.
+        self._ray = LocalRayCluster(_die_with_parent if sys.platform.startswith("linux") else None)
         self._stop = threading.Event()
         self._lost = threading.Event()
 
@@ -145,12 +148,23 @@ class Worker:
             exp = self.store.experiments.get(c.name)
             local = exp.spec.executor.kind is ExecutorKind.LOCAL
             slots = exp.spec.parallel_trial_count if local else 0
-            self._start(c.experiment_id, c.name, slots)
+            env = None
+            if exp.spec.executor.kind is ExecutorKind.RAY and not exp.spec.executor.address:
+                try:
+                    started = self._ray.address is None
+                    env = self._ray.env()
+                    if started:
+                        self._echo(f"started a local Ray cluster at {self._ray.address}")
+                except AutoMLError as exc:  # the controller says why, in the experiment
+                    self._echo(f"{c.name}: {exc}")
+            self._start(c.experiment_id, c.name, slots, env)
             what = f"took over {c.name} from {c.previous}" if c.took_over else f"claimed {c.name}"
             self._echo(f"{what} ({exp.state.value}, priority {self.queue.info(exp.id).priority})")
         return bool(claims)
 
-    def _start(self, experiment_id: str, name: str, slots: int) -> None:
+    def _start(
+        self, experiment_id: str, name: str, slots: int, env: dict[str, str] | None = None
+    ) -> None:
         logs = self.runs_dir / name
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / "controller.log"
@@ -172,6 +186,7 @@ class Worker:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **env} if env else None,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         self._jobs[experiment_id] = _Job(experiment_id, name, slots, proc, log)
@@ -223,6 +238,7 @@ class Worker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 job.proc.wait(max(0.1, deadline - time.monotonic()))
         self._reap()
+        self._ray.stop()
         with contextlib.suppress(AutoMLError):
             self.queue.retire(self.id)
         self.store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -228,4 +229,42 @@ def test_a_stop_sent_while_a_worker_starts_an_experiment_is_kept(
         run_experiment(store, store.experiments.get("late"), runs_dir=tmp_path, keep_stop=True)
     assert store.experiments.get("late").state is ExperimentState.STOPPED
     assert store.trials.list(late.id) == [] and not ledger.exists()
+    store.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_runs_its_ray_experiments_on_one_local_cluster(
+    procs: Procs, tmp_path: Path
+) -> None:
+    """Experiments on Ray with no address share the worker's one local cluster (started once,
+    on 127.0.0.1, gone with the worker), instead of a cluster start per experiment."""
+    import psutil
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    queue = QueueRepository(store)
+    names = ["ray-a", "ray-b"]
+    for name in names:
+        queue.submit(parse_spec(spec_text(name, trials=2, extra="executor: {kind: ray}")))
+    worker = procs.worker(url, "--max-experiments", "2")
+
+    def done() -> bool:
+        return all(store.experiments.get(n).state.is_terminal for n in names)
+
+    wait_for(done, 240, "both Ray experiments to end")
+    trials = [t for n in names for t in store.trials.list(store.experiments.get(n).id)]
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 4, [t.message for t in trials]
+    nodes = set()
+    for n in names:
+        for t in store.trials.list(store.experiments.get(n).id):
+            log = (tmp_path / "runs" / n / t.id / "trial.log").read_text()
+            nodes |= set(re.findall(r"running on node 127\.0\.0\.1 \((\w+)\)", log))
+    assert len(nodes) == 1  # every trial of both experiments ran on the one cluster's node
+    worker_proc = psutil.Process(worker.pid)
+    drivers = [p for p in worker_proc.children() if "ray.init(" in " ".join(p.cmdline())]
+    assert len(drivers) == 1  # one cluster for the worker, not one per experiment
+    worker.send_signal(signal.SIGTERM)
+    out = worker.communicate(timeout=60)[0].decode()
+    assert out.count("started a local Ray cluster at 127.0.0.1:") == 1, out
+    assert not drivers[0].is_running() or drivers[0].status() == psutil.STATUS_ZOMBIE
     store.close()
