@@ -19,6 +19,12 @@ Each suggestion is made by one strategy, recorded in the trial's ``attrs["strate
   discrete space) is replaced by a fresh random point, so no configuration is run twice; when a
   finite space has no untried point left, the search is exhausted.
 
+On a conditional space (parameters with ``when``) every point keeps its active parameters only:
+Sobol and random points are projected onto them; the GP sees an inactive parameter at its lowest
+value (imputed, as SMAC does, so it models one space) and its proposal is projected; TPE is asked
+define-by-run and models each parameter on the trials that have it. Duplicates are judged on
+the active parameters.
+
 The suggester keeps no state of its own: every suggestion is computed from the history (finished
 and pending trials, in order) and a seed derived from the experiment's seed and the history length.
 A resumed experiment therefore proposes exactly what an uninterrupted one would have.
@@ -214,8 +220,6 @@ class AutoSuggester(Suggester):
         self._gp_space = bool(numeric) and d <= GP_MAX_DIMS and self._has_torch
         self._space_size = math.prod(_size(x) for x in self._dists.values()) if d else 1
         if self._conditional is not None:
-            # A GP models the parameters every trial has; TPE models each where it occurs.
-            self._gp_space = False
             self._space_size = count_points(
                 self._conditional, lambda p: _size(self._dists[p.name])
             )
@@ -243,6 +247,15 @@ class AutoSuggester(Suggester):
         if self._conditional is None:
             return set(self._dists)
         return set(active_names(self._conditional, self._codec.to_external(internal)))
+
+    def _dists_of(self, internal: Mapping[str, Any]) -> dict[str, BaseDistribution]:
+        return {n: self._dists[n] for n in internal}
+
+    def _imputed(self, internal: Mapping[str, Any]) -> dict[str, Any]:
+        """A point with every parameter: an inactive one at its lowest value."""
+        return {
+            n: internal[n] if n in internal else _from_unit(d, 0.0) for n, d in self._dists.items()
+        }
 
     def _project(self, internal: dict[str, Any]) -> dict[str, Any]:
         """A full point without the parameters its values make inactive."""
@@ -367,6 +380,10 @@ class AutoSuggester(Suggester):
             dtype=float,
         ).reshape(len(completed), len(self._minimize))
         sampler: optuna.samplers.BaseSampler
+        # A conditional space: the GP sees every parameter, an inactive one at its lowest value
+        # (imputed, as SMAC does), and its proposal is projected onto the active parameters;
+        # TPE models each parameter on the trials that have it.
+        impute = self._conditional is not None and strategy == "gp"
         with warnings.catch_warnings(), _one_thread():
             warnings.simplefilter("ignore")
             if strategy == "gp":
@@ -396,8 +413,8 @@ class AutoSuggester(Suggester):
             )
             frozen = [
                 create_trial(
-                    params=e.internal,
-                    distributions={n: self._dists[n] for n in e.internal},
+                    params=self._imputed(e.internal) if impute else e.internal,
+                    distributions=self._dists if impute else self._dists_of(e.internal),
                     state=OptunaState.COMPLETE,
                     values=v,
                     # Optuna's key for constraint values: the samplers model feasibility.
@@ -407,16 +424,18 @@ class AutoSuggester(Suggester):
             ]
             frozen += [
                 create_trial(
-                    params=e.internal,
-                    distributions={n: self._dists[n] for n in e.internal},
+                    params=self._imputed(e.internal) if impute else e.internal,
+                    distributions=self._dists if impute else self._dists_of(e.internal),
                     state=OptunaState.RUNNING,
                 )
                 for e in self._entries.values()
                 if e.state is OptunaState.RUNNING
             ]
             study.add_trials(frozen)
-            if self._conditional is not None:
+            if self._conditional is not None and not impute:
                 params = sample_active(study.ask(), self._conditional, self._codec)
+            elif impute:
+                params = self._project(dict(study.ask(fixed_distributions=self._dists).params))
             else:
                 params = dict(study.ask(fixed_distributions=self._dists).params)
         return params if set(params) == self._active(params) else None

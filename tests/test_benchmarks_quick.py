@@ -40,6 +40,7 @@ def test_parallel_benchmark_quick_mode_runs_every_local_row(tmp_path: Path) -> N
         ("multi_objective.py", "hypervolume after 20 trials"),
         ("model_selection.py", "mean rank at 3 s"),
         ("steering.py", "steering latency over 3 running experiments"),
+        ("conditional.py", "tpe, conditional"),
     ],
 )
 def test_benchmark_quick_modes_run(tmp_path: Path, script: str, needle: str) -> None:
