@@ -588,7 +588,8 @@ def tune(
         objective_path="objective_metric",
     )
     if command is not None:  # a trial process stores a plain return value under the first
-        command = (*command[:-1], first.metric)
+        # objective's metric: argument 4 of python -m automl._fnrun PATH METRIC [flags]
+        command = (*command[:4], first.metric, *command[5:])
     spec = ExperimentSpec(
         name=name or _default_name(objective),
         objective=first,

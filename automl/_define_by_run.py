@@ -47,6 +47,15 @@ def is_define_by_run(fn: Callable[..., Any]) -> bool:
     )
 
 
+def _on_grid(low: float, high: float, step: float | None) -> float:
+    """``high`` lowered onto the step grid from ``low``, as Optuna does (with a warning there)."""
+    if step is None or step <= 0 or high <= low:
+        return high
+    k = math.floor((high - low) / step + 1e-9)
+    top = low + k * step
+    return int(top) if isinstance(low, int) and isinstance(step, int) else float(f"{top:.12g}")
+
+
 def _holds(p: Parameter, value: ParamValue) -> bool:
     """Whether ``value`` (a proposal) is a value ``p`` can take, on its step grid too."""
     if not p.feasible(value):
@@ -128,13 +137,16 @@ class Trial:
         """A real value in ``[low, high]``, on a log scale with ``log``, a grid with ``step``."""
         if log and step is not None:
             raise ValueError("suggest_float: step and log cannot be used together (as in Optuna)")
+        if low == high:  # one value, as Optuna allows: a range of one point is a choice of one
+            return float(self.suggest_categorical(name, [float(low)]))
+        high = _on_grid(low, high, step)
         dist = Distribution.LOG_UNIFORM if log else Distribution.UNIFORM
         p = Parameter(
             name=name,
             type=ParameterType.DOUBLE,
             min=float(low),
             max=float(high),
-            step=step,
+            step=None if step is not None and high == low else step,
             distribution=dist,
         )
         return float(self._suggest(p))
@@ -146,12 +158,13 @@ class Trial:
         if log and step != 1:
             raise ValueError("suggest_int: step and log cannot be used together (as in Optuna)")
         dist = Distribution.LOG_UNIFORM if log else Distribution.UNIFORM
+        high = int(_on_grid(low, high, step))
         p = Parameter(
             name=name,
             type=ParameterType.INT,
             min=int(low),
-            max=int(high),
-            step=None if step == 1 else step,
+            max=high,
+            step=None if step == 1 or high == low else step,
             distribution=dist,
         )
         return int(self._suggest(p))

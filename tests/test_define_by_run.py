@@ -192,6 +192,10 @@ def test_trial_api_checks_like_optuna() -> None:
     assert 1 <= again.suggest_int("k", 1, 1000, log=True) <= 1000
     assert again.suggest_categorical("c", [True, False, "x", 2]) in (True, False, "x", 2)
     assert math.isfinite(again.suggest_float("s", 0.0, 1.0, step=0.25))
+    # As in Optuna: a high off the step grid is lowered onto it; a one-point range is allowed.
+    assert again.suggest_float("g", 0.0, 1.0, step=0.3) in (0.0, 0.3, 0.6, 0.9)
+    assert again.suggest_int("h", 1, 10, step=4) in (1, 5, 9)
+    assert again.suggest_float("one", 2.0, 2.0) == 2.0 and again.suggest_int("i", 5, 5) == 5
 
 
 # -- durability: SIGKILL the controller of process trials, resume, count from a ledger ------------
