@@ -28,6 +28,7 @@ _EXPORTS = {
     "should_stop": "automl._report",
     "TrialInfo": "automl._report",
     "TrialStopped": "automl._report",
+    "Trial": "automl._define_by_run",
     "tune": "automl._api",
     "Client": "automl._client",
     "TuneResult": "automl._api",
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     from automl._artifacts import log_outputs as log_outputs
     from automl._artifacts import save_model as save_model
     from automl._client import Client as Client
+    from automl._define_by_run import Trial as Trial
     from automl._report import (
         TrialInfo as TrialInfo,
     )

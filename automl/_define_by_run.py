@@ -34,17 +34,21 @@ __all__ = ["DefineByRunObjective", "Trial", "is_define_by_run", "run_define_by_r
 
 
 def is_define_by_run(fn: Callable[..., Any]) -> bool:
-    """Whether ``fn`` is an Optuna-style objective: one positional parameter called ``trial``."""
+    """Whether ``fn`` is an Optuna-style objective.
+
+    One required positional parameter, called ``trial`` or annotated as a trial
+    (``automl.Trial``, ``optuna.Trial``).
+    """
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return False
     ps = [p for p in sig.parameters.values() if p.default is p.empty]
-    return (
-        len(ps) == 1
-        and ps[0].name == "trial"
-        and ps[0].kind in (ps[0].POSITIONAL_ONLY, ps[0].POSITIONAL_OR_KEYWORD)
-    )
+    if len(ps) != 1 or ps[0].kind not in (ps[0].POSITIONAL_ONLY, ps[0].POSITIONAL_OR_KEYWORD):
+        return False
+    note = ps[0].annotation
+    named = getattr(note, "__name__", note if isinstance(note, str) else "")
+    return ps[0].name == "trial" or str(named).rsplit(".", 1)[-1] == "Trial"
 
 
 def _on_grid(low: float, high: float, step: float | None) -> float:

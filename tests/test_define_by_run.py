@@ -72,6 +72,29 @@ def test_tune_runs_a_define_by_run_objective_without_parameters(tmp_path: Path) 
     assert result.best_params["model"] in ("a", "b") and result.best_value is not None
     # After the random start, the search proposes the branch and values it learned are good.
     assert (df["params_model"].iloc[12:] == "a").sum() >= 7
+    # automl show lists the discovered parameters, "-" where a trial did not ask.
+    from typer.testing import CliRunner
+
+    from automl.cli import app
+
+    shown = CliRunner().invoke(
+        app, ["show", "dbr", "--store", _store(tmp_path)], env={"COLUMNS": "200"}
+    )
+    assert shown.exit_code == 0, shown.stdout
+    header = next(line for line in shown.stdout.splitlines() if "model" in line and "lr" in line)
+    assert "depth" in header and "x" in header
+
+
+def test_an_annotated_trial_parameter_of_any_name_is_define_by_run(tmp_path: Path) -> None:
+    def objective(t: automl.Trial) -> float:
+        return t.suggest_float("u", 0.0, 1.0)
+
+    result = automl.tune(
+        objective, max_trials=3, store=_store(tmp_path), runs_dir=tmp_path / "runs", progress=False
+    )
+    assert list(result.trials.columns[result.trials.columns.str.startswith("params_")]) == [
+        "params_u"
+    ]
 
 
 def test_proposals_come_from_the_learned_space_after_a_restart(tmp_path: Path) -> None:
