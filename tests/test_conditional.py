@@ -464,3 +464,40 @@ def test_a_dry_run_renders_the_default_of_an_inactive_parameter(tmp_path: Any) -
         c = r.params.get("C", 0.5)  # forest trials: C is inactive, its default stands in
         assert r.argv[-2:] == [str(r.params["model"]), repr(c)], r.argv
         assert ("C" in r.params) == (r.params["model"] == "svm")
+
+
+def test_dashboard_pages_of_a_conditional_and_a_define_by_run_experiment(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    space = {
+        "model": automl.categorical(["svm", "forest"]),
+        "C": automl.double(0.1, 1.0, when={"model": "svm"}),
+        "n_estimators": automl.int(1, 9, when={"model": "forest"}),
+        "x": automl.int(0, 1),
+    }
+    common: dict[str, Any] = {"store": url, "runs_dir": tmp_path / "runs", "progress": False}
+    automl.tune(svm_or_forest, space, max_trials=8, seed=1, name="cond", **common)
+
+    def by_run(trial: Any) -> float:
+        if trial.suggest_categorical("model", ["a", "b"]) == "a":
+            return trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        return 1.0 + trial.suggest_int("depth", 1, 5)
+
+    automl.tune(by_run, max_trials=8, seed=1, name="dbr", **common)
+    app = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+    monkeypatch.setenv("AUTOML_STORE", url)
+    monkeypatch.delenv("AUTOML_READ_ONLY", raising=False)
+    for name in ("cond", "dbr"):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.query_params["experiment"] = name
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        # history, parallel coordinates, importance, slice, contour: inactive values are gaps
+        assert len(at.get("plotly_chart")) >= 5, name
+        trials = at.dataframe[0].value
+        assert len(trials) == 8
