@@ -211,17 +211,31 @@ class QueueRepository:
         ]
 
     # -- claiming --------------------------------------------------------------------------
-    def _claimable(self, now: float, lease_s: float, orphans_only: bool = False) -> Any:
-        """Queued, not finished, no live worker holds it, and no live controller runs it."""
+    def _claimable(
+        self, now: float, lease_s: float, worker: str, orphans_only: bool = False
+    ) -> Any:
+        """Queued, not finished, no live worker holds it, and no live controller runs it.
+
+        An orphan of a dead worker goes to a worker on the same host first: only there can its
+        local trials be adopted (on another host they run again). A worker elsewhere takes it
+        once its controller has been silent for a second lease.
+        """
         e, w = S.experiments.c, S.workers.c
         stale = now - lease_s
         live_workers = sa.select(w.id).where(w.stopped_at.is_(None), w.heartbeat_at >= stale)
         states = (ExperimentState.RUNNING.value,) if orphans_only else _ACTIVE
+        host = worker.split(":", 1)[0]
         return sa.and_(
             e.queued.is_(True),
             e.state.in_(states),
             sa.or_(e.worker.is_(None), e.worker.not_in(live_workers)),
             sa.or_(e.controller.is_(None), e.heartbeat_at.is_(None), e.heartbeat_at < stale),
+            sa.or_(
+                e.worker.is_(None),
+                sa.func.substr(e.worker, 1, len(host) + 1) == f"{host}:",
+                e.heartbeat_at.is_(None),
+                e.heartbeat_at < now - 2 * lease_s,
+            ),
         )
 
     def claim(
@@ -248,7 +262,7 @@ class QueueRepository:
         with self._host_lock() if sqlite else contextlib.nullcontext(), self._s.begin() as c:
             query = (
                 sa.select(e.id, e.name, e.worker)
-                .where(self._claimable(now, lease_s, orphans_only))
+                .where(self._claimable(now, lease_s, worker, orphans_only))
                 .order_by(e.priority.desc(), e.created_at, e.id)
                 .limit(limit)
             )
@@ -271,7 +285,7 @@ class QueueRepository:
         e = S.experiments.c
         res = c.execute(
             S.experiments.update()
-            .where(e.id == experiment_id, self._claimable(now, lease_s))
+            .where(e.id == experiment_id, self._claimable(now, lease_s, worker))
             .values(
                 worker=worker,
                 claimed_at=now,

@@ -268,3 +268,49 @@ def test_a_worker_runs_its_ray_experiments_on_one_local_cluster(
     assert out.count("started a local Ray cluster at 127.0.0.1:") == 1, out
     assert not drivers[0].is_running() or drivers[0].status() == psutil.STATUS_ZOMBIE
     store.close()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "postgresql", "mysql"], indirect=True)
+def test_an_orphan_goes_to_a_worker_on_its_host_first(store_url: str) -> None:
+    """Local trials can be adopted only on their own host: a dead worker's experiment waits one
+    more lease for a worker there before a worker elsewhere takes it (and reruns its trials)."""
+    import sqlalchemy as sa
+
+    from automl.store import _schema as S
+
+    store = Store(store_url)
+    queue = QueueRepository(store)
+    queue.submit(parse_spec(spec_text("orphan")))
+    queue.register("hosta:1:dead", 4)
+    assert [c.name for c in queue.claim("hosta:1:dead", 1, 30)] == ["orphan"]
+    exp = store.experiments.get("orphan")
+    now = time.time()
+
+    def silent_for(seconds: float) -> None:
+        """The worker's lease and its controller's heartbeat stopped ``seconds`` ago."""
+        with store.begin() as c:
+            c.execute(S.workers.update().values(heartbeat_at=now - 100))
+            c.execute(
+                S.experiments.update()
+                .where(S.experiments.c.id == exp.id)
+                .values(
+                    worker="hosta:1:dead",
+                    state="Running",
+                    controller="hosta:1:ctl",
+                    heartbeat_at=now - seconds,
+                )
+            )
+
+    silent_for(40)  # past the 30 s lease, within the second one
+    queue.register("hostb:2:other", 4)
+    assert queue.claim("hostb:2:other", 1, 30) == []  # waits for hosta's workers
+    queue.register("hosta:3:same", 4)
+    got = queue.claim("hosta:3:same", 1, 30)
+    assert [(c.name, c.took_over) for c in got] == [("orphan", True)]
+
+    silent_for(70)  # no worker on hosta took it within two leases: anyone may
+    got = queue.claim("hostb:2:other", 1, 30)
+    assert [c.name for c in got] == ["orphan"]
+    with store.begin() as c:  # the compare-and-swap saw the same rule
+        assert c.execute(sa.select(S.experiments.c.worker)).scalar() == "hostb:2:other"
+    store.close()
