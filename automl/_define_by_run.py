@@ -114,6 +114,11 @@ class Trial:
         return dict(self._params)
 
     @property
+    def distributions(self) -> dict[str, Parameter]:
+        """The range each suggested parameter was asked with (Optuna's ``trial.distributions``)."""
+        return dict(self._asked)
+
+    @property
     def user_attrs(self) -> dict[str, Any]:
         """Attributes set with :meth:`set_user_attr`."""
         return dict(self._user_attrs)

@@ -36,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automl.core import (
+    SUGGESTED_KEY,
     AlgorithmSpec,
     Direction,
     Distribution,
@@ -46,6 +47,7 @@ from automl.core import (
     ParameterType,
     TrialRecord,
     TrialState,
+    ordered,
 )
 from search import create_suggester
 
@@ -108,11 +110,89 @@ METHODS = [  # (label, algorithm, conditional)
     ("auto, conditional", "auto", True),
     ("auto, flat", "auto", False),
     ("random, conditional", "random", True),
+    ("tpe, define-by-run", "tpe", "dbr"),  # automl.tune(def objective(trial)), no parameters
+    ("optuna tpe, define-by-run", "tpe", "optuna"),  # the same objective in Optuna's own study
 ]
 
 
-def run(problem: str, algorithm: str, conditional: bool, seed: int, n: int) -> list[float]:
+def _ask(trial: Any, p: Parameter) -> Any:
+    """``trial.suggest_*`` for a parameter, on an automl or an Optuna trial."""
+    log = p.distribution is LOG
+    if p.type is ParameterType.CATEGORICAL:
+        return trial.suggest_categorical(p.name, list(p.values))
+    assert p.min is not None and p.max is not None
+    if p.type is ParameterType.INT:
+        return trial.suggest_int(p.name, int(p.min), int(p.max), log=log)
+    return trial.suggest_float(p.name, p.min, p.max, log=log)
+
+
+def _objective(problem: str) -> Callable[[Any], float]:
+    """The problem as an Optuna-style objective: it asks for the active parameters only."""
+    space_fn, loss_fn = PROBLEMS[problem]
+    params = ordered(space_fn())
+
+    def objective(trial: Any) -> float:
+        got: dict[str, Any] = {}
+        for p in params:
+            if all(got.get(k) in v for k, v in p.when.items()):
+                got[p.name] = _ask(trial, p)
+        return float(loss_fn(got))
+
+    return objective
+
+
+def run_define_by_run(problem: str, seed: int, n: int, optuna_study: bool) -> list[float]:
+    """Best-so-far losses of a define-by-run search: automl's suggester or Optuna's study."""
+    objective = _objective(problem)
+    losses: list[float] = []
+    if optuna_study:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+        study.optimize(lambda t: objective(t), n_trials=n)
+        losses = [float(t.value) for t in study.trials if t.value is not None]
+    else:
+        from automl._define_by_run import Trial
+
+        spec = ExperimentSpec(
+            name=f"{problem}-{seed}",
+            objective=Objective(type=Direction.MINIMIZE, metric="loss"),
+            algorithm=AlgorithmSpec(name="tpe", settings={"random_state": seed}),
+            parameters=(),
+            define_by_run=True,
+            source="python",
+        )
+        suggester = create_suggester(spec)
+        for i in range(n):
+            (s,) = suggester.suggest([f"t{i}"])
+            trial = Trial(s.params, "loss", number=i, seed=seed, record=False)
+            loss = objective(trial)
+            losses.append(loss)
+            # What the controller stores: the params the objective asked for, and their ranges.
+            asked = [q.model_dump(mode="json") for q in trial.distributions.values()]
+            outputs = {"data": {SUGGESTED_KEY: {"params": trial.params, "space": asked}}}
+            suggester.tell(_record(f"t{i}", i, trial.params, loss, outputs))
+    return [min(losses[: i + 1]) for i in range(len(losses))]
+
+
+def _record(trial_id: str, i: int, params: Any, loss: float, outputs: Any = None) -> TrialRecord:
+    return TrialRecord(
+        id=trial_id,
+        experiment_id="b",
+        number=i,
+        params=params,
+        state=TrialState.SUCCEEDED,
+        value=loss,
+        metrics={"loss": MetricSummary(loss, loss, loss)},
+        outputs=outputs or {},
+    )
+
+
+def run(problem: str, algorithm: str, conditional: Any, seed: int, n: int) -> list[float]:
     """Best-so-far losses of one search."""
+    if conditional in ("dbr", "optuna"):
+        return run_define_by_run(problem, seed, n, optuna_study=conditional == "optuna")
     space_fn, loss_fn = PROBLEMS[problem]
     space = space_fn()
     if not conditional:
@@ -130,17 +210,7 @@ def run(problem: str, algorithm: str, conditional: bool, seed: int, n: int) -> l
         (s,) = suggester.suggest([f"t{i}"])
         loss = loss_fn(dict(s.params))
         best.append(min(loss, best[-1]) if best else loss)
-        suggester.tell(
-            TrialRecord(
-                id=f"t{i}",
-                experiment_id="b",
-                number=i,
-                params=s.params,
-                state=TrialState.SUCCEEDED,
-                value=loss,
-                metrics={"loss": MetricSummary(loss, loss, loss)},
-            )
-        )
+        suggester.tell(_record(f"t{i}", i, s.params, loss))
     return best
 
 
@@ -148,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    ap.add_argument("--quick", action="store_true", help="2 seeds, 20 trials")
+    ap.add_argument("--quick", action="store_true", help="1 seed, 12 trials")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--trials", type=int, default=40)
     ap.add_argument(
@@ -162,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"conditional spaces: mean best loss over {seeds} seeds (optimum 0; lower is better)")
     for problem in PROBLEMS:
         print(f"\n{problem}")
-        print(f"{'method':<22}" + "".join(f"{'@' + str(m):>9}" for m in marks) + f"{'s/run':>8}")
+        print(f"{'method':<27}" + "".join(f"{'@' + str(m):>9}" for m in marks) + f"{'s/run':>8}")
         for label, algorithm, conditional in METHODS:
             if algorithm not in args.algorithms.split(","):
                 continue
@@ -172,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run(problem, algorithm, conditional, seed, n))
             per = (time.perf_counter() - t0) / seeds
             cells = "".join(f"{statistics.fmean(r[m - 1] for r in runs):>9.3f}" for m in marks)
-            print(f"{label:<22}{cells}{per:>8.2f}")
+            print(f"{label:<27}{cells}{per:>8.2f}")
     return 0
 
 

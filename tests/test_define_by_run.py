@@ -207,6 +207,7 @@ def test_trial_api_checks_like_optuna() -> None:
     with pytest.raises(ValueError):
         trial.suggest_float("z", 2.0, 1.0)
     assert trial.number == 4 and set(trial.params) == {"x", "n"}
+    assert trial.distributions["n"].max == 4 and trial.distributions["x"].type.value == "double"
     # New parameters are drawn reproducibly from the seed and the trial number.
     again = Trial({}, "loss", number=4, seed=1, record=False)
     other = Trial({}, "loss", number=5, seed=1, record=False)
