@@ -501,3 +501,30 @@ def test_dashboard_pages_of_a_conditional_and_a_define_by_run_experiment(
         assert len(at.get("plotly_chart")) >= 5, name
         trials = at.dataframe[0].value
         assert len(trials) == 8
+
+
+def test_a_child_declared_before_its_parent_and_typed_condition_values() -> None:
+    spec = parse_spec(
+        doc(
+            """
+  lr: {type: double, min: 0.1, max: 1, when: {use_lr: true}}
+  use_lr: {type: categorical, values: [true, false]}
+  width: {type: int, min: 1, max: 4, when: {depth: [2, 3]}}
+  depth: {type: discrete, values: [1, 2, 3]}
+""",
+            algorithm="random",
+        )
+    )
+    s = create_suggester(spec)
+    seen = [dict(x.params) for x in s.suggest([f"t{i}" for i in range(40)])]
+    for p in seen:
+        assert ("lr" in p) == (p["use_lr"] is True), p
+        assert ("width" in p) == (p["depth"] in (2, 3)), p
+    assert {p["use_lr"] for p in seen} == {True, False}
+    # A stored value written as text (Katib passes strings) still decides the condition.
+    assert active_names(spec.parameters, {"use_lr": "true", "depth": "2"}) == [
+        "use_lr",
+        "lr",
+        "depth",
+        "width",
+    ]

@@ -39,7 +39,12 @@ def value_in(value: ParamValue, choices: Sequence[ParamValue]) -> bool:
     """
     if any(type(c) is type(value) and c == value for c in choices):
         return True
-    return any(str(c) == str(value) for c in choices)
+    return any(_text(c) == _text(value) for c in choices)
+
+
+def _text(v: ParamValue) -> str:
+    # How a value reads on a command line or in a Katib document (true, not True).
+    return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
 def condition_problems(parameters: Sequence[Parameter]) -> list[SpecIssue]:
