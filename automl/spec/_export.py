@@ -153,7 +153,8 @@ def to_katib(
     Raises:
         SpecError: The spec cannot be expressed in Katib (a Python function without
             ``command``, a name Katib rejects, ``nas_config`` searched by an algorithm other
-            than ``enas``/``darts``, several objectives or constraints), with the field path.
+            than ``enas``/``darts``, several objectives or constraints, conditional parameters,
+            a define-by-run objective), with the field path.
     """
     _check_nas_pairing(spec)
     _check_conditions(spec)
