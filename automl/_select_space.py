@@ -194,11 +194,12 @@ def search_space(task: str, models: Sequence[str], shape: DataShape) -> dict[str
     return space
 
 
-#: The order default configurations run in: strong, cheap models first.
+#: The order default configurations run in: the cheapest first (a result in any budget), then
+#: the strongest.
 _DEFAULT_ORDER = (
-    "hist_gradient_boosting",
     "logistic",
     "ridge",
+    "hist_gradient_boosting",
     "random_forest",
     "lightgbm",
     "svm",
