@@ -6,6 +6,7 @@ its exporters; :mod:`automl.cli` calls it when it is imported.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -108,7 +109,9 @@ def serve_(
                 "from the network, without authentication",
                 highlight=False,
             )
-        try:
+        # Ctrl-C is how a server ends: a clean exit, not 130. uvicorn may also handle the
+        # signal itself and return; either way the server has stopped.
+        with contextlib.suppress(KeyboardInterrupt):
             run_server(
                 endpoint,
                 host=host,
@@ -117,8 +120,7 @@ def serve_(
                 max_body_bytes=max_body_bytes,
                 echo=echo,
             )
-        except KeyboardInterrupt:  # Ctrl-C is how a server ends: a clean exit, not 130
-            console.print("stopped")
+        console.print("stopped")
 
 
 def _export_kserve(
