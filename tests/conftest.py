@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,12 @@ REPO = Path(__file__).resolve().parent.parent
 KATIB_EXAMPLES = REPO / "tests" / "data" / "katib-examples"
 
 warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+
+# A shell runs a background job (``.ci/run &``) with SIGINT ignored, and an ignored signal stays
+# ignored across exec: the ``automl`` processes the tests Ctrl-C would not see it. Tests that
+# send SIGINT test the user's Ctrl-C, so give the processes they start the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _fresh_database(admin_url: str, kind: str) -> tuple[str, sa.Engine, str]:
