@@ -19,7 +19,7 @@ Optuna's ``NSGAIISampler`` with its default settings (``optuna-nsga2``).
 Usage::
 
     python benchmarks/multi_objective.py             # 5 problems, 5 seeds, 100 trials
-    python benchmarks/multi_objective.py --quick     # 2 problems, 1 seed, 20 trials (CI)
+    python benchmarks/multi_objective.py --quick     # 2 problems, 1 seed, 12 trials (CI)
 
 Raw traces go to ``--out`` (JSON).
 """
@@ -289,7 +289,7 @@ def table(
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the table, write the traces."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 problems, 1 seed, 20 trials")
+    ap.add_argument("--quick", action="store_true", help="2 problems, 1 seed, 12 trials")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--problems", default="", help="comma-separated names (default: all)")
@@ -300,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     suite = problems() if not args.quick else [zdt(1, n=4), dtlz2(n=5)]
     budgets: list[int] = list(BUDGETS)
     if args.quick:
-        args.seeds, args.trials, budgets = 1, 20, [10, 20]
+        args.seeds, args.trials, budgets = 1, 12, [6, 12]
     if args.problems:
         wanted = set(args.problems.split(","))
         suite = [p for p in suite if p.name in wanted]

@@ -37,7 +37,7 @@ def test_parallel_benchmark_quick_mode_runs_every_local_row(tmp_path: Path) -> N
     [
         ("overhead.py", "ratio c/a"),
         ("early_stopping.py", "medianstop"),
-        ("multi_objective.py", "hypervolume after 20 trials"),
+        ("multi_objective.py", "hypervolume after 12 trials"),
         ("model_selection.py", "mean rank at 3 s"),
         ("steering.py", "steering latency over 3 running experiments"),
         ("conditional.py", "tpe, conditional"),
