@@ -548,3 +548,45 @@ def test_a_plain_return_value_is_the_first_objective(sqlite_url: str, processes:
     assert not r.experiment.spec.multi_objective  # a one-item list is one objective
     assert (r.trials["state"] == "Succeeded").all()
     assert r.best_value == pytest.approx(max(r.trials["score"]))
+
+
+THREE = [*TWO, {"metric": "f3", "direction": "minimize"}]
+
+
+def three(x: float, y: float, kind: str = "a", z: float = 0.0) -> dict[str, float]:
+    return {"f1": x, "f2": 1.0 - x + y, "f3": y + z + (0.5 if kind == "b" else 0.0)}
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_auto_with_three_objectives_follows_sobol_with_tpe(
+    conditional: bool, sqlite_url: str
+) -> None:
+    """Three or more objectives: auto goes from Sobol to (univariate) TPE, never to the GP,
+    on flat and conditional spaces, and proposes no configuration twice in parallel."""
+    space: dict[str, Any] = dict(SPACE)
+    if conditional:
+        space["kind"] = automl.categorical(["a", "b"])
+        space["z"] = automl.double(0, 1, when={"kind": "b"})
+    r = automl.tune(
+        three,
+        space,
+        objectives=THREE,
+        algorithm="auto",
+        algorithm_settings={"n_initial_points": 4},
+        max_trials=12,
+        parallel_trials=3,
+        seed=0,
+        store=sqlite_url,
+        name="three",
+        progress=False,
+    )
+    assert (r.trials["state"] == "Succeeded").all() and len(r.trials) == 12
+    with automl.Client(sqlite_url) as client:
+        stored = client.trials("three")
+    strategies = [t.attrs["strategy"] for t in stored]
+    assert "gp" not in strategies
+    assert "sobol" in strategies and "tpe" in strategies
+    assert len({repr(sorted(t.params.items())) for t in stored}) == 12  # none proposed twice
+    if conditional:  # z only where kind is b
+        assert all(("z" in t.params) == (t.params["kind"] == "b") for t in stored)
+    assert len(r.best_trials) >= 1
