@@ -103,6 +103,7 @@ def app_path() -> Path:
 def plan(
     store: str,
     *,
+    server: str | None = None,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     read_only: bool = False,
@@ -110,7 +111,10 @@ def plan(
     app: Path | None = None,
     python: str = sys.executable,
 ) -> LaunchPlan:
-    """The ``streamlit run`` command for ``store`` (port 0 picks a free one).
+    """The ``streamlit run`` command for ``store`` or ``server`` (port 0 picks a free one).
+
+    With ``server`` the app reads and writes through that ``automl server``; its token travels
+    in ``$AUTOML_TOKEN`` (see :func:`serve`), never on the command line.
 
     On a non-loopback host the app gets ``--read-only`` unless ``allow_remote_actions``.
     """
@@ -139,8 +143,7 @@ def plan(
         "--client.toolbarMode",
         "minimal",  # no "Deploy" button or menu: this is not a Streamlit Cloud app
         "--",
-        "--store",
-        store,
+        *(["--server", server] if server else ["--store", store]),
     ]
     if read_only:
         cmd.append("--read-only")
@@ -193,6 +196,8 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
 def serve(
     store: str,
     *,
+    server: str | None = None,
+    token: str | None = None,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     read_only: bool = False,
@@ -202,12 +207,20 @@ def serve(
     """Run the dashboard in the foreground until Ctrl-C; returns the server's exit code."""
     p = plan(
         store,
+        server=server,
         host=host,
         port=port,
         read_only=read_only,
         allow_remote_actions=allow_remote_actions,
     )
-    env = dict(os.environ, AUTOML_STORE=store)
+    env = dict(os.environ)
+    if server:  # the token by environment: a command line is visible to every local user
+        env.pop("AUTOML_STORE", None)
+        env["AUTOML_SERVER"] = server
+        if token:
+            env["AUTOML_TOKEN"] = token
+    else:
+        env["AUTOML_STORE"] = store
     proc = start(p, env)
     try:
         wait_healthy(p.health_url, proc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import signal
 import sys
@@ -746,7 +747,31 @@ def delete(
 
 @app.command()
 def dashboard(
-    store: StoreOpt = DEFAULT,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            "-s",
+            help="Store URL (any SQLAlchemy URL) or SQLite file path [env: AUTOML_STORE; "
+            "default: sqlite:///automl.db].",
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="AUTOML_SERVER",
+            help="Read and act through this automl server instead of a store.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="AUTOML_TOKEN",
+            help="Bearer token for --server (read-only suffices to browse; rw to act).",
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port to serve on (0 picks a free one).")] = 8501,
     host: Annotated[
         str,
@@ -766,12 +791,16 @@ def dashboard(
         ),
     ] = False,
 ) -> None:
-    """Open the web dashboard (Streamlit) on a store; Ctrl-C stops it."""
+    """Open the web dashboard (Streamlit) on a store or a server; Ctrl-C stops it."""
     from automl import _dashboard
 
     with _errors():
+        if server and store:
+            raise SpecError("give --store or --server, not both", path="--server")
         code = _dashboard.serve(
-            store,
+            store or os.environ.get("AUTOML_STORE") or DEFAULT,
+            server=server,
+            token=token,
             host=host,
             port=port,
             read_only=read_only,

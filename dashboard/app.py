@@ -33,6 +33,7 @@ from automl.store import DEFAULT_STORE, Store  # noqa: E402
 from dashboard import plots  # noqa: E402
 from dashboard.pareto import pareto_section  # noqa: E402
 from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries  # noqa: E402
+from dashboard.remote import RemoteError, RemoteQueries  # noqa: E402
 from dashboard.steer import steer_experiment  # noqa: E402
 
 REFRESH_S = 3.0
@@ -56,11 +57,18 @@ def config(argv: list[str] | None = None) -> argparse.Namespace:
     """Store URL and flags from the script's argv (after ``--``), then the environment."""
     parser = argparse.ArgumentParser(prog="automl dashboard", add_help=False)
     parser.add_argument("--store", default=None)
+    parser.add_argument("--server", default=None)
+    parser.add_argument("--token", default=None)
     parser.add_argument("--read-only", action="store_true")
     parser.add_argument("--allow-remote-actions", action="store_true")
     parser.add_argument("--refresh", type=float, default=None)
     args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     env = os.environ
+    args.error = ""
+    if args.server and args.store:
+        args.error = "Give --store or --server, not both."
+    args.server = args.server or (None if args.store else env.get("AUTOML_SERVER")) or None
+    args.token = args.token or env.get("AUTOML_TOKEN") or None
     args.store = args.store or env.get("AUTOML_STORE") or DEFAULT_STORE
     args.read_only = args.read_only or env.get("AUTOML_READ_ONLY", "").lower() in _TRUE
     args.allow_remote_actions = (
@@ -74,6 +82,34 @@ def config(argv: list[str] | None = None) -> argparse.Namespace:
 @st.cache_resource(show_spinner=False)
 def _store(url: str) -> Store:
     return Store(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _remote(server: str, token: str | None) -> RemoteQueries:
+    return RemoteQueries(server, token)
+
+
+AnyQueries = Queries | RemoteQueries
+
+
+def _source(q: AnyQueries) -> tuple[str, str, str | None]:
+    """``(kind, url, token)`` that :func:`_open` turns back into the same queries."""
+    if isinstance(q, RemoteQueries):
+        return "server", q.server, q.token
+    return "store", q.store.url.render_as_string(False), None
+
+
+def _open(kind: str, url: str, token: str | None) -> AnyQueries:
+    return _remote(url, token) if kind == "server" else Queries(_store(url))
+
+
+def _client(q: AnyQueries) -> Any:
+    """The :class:`automl.Client` the actions use: on the server with the token, or the store."""
+    from automl import Client
+
+    if isinstance(q, RemoteQueries):
+        return Client(server=q.server, token=q.token or "")
+    return Client(q.store)
 
 
 def _client_is_local() -> bool:
@@ -213,7 +249,7 @@ def _experiments_table(df: pd.DataFrame, key: str) -> None:
     )
 
 
-def page_experiments(q: Queries) -> None:
+def page_experiments(q: AnyQueries) -> None:
     """Every experiment with its status and progress; filter and sort."""
     st.title("Experiments")
     summaries = q.experiments_summary()
@@ -257,7 +293,7 @@ def _header(exp: ExperimentSummary) -> None:
         st.caption(f"{exp.reason}: {exp.message}" if exp.message else exp.reason)
 
 
-def _trials_table(q: Queries, exp: ExperimentSummary) -> None:
+def _trials_table(q: AnyQueries, exp: ExperimentSummary) -> None:
     st.subheader("Trials")
     c1, c2, c3, c4 = st.columns([3, 2, 1, 2])
     states = c1.multiselect("State", _STATES, key="trial_states")
@@ -298,7 +334,7 @@ def _summaries(record: Any) -> dict[str, list[float]]:
     return {k: [m.min, m.max, m.latest] for k, m in record.metrics.items()}
 
 
-def _best_trial(q: Queries, e: ExperimentSummary) -> None:
+def _best_trial(q: AnyQueries, e: ExperimentSummary) -> None:
     best = q.best_trial(e.id, e.direction)
     if best is None:
         return
@@ -313,7 +349,9 @@ def _best_trial(q: Queries, e: ExperimentSummary) -> None:
     _architecture(e.spec, best["record"], "best_architecture")
 
 
-def _curves(q: Queries, exp: ExperimentSummary, metric: str, hist: list[Any], all_: bool) -> None:
+def _curves(
+    q: AnyQueries, exp: ExperimentSummary, metric: str, hist: list[Any], all_: bool
+) -> None:
     key = f"curves:{exp.id}:{metric}:{all_}"
     view = plots.curves_view(q, exp, metric, hist, st.session_state.get(key), all_)
     st.session_state[key] = view.cache  # the next refresh reads only what is new
@@ -325,31 +363,33 @@ def _curves(q: Queries, exp: ExperimentSummary, metric: str, hist: list[Any], al
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _plot_rows(url: str, exp_id: str, version: str) -> list[Any]:
+def _plot_rows(source: tuple[str, str, str | None], exp_id: str, version: str) -> list[Any]:
     """Succeeded and early-stopped trials' ``(number, params, value, state)``.
 
     Read once per change of the experiment's trial counts (``version``) and shared, read-only,
     by the search-space charts and the importance.
     """
-    return Queries(_store(url)).params_values(exp_id, ("Succeeded", "EarlyStopped"))
+    return _open(*source).params_values(exp_id, ("Succeeded", "EarlyStopped"))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _importances(url: str, exp_id: str, version: str, spec_json: str) -> dict[str, float]:
+def _importances(
+    source: tuple[str, str, str | None], exp_id: str, version: str, spec_json: str
+) -> dict[str, float]:
     from automl.core import ExperimentSpec
 
-    rows = [r for r in _plot_rows(url, exp_id, version) if r[3] == "Succeeded"]
+    rows = [r for r in _plot_rows(source, exp_id, version) if r[3] == "Succeeded"]
     return plots.param_importances(rows, ExperimentSpec.from_json(spec_json), max_trials=1000)
 
 
-def _search_space(q: Queries, exp: ExperimentSummary, all_: bool) -> None:
+def _search_space(q: AnyQueries, exp: ExperimentSummary, all_: bool) -> None:
     spec = exp.spec
     if spec.nas_config is not None:
         st.info(
             "Neural architecture search: trials evaluate sampled architectures; parameter plots "
             "show the architecture choices the algorithm exposes, if any."
         )
-    url = q.store.url.render_as_string(False)
+    url = _source(q)
     version = ",".join(f"{k}={v}" for k, v in sorted(exp.counts.items()))
     rows = _plot_rows(url, exp.id, version)
     if spec.define_by_run:  # the objective defined the space: chart what the trials used
@@ -377,7 +417,7 @@ def _search_space(q: Queries, exp: ExperimentSummary, all_: bool) -> None:
             _chart(fig, "contour")
 
 
-def page_experiment(q: Queries, cfg: argparse.Namespace, name: str) -> None:
+def page_experiment(q: AnyQueries, cfg: argparse.Namespace, name: str) -> None:
     """One experiment: best trial, trials, plots, spec.
 
     While it runs, a fragment refreshes the header, the best trial, the charts and the trials
@@ -522,7 +562,7 @@ def _log_tail(workdir: str | None, lines: int = 200) -> str | None:
     return "\n".join(data.splitlines()[-lines:])
 
 
-def page_trial(q: Queries, cfg: argparse.Namespace, trial_id: str) -> None:
+def page_trial(q: AnyQueries, cfg: argparse.Namespace, trial_id: str) -> None:
     """One trial: params, curves, state, log tail, where it ran."""
     t = q.trial(trial_id)
     st.title(f"Trial {trial_id}")
@@ -578,7 +618,7 @@ def page_trial(q: Queries, cfg: argparse.Namespace, trial_id: str) -> None:
 
 
 # -- compare ----------------------------------------------------------------------------------
-def page_compare(q: Queries) -> None:
+def page_compare(q: AnyQueries) -> None:
     """History and best values of several experiments on one chart."""
     st.title("Compare experiments")
     summaries = q.experiments_summary()
@@ -623,9 +663,8 @@ def launch(argv: list[str], log: Path) -> int:
         return subprocess.Popen(argv, stdout=out, **kwargs).pid
 
 
-def page_steer(q: Queries, cfg: argparse.Namespace) -> None:
+def page_steer(q: AnyQueries, cfg: argparse.Namespace) -> None:
     """Submit, stop, resume, raise the budget of, delete experiments."""
-    from automl import Client
     from automl.errors import AutoMLError, SpecError
     from automl.spec import parse_spec
 
@@ -634,8 +673,9 @@ def page_steer(q: Queries, cfg: argparse.Namespace) -> None:
     if not ok:
         st.warning(why)
         return
-    url = q.store.url.render_as_string(hide_password=False)
-    client = Client(q.store)
+    remote = isinstance(q, RemoteQueries)
+    url = "" if remote else q.store.url.render_as_string(hide_password=False)
+    client = _client(q)
 
     st.header("Submit an experiment")
     up = st.file_uploader("Upload YAML", type=["yaml", "yml", "json"], key="upload")
@@ -697,11 +737,14 @@ def page_steer(q: Queries, cfg: argparse.Namespace) -> None:
             st.error(str(exc))
     if c2.button("Resume", key="resume", disabled=exp.state == "Running"):
         try:
-            client.prepare_resume(name)
+            if remote:  # back to the server's queue: one of its workers continues it
+                rec = client.requeue(name)
+            else:
+                client.prepare_resume(name)
         except AutoMLError as exc:
             st.error(str(exc))
         else:
-            st.success(f"Resuming: {start(name)}")
+            st.success(f"Resuming: {rec.state.value} (queued)" if remote else start(name))
     steer_experiment(client, name)
     confirm = st.checkbox(f"Yes, delete {name} and all its trials", key="confirm_delete")
     if st.button("Delete", key="delete", disabled=not confirm):
@@ -729,20 +772,44 @@ def main() -> None:
     )
     st.set_page_config(page_title=title, layout="wide")
     st.markdown(_CSS, unsafe_allow_html=True)
-    try:
-        store = _store(cfg.store)
-    except Exception as exc:
+    if cfg.error:
         st.title("automl dashboard")
-        st.error(f"Cannot open the store: {exc}")
+        st.error(cfg.error)
         return
-    q = Queries(store)
+    q: AnyQueries
+    if cfg.server:
+        q = _remote(cfg.server, cfg.token)
+        where = f"server: {cfg.server}"
+    else:
+        try:
+            store = _store(cfg.store)
+        except Exception as exc:
+            st.title("automl dashboard")
+            st.error(f"Cannot open the store: {exc}")
+            return
+        q = Queries(store)
+        where = f"store: {store.display_url}"
+    try:
+        _pages(q, cfg, page, exp_name, trial_id, where)
+    except RemoteError as exc:  # a refused token or an unreachable server: one line, no trace
+        st.error(str(exc))
+
+
+def _pages(
+    q: AnyQueries,
+    cfg: argparse.Namespace,
+    page: str,
+    exp_name: str | None,
+    trial_id: str | None,
+    where: str,
+) -> None:
     with st.sidebar:
         st.markdown("### automl")
         st.markdown(f"[Experiments]({_link()})  \n[Compare]({_link(page='compare')})")
         ok, _ = actions_allowed(cfg)
         if ok:
             st.markdown(f"[Steer]({_link(page='steer')})")
-        st.caption(f"store: {store.display_url}" + (" (read-only)" if cfg.read_only else ""))
+        st.caption(where + (" (read-only)" if cfg.read_only else ""))
     if page == "compare":
         page_compare(q)
     elif page == "steer":

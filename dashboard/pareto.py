@@ -24,7 +24,7 @@ def pareto_section(q: Any, e: Any, chart: Callable[[Any, str], None]) -> None:
     spec = e.spec
     if not spec.multi_objective and not spec.constraints:
         return
-    trials = q.store.trials.list(e.id)
+    trials = q.trials(e.id)
     if spec.constraints:
         bad = sum(1 for t in trials if t.state.value == "Succeeded" and not feasible(t))
         rules = ", ".join(c.text for c in spec.constraints)

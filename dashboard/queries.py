@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from automl.core import Direction, ExperimentSpec
+from automl.core import Direction, ExperimentSpec, TrialRecord
 from automl.store import Store
 from automl.store import _schema as S
 from automl.store._sql import _trial as _record  # a stored row -> TrialRecord
@@ -495,6 +495,10 @@ class Queries:
             for r in rows
             if r[2] is not None
         }
+
+    def trials(self, exp_id: str) -> list[TrialRecord]:
+        """Every trial of the experiment as stored records (the Pareto section reads them)."""
+        return self.store.trials.list(exp_id)
 
     # -- one trial -----------------------------------------------------------------------------
     def curves_for(

@@ -297,6 +297,21 @@ def create_app(
         asktell.fail(name, trial_id, body.reason)
         return trial_json(asktell.trial(name, trial_id))
 
+    # -- the dashboard's read-only queries (automl dashboard --server) ----------------------
+    @app.get(f"{API}/dashboard/{{method}}", tags=["dashboard"])
+    def dashboard_query(method: str, args: str = "") -> Response:
+        """One read-only query of the dashboard (``dashboard.remote``): ``args`` is JSON."""
+        from dashboard.queries import Queries
+        from dashboard.remote import METHODS, call
+
+        if method not in METHODS:
+            raise SpecError(f"no dashboard query {method!r}", path="method")
+        try:
+            body = call(Queries(st), method, args)
+        except (ValueError, TypeError) as exc:
+            raise SpecError(f"bad arguments: {exc}", path="args") from None
+        return Response(content=body, media_type="application/json")
+
     # -- workers ----------------------------------------------------------------------------
     @app.get(f"{API}/workers", tags=["service"])
     def list_workers() -> list[dict[str, Any]]:
