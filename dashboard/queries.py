@@ -409,6 +409,7 @@ class Queries:
         previous: Curves | None = None,
         numbers: Iterable[int] | None = None,
         until_id: int | None = None,
+        number_implicit: bool = True,
     ) -> Curves:
         """Observations of ``metric`` for the experiment's trials with id > ``since_id``.
 
@@ -419,6 +420,9 @@ class Queries:
             previous: A previous result to extend in place (incremental refresh).
             numbers: Only these trial numbers (e.g. the best trials and the stopped ones).
             until_id: Only observations with an id up to this one.
+            number_implicit: Number an observation without a step after the trial's points
+                held so far; False leaves its step NaN for a caller that holds the earlier
+                points (``dashboard.remote``, whose server never sees them).
         """
         cur = previous if previous is not None else Curves()
         conds = [T.experiment_id == exp_id, O.metric == metric, O.id > since_id]
@@ -436,7 +440,10 @@ class Queries:
         for oid, number, step, value in rows:
             steps, values = cur.points.setdefault(number, ([], []))
             # Implicit steps count 1, 2, ... as the controller and the early stopper count them.
-            steps.append(float(step if step is not None else len(steps) + 1))
+            if step is not None:
+                steps.append(float(step))
+            else:
+                steps.append(float(len(steps) + 1) if number_implicit else math.nan)
             values.append(value)
             if oid > cur.last_id:
                 cur.last_id = oid

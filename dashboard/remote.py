@@ -10,6 +10,7 @@ on one side, :func:`decode` on the other.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -218,17 +219,23 @@ class RemoteQueries:
         numbers: Iterable[int] | None = None,
         until_id: int | None = None,
     ) -> Curves:
-        """See :meth:`Queries.curves`; ``previous`` is extended here, not sent."""
+        """See :meth:`Queries.curves`; ``previous`` is extended here, not sent.
+
+        The server leaves a missing step NaN; it is numbered here after the points already
+        held, as :meth:`Queries.curves` numbers it after ``previous``'s.
+        """
         nums = None if numbers is None else sorted(set(numbers))
-        new: Curves = self._call("curves", exp_id, metric, since_id, None, nums, until_id)
-        if previous is None:
-            return new
+        new: Curves = self._call(
+            "curves", exp_id, metric, since_id, None, nums, until_id, number_implicit=False
+        )
+        cur = previous if previous is not None else Curves()
         for number, (steps, values) in new.points.items():
-            s, v = previous.points.setdefault(number, ([], []))
-            s.extend(steps)
-            v.extend(values)
-        previous.last_id = max(previous.last_id, new.last_id)
-        return previous
+            s, v = cur.points.setdefault(number, ([], []))
+            for step, value in zip(steps, values, strict=True):
+                s.append(float(len(s) + 1) if math.isnan(step) else step)
+                v.append(value)
+        cur.last_id = max(cur.last_id, new.last_id)
+        return cur
 
     def step_band(self, exp_id: str, metric: str) -> list[tuple[float, float, float, float, int]]:
         """See :meth:`Queries.step_band`."""

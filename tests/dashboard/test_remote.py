@@ -145,3 +145,26 @@ def test_cli_passes_the_server_and_keeps_the_token_off_the_command_line() -> Non
         timeout=60,
     )
     assert out.returncode != 0 and "--store or --server" in out.stderr, out.stderr
+
+
+def test_curves_without_steps_are_numbered_as_the_store_numbers_them(
+    served: tuple[str, str],
+) -> None:
+    """An observation without a step is numbered after the points the dashboard already holds,
+    on an incremental refresh too (the server never sees those points)."""
+    from automl.core import Observation
+
+    server, url = served
+    store = Store(url)
+    local, remote = Queries(store), RemoteQueries(server, RO)
+    exp = local.experiment("curves")
+    assert exp is not None
+    tid = local.trials_page(exp.id).rows[0]["id"]
+    store.observations.append([Observation(tid, "nostep", 1.0), Observation(tid, "nostep", 2.0)])
+    a, b = local.curves(exp.id, "nostep"), remote.curves(exp.id, "nostep")
+    assert a == b
+    store.observations.append([Observation(tid, "nostep", 3.0)])
+    a = local.curves(exp.id, "nostep", a.last_id, a)
+    b = remote.curves(exp.id, "nostep", b.last_id, b)
+    assert a == b
+    assert [steps for steps, _ in a.points.values()] == [[1.0, 2.0, 3.0]]
