@@ -129,6 +129,17 @@ class Curves:
     numbers: set[int] | None = None  # the trials loaded, when not all of them
 
 
+def add_point(cur: Curves, number: int, step: float | None, value: float) -> None:
+    """Append one observation of trial ``number`` to ``cur``.
+
+    A missing step counts on from the trial's points held so far (1, 2, ...), as the controller
+    and the early stopper count them.
+    """
+    steps, values = cur.points.setdefault(number, ([], []))
+    steps.append(float(step) if step is not None else float(len(steps) + 1))
+    values.append(value)
+
+
 # An infeasible trial (it broke a constraint) is never best: its value counts as missing.
 _INFEASIBLE = '"feasible":false'
 _FEASIBLE_VALUE = sa.case((T.attrs.contains(_INFEASIBLE), sa.null()), else_=T.value)
@@ -438,13 +449,9 @@ class Queries:
                 .order_by(O.id)
             ).all()
         for oid, number, step, value in rows:
-            steps, values = cur.points.setdefault(number, ([], []))
-            # Implicit steps count 1, 2, ... as the controller and the early stopper count them.
-            if step is not None:
-                steps.append(float(step))
-            else:
-                steps.append(float(len(steps) + 1) if number_implicit else math.nan)
-            values.append(value)
+            if step is None and not number_implicit:
+                step = math.nan
+            add_point(cur, number, step, value)
             if oid > cur.last_id:
                 cur.last_id = oid
         return cur

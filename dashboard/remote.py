@@ -18,7 +18,7 @@ import httpx
 
 from automl.core import ExperimentSpec, TrialRecord
 from automl.service._wire import trial_from_json, trial_json
-from dashboard.queries import Curves, ExperimentSummary, Queries, TrialsPage
+from dashboard.queries import Curves, ExperimentSummary, Queries, TrialsPage, add_point
 
 __all__ = ["METHODS", "RemoteError", "RemoteQueries", "call", "decode", "encode"]
 
@@ -230,10 +230,8 @@ class RemoteQueries:
         )
         cur = previous if previous is not None else Curves()
         for number, (steps, values) in new.points.items():
-            s, v = cur.points.setdefault(number, ([], []))
             for step, value in zip(steps, values, strict=True):
-                s.append(float(len(s) + 1) if math.isnan(step) else step)
-                v.append(value)
+                add_point(cur, number, None if math.isnan(step) else step, value)
         cur.last_id = max(cur.last_id, new.last_id)
         return cur
 

@@ -182,3 +182,19 @@ def outputs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         runs_dir=runs,
     )
     yield url
+
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+
+
+def run_app(**query_params: str) -> Any:
+    """The dashboard run once under Streamlit's AppTest (configured by the environment), checked
+    to have raised nothing."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=30)
+    for k, v in query_params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at

@@ -13,8 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import automl
 from dashboard.queries import Queries
-
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+from tests.dashboard.conftest import run_app
 
 
 @pytest.fixture(autouse=True)
@@ -28,12 +27,7 @@ def _app(monkeypatch: pytest.MonkeyPatch, url: str, read_only: bool = False, **q
     monkeypatch.setenv("AUTOML_STORE", url)
     if read_only:
         monkeypatch.setenv("AUTOML_READ_ONLY", "1")
-    at = AppTest.from_file(APP, default_timeout=30)
-    for k, v in qp.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return run_app(**qp)
 
 
 def _plotly(at: AppTest) -> int:

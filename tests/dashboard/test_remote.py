@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from automl.store import Store
 from dashboard.queries import Queries
 from dashboard.remote import RemoteError, RemoteQueries
+from tests.dashboard.conftest import APP, run_app
 from tests.service.conftest import Procs, spec_text
 
-APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 RO = "r" * 20
 RW = "w" * 20
 
@@ -43,12 +42,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
 def _app(monkeypatch: pytest.MonkeyPatch, server: str, token: str, **qp: str) -> AppTest:
     monkeypatch.setenv("AUTOML_SERVER", server)
     monkeypatch.setenv("AUTOML_TOKEN", token)
-    at = AppTest.from_file(APP, default_timeout=30)
-    for k, v in qp.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return run_app(**qp)
 
 
 def test_remote_queries_answer_like_the_store(served: tuple[str, str]) -> None:
