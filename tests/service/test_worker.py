@@ -260,8 +260,15 @@ def test_a_worker_runs_its_ray_experiments_on_one_local_cluster(
             log = (tmp_path / "runs" / n / t.id / "trial.log").read_text()
             nodes |= set(re.findall(r"running on node 127\.0\.0\.1 \((\w+)\)", log))
     assert len(nodes) == 1  # every trial of both experiments ran on the one cluster's node
+
+    def cmdline(p: psutil.Process) -> str:
+        try:  # a controller process that just ended may be a zombie until the worker reaps it
+            return " ".join(p.cmdline())
+        except psutil.Error:
+            return ""
+
     worker_proc = psutil.Process(worker.pid)
-    drivers = [p for p in worker_proc.children() if "ray.init(" in " ".join(p.cmdline())]
+    drivers = [p for p in worker_proc.children() if "ray.init(" in cmdline(p)]
     assert len(drivers) == 1  # one cluster for the worker, not one per experiment
     worker.send_signal(signal.SIGTERM)
     out = worker.communicate(timeout=60)[0].decode()
