@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import random
 import secrets
 import socket
 import string
@@ -47,7 +48,7 @@ from automl.core._pareto import (
     reaches_goals,
 )
 from automl.errors import AutoMLError, ExperimentBusyError, StorageError
-from automl.store import Store
+from automl.store import Store, TrialEnd
 from search import EarlyStopper, Suggester, create_stopper, create_suggester
 from trials import Executor, ExitStatus, TrialEvent, TrialRun, summarize
 
@@ -92,6 +93,9 @@ class Controller:
         self._runs_dir = runs_dir
         self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._live: dict[str, _Live] = {}
+        self._ends: list[TrialEnd] = []  # trials that ended, not yet written (see _save)
+        # Trial ids: 8 random characters from a generator seeded once from the OS.
+        self._ids = random.Random(secrets.randbits(128))
         self._counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
         self._best: tuple[float, str] | None = None  # feasible, first objective
         self._goal: TrialRecord | None = None  # several objectives: a trial at every goal
@@ -158,7 +162,11 @@ class Controller:
                 # Its fate cannot be known: stop what may still run, run it again.
                 if runners.get(t.id):
                     self._executor.reap(runners[t.id])
-                attempt = t.attempt + 1
+                # Stored, then the controller died before starting it: still its first run.
+                unstarted = t.state is TrialState.CREATED or (
+                    not runners.get(t.id) and self._executor.never_started(self._run_of(t))
+                )
+                attempt = t.attempt if unstarted else t.attempt + 1
                 self._store.trials.restart(t.id, attempt)
                 t = replace(t, state=TrialState.CREATED, attempt=attempt, metrics={}, value=None)
                 self._live[t.id] = _Live(t)
@@ -325,6 +333,7 @@ class Controller:
                 wait = min(wait, max(0.0, deadline - time.time()))
             if not self._live:
                 wait = min(wait, 0.05)
+            self._save()  # nothing that ended waits in memory while the loop waits
             busy = time.perf_counter() - turn
             events = self._executor.poll(wait)
             turn = time.perf_counter()
@@ -338,6 +347,7 @@ class Controller:
         spec, c = self._spec, self._counts
         obj = spec.objective
         if self._goal is not None:
+            self._save()
             member = goal_member(spec, pareto_front(spec, self._store.trials.list(self._exp.id)))
             return (
                 ExperimentState.SUCCEEDED,
@@ -437,8 +447,10 @@ class Controller:
             self._next_number += 1
         state = suggester.state()
         changed = state != self._sampler_state
-        self._store.trials.add(records, sampler_state=state if changed else None)
+        # One transaction: the new trials, and the ends of the trials they replace.
+        self._store.trials.add(records, sampler_state=state if changed else None, ends=self._ends)
         self._sampler_state = dict(state) if changed else self._sampler_state
+        self._saved()
         for r in records:
             self._live[r.id] = _Live(r)
             self._start(r)
@@ -459,6 +471,7 @@ class Controller:
     def _apply_steering(self, suggester: Suggester) -> Suggester:
         """Apply hand-made changes: budgets, newly enqueued trials, (in)validated trials."""
         seq = self._steer.seq  # everything up to it is in what is read below
+        self._save()
         stored = self._store.experiments.get(self._exp.name)
         self._spec = steer.with_budgets_of(self._spec, stored.spec)
         trials = self._store.trials.list(self._exp.id)
@@ -497,7 +510,7 @@ class Controller:
         return [live.record for live in self._live.values()]
 
     def _new_id(self) -> str:
-        return f"{self._spec.name}-{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
+        return f"{self._spec.name}-{''.join(self._ids.choices(_ALPHABET, k=8))}"
 
     def _run_of(self, r: TrialRecord) -> TrialRun:
         params = r.params
@@ -647,20 +660,20 @@ class Controller:
         outputs = self._outputs(record_id)
         if self._spec.define_by_run:
             self._define_by_run_params(live, outputs)
-        self._store.trials.finish(
-            live.record.id,
-            state,
-            value,
-            live.metrics,
-            message,
-            live.pending,
-            finished_at=now,
-            outputs=outputs,
-            attrs=attrs,
+        # Written with the next trial's start, or before the loop waits (see _save).
+        self._ends.append(
+            TrialEnd(
+                record_id,
+                state,
+                value,
+                dict(live.metrics),
+                message,
+                tuple(live.pending),
+                now,
+                outputs,
+                attrs,
+            )
         )
-        # Only now may the executor drop what an adopter would need (a hub gone: nothing to drop).
-        with contextlib.suppress(Exception):
-            self._executor.recorded(live.record.id)
         record = replace(
             live.record,
             state=state,
@@ -706,13 +719,33 @@ class Controller:
         self._live[r.id] = _Live(record)
         self._start(record)
 
+    def _save(self) -> None:
+        """Commit the ends of trials not yet written (one transaction for all of them).
+
+        A trial's end waits in memory only while the loop computes the next suggestion, never
+        while it waits; a controller killed in between loses nothing: the trial's files, its
+        Ray hub or its Kubernetes Job still hold its end, and adoption records it.
+        """
+        if self._ends:
+            self._store.trials.finish_many(self._ends)
+            self._saved()
+
+    def _saved(self) -> None:
+        ends, self._ends = self._ends, []
+        for e in ends:
+            # Only now may the executor drop what an adopter would need (a hub gone: nothing).
+            with contextlib.suppress(Exception):
+                self._executor.recorded(e.trial_id)
+
     def _outputs(self, trial_id: str) -> dict[str, Any] | None:
         """What the trial's artifact directory holds (one scandir), or None without one."""
         if self._runs_dir is None:
             return None
-        from automl._artifacts import artifact_dir, collect_outputs
+        from automl._artifacts import collect_outputs
 
-        return collect_outputs(artifact_dir(self._runs_dir, self._spec.name, trial_id))
+        # artifact_dir(), as plain strings: this runs once per trial.
+        root = os.path.join(os.fspath(self._runs_dir), self._spec.name, trial_id, "artifacts")
+        return collect_outputs(root)
 
     def progress(self, last: TrialRecord | None = None) -> Progress:
         """The current snapshot."""
@@ -746,6 +779,7 @@ class Controller:
         try:
             if self._live:
                 self._drain_cancelled(_NullSuggester())
+            self._save()
             self._executor.close()
         finally:
             self._store.experiments.update(
@@ -770,6 +804,8 @@ class Controller:
         The experiment is left Stopped with the reason, never Running without a controller.
         """
         try:
+            with contextlib.suppress(Exception):  # the ends known so far, if the store answers
+                self._save()
             for tid in list(self._live):
                 self._executor.cancel(tid)
             self._executor.close()

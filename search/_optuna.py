@@ -308,7 +308,10 @@ class OptunaSuggester(Suggester):
         del self._ids[trial_id]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._study.tell(ot, state=OptunaState.FAIL)
+            if _tell_fast is not None:  # no deep copy of the trial (see tell)
+                _tell_fast(self._study, ot, None, OptunaState.FAIL, suppress_warning=True)
+            else:
+                self._study.tell(ot, state=OptunaState.FAIL)
         self._asked += 1
         if self._asked % _RECYCLE == 0:  # every trial in it is closed: nothing is lost
             with warnings.catch_warnings():

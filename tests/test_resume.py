@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -501,6 +502,39 @@ def test_resume_reruns_a_trial_whose_fate_is_unknown_keeping_its_log(tmp_path: P
             kept = tmp_path / "runs" / name / f"{i}.attempt1" / "trial.log"
             assert kept.exists() and "$ " in kept.read_text()
         assert len(ledger(tmp_path, "done")) == 4
+    finally:
+        _kill_pids(pids)
+        store.close()
+
+
+@pytest.mark.timeout(120)
+def test_resume_runs_a_trial_stored_but_never_started_as_its_first_attempt(
+    tmp_path: Path,
+) -> None:
+    """A controller killed after storing a trial and before starting its supervisor leaves it
+    Running with no runner and no directory: nothing of it ran, so it is not a re-run."""
+    name = "unstarted"
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    pids: list[int] = []
+    try:
+        exp, pids = _orphaned_run(tmp_path, name, url, store)
+        _kill_pids(pids)
+        wait_until(lambda: not any(alive(p) for p in pids), 30, "the killed trials' exit")
+        lost = sorted(t.id for t in store.trials.list(exp.id) if t.state.is_active)
+        assert len(lost) == 2
+        # What the kill leaves for one of them when it lands before the supervisor starts.
+        unstarted, other = lost
+        store.trials.update(unstarted, runner={})
+        shutil.rmtree(tmp_path / "runs" / name / unstarted)
+        (tmp_path / "go").touch()
+        proc = _resume(tmp_path, name, url)
+        assert proc.wait(90) == 0, (tmp_path / "resume.out").read_text()
+        trials = {t.id: t for t in store.trials.list(exp.id)}
+        assert all(t.state is TrialState.SUCCEEDED for t in trials.values())
+        assert trials[unstarted].attempt == 1
+        assert not (tmp_path / "runs" / name / f"{unstarted}.attempt1").exists()
+        assert trials[other].attempt == 2  # it had started: its fate was unknown
     finally:
         _kill_pids(pids)
         store.close()

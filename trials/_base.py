@@ -109,6 +109,13 @@ class Executor(ABC):
         leave a new one nothing to adopt, and the trial would run twice.
         """
 
+    def never_started(self, run: TrialRun) -> bool:
+        """Whether nothing of the trial ever ran (a controller died between storing and starting it).
+
+        Such a trial runs as the same attempt, not as another one. False when unsure.
+        """
+        return False
+
     def adopt(self, run: TrialRun, runner: Mapping[str, Any]) -> bool:
         """Follow a trial that a dead controller started, instead of running it again.
 

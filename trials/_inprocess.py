@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import inspect
 import math
+import os
 import queue
 import threading
 import time
@@ -155,7 +156,7 @@ class InProcessExecutor(Executor):
             checkpoint_dir=run.attrs.get("checkpoint_dir"),
             parent_checkpoint_dir=run.attrs.get("parent_checkpoint_dir"),
             artifact_dir=(
-                str(self._runs_dir / run.experiment / tid / "artifacts")
+                os.path.join(self._runs_dir, run.experiment, tid, "artifacts")
                 if self._runs_dir is not None
                 else None
             ),

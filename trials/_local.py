@@ -501,6 +501,10 @@ class LocalProcessExecutor(EndCollectors, Executor):
             ).start()
 
     # -- adoption ----------------------------------------------------------------------------
+    def never_started(self, run: TrialRun) -> bool:
+        """No trial directory: its supervisor, which runs inside it, was never started."""
+        return not self._workdir(run).exists()
+
     def adopt(self, run: TrialRun, runner: Mapping[str, Any]) -> bool:
         """Follow a trial that a dead controller started, from what it left on this host.
 

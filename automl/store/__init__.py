@@ -5,6 +5,7 @@ from automl.store._sql import (
     ExperimentRepository,
     ObservationRepository,
     Store,
+    TrialEnd,
     TrialRepository,
     normalize_url,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "ExperimentRepository",
     "ObservationRepository",
     "Store",
+    "TrialEnd",
     "TrialRepository",
     "normalize_url",
 ]

@@ -1,4 +1,9 @@
-"""Table definitions (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them."""
+"""Table definitions (SQLAlchemy Core).
+
+Alembic migrations in ``migrations/`` bring an existing store up to date; a new, empty database
+gets these tables directly (one ``create_all``, stamped :data:`HEAD`), which is what the
+migrations produce (tests/test_store_schema.py compares the two on every backend).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,14 @@ import sqlalchemy as sa
 metadata = sa.MetaData()
 
 HEAD = "0006"
+
+#: Alembic's version table, as ``alembic upgrade`` creates it (see migrations/env.py).
+version = sa.Table(
+    "automl_alembic_version",
+    sa.MetaData(),
+    sa.Column("version_num", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("version_num", name="automl_alembic_version_pkc"),
+)
 
 experiments = sa.Table(
     "automl_experiments",
@@ -25,14 +38,14 @@ experiments = sa.Table(
     sa.Column("heartbeat_at", sa.Float(precision=53)),
     sa.Column("sampler_state", sa.Text, nullable=False, default="{}"),
     # 0004: the service queue (automl.store._queue)
-    sa.Column("queued", sa.Boolean, nullable=False, default=False),
-    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("queued", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("priority", sa.Integer, nullable=False, default=0, server_default="0"),
     sa.Column("worker", sa.String(255)),
     sa.Column("claimed_at", sa.Float(precision=53)),
-    sa.Column("takeovers", sa.Integer, nullable=False, default=0),
+    sa.Column("takeovers", sa.Integer, nullable=False, default=0, server_default="0"),
     # 0005: bumped by every hand-made change the controller must apply (automl._steering)
-    sa.Column("steer_seq", sa.Integer, nullable=False, default=0),
-    sa.Column("steer_applied", sa.Integer, nullable=False, default=0),
+    sa.Column("steer_seq", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("steer_applied", sa.Integer, nullable=False, default=0, server_default="0"),
     # 0006: the controller's turn latency histogram (automl._turns), written with its heartbeat
     sa.Column("turn_stats", sa.Text, nullable=True),
     sa.Index("ix_automl_experiments_queue", "queued", "state"),

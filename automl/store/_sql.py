@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -99,8 +100,30 @@ _FINISH = (
     )
 )
 _FINISH_OUTPUTS = _FINISH.values(outputs=sa.bindparam("outputs"))
+# By (outputs given, attrs given): one statement per trial's end, built once.
+_FINISHES = {
+    (False, False): _FINISH,
+    (True, False): _FINISH_OUTPUTS,
+    (False, True): _FINISH.values(attrs=sa.bindparam("attrs")),
+    (True, True): _FINISH_OUTPUTS.values(attrs=sa.bindparam("attrs")),
+}
 _INSERT_TRIALS = S.trials.insert()
 _INSERT_OBS = S.observations.insert()
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialEnd:
+    """How a trial ended, as :meth:`TrialRepository.finish` writes it."""
+
+    trial_id: str
+    state: TrialState
+    value: float | None
+    metrics: Mapping[str, MetricSummary]
+    message: str
+    observations: Sequence[Observation] = ()
+    finished_at: float = 0.0
+    outputs: Mapping[str, Any] | None = None
+    attrs: Mapping[str, Any] | None = None
 
 
 def _dumps(obj: Any) -> str:
@@ -208,19 +231,17 @@ class Store:
         with engine.connect() as conn:
             if not self._check_version(*self._version(conn)):
                 return
-        from alembic import command  # imported only when the schema must change
-        from alembic.config import Config
-
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
         # Two processes opening a new store at once: one migrates, the other waits, then finds
         # the schema current (re-checked under the lock).
         try:
             with self._migration_lock(engine) as conn:
-                if not self._check_version(*self._version(conn)):
+                current, _ = self._version(conn)
+                if not self._check_version(current, _):
                     return
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                if current is None:
+                    _create_current(conn)
+                else:
+                    _upgrade(conn)
         except SQLAlchemyError:
             # SQLite has no lock to wait on: the other process created the tables first.
             # Wait until its migration is complete, then use the store as it left it.
@@ -273,6 +294,29 @@ class Store:
     def close(self) -> None:
         """Release connections."""
         self.engine.dispose()
+
+
+def _create_current(conn: Connection) -> None:
+    """A new store: the current tables in one go, stamped with the head revision.
+
+    Replaying every migration costs a new store about 60 ms (0003 copies a table on SQLite);
+    the result is the same schema (tests/test_store_schema.py). ``checkfirst=False``: a
+    process that lost the race to create the store fails here and waits (see _migrate).
+    """
+    S.metadata.create_all(conn, checkfirst=False)
+    S.version.create(conn, checkfirst=False)
+    conn.execute(S.version.insert().values(version_num=S.HEAD))
+
+
+def _upgrade(conn: Connection) -> None:
+    """Bring an older store up to date with Alembic's migrations."""
+    from alembic import command  # imported only when the schema must change
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -506,8 +550,13 @@ class TrialRepository:
         self,
         trials: Sequence[TrialRecord],
         sampler_state: Mapping[str, Any] | None = None,
+        ends: Sequence[TrialEnd] = (),
     ) -> None:
-        """Insert new trials (and the algorithm state that produced them) in one transaction."""
+        """Insert new trials (and the algorithm state that produced them) in one transaction.
+
+        ``ends``: trials that finished just before, written in the same transaction (the
+        controller's loop commits a trial's end with the start of the next one).
+        """
         rows = [
             {
                 "id": t.id,
@@ -527,11 +576,13 @@ class TrialRepository:
             }
             for t in trials
         ]
-        if not rows:
+        if not rows and not ends:
             return
         with self._s.begin() as c:
-            c.execute(_INSERT_TRIALS, rows)
-            if sampler_state is not None:
+            _write_ends(c, ends)
+            if rows:
+                c.execute(_INSERT_TRIALS, rows)
+            if rows and sampler_state is not None:
                 c.execute(
                     S.experiments.update()
                     .where(S.experiments.c.id == trials[0].experiment_id)
@@ -567,31 +618,24 @@ class TrialRepository:
         ``outputs`` (what the trial's artifact directory holds) is stored when given, and so
         are ``attrs`` (replacing the trial's: its objective vector and feasibility).
         """
-        summary = {k: [s.min, s.max, s.latest] for k, s in metrics.items()}
-        params: dict[str, Any] = {}
-        if outputs is not None:
-            params["outputs"] = _dumps(dict(outputs))
-        with self._s.begin() as c:
-            if observations:
-                c.execute(_INSERT_OBS, _obs_rows(observations))
-            c.execute(
-                _FINISH_OUTPUTS if params else _FINISH,
-                {
-                    "tid": trial_id,
-                    "state": state.value,
-                    "value": _finite(value),
-                    "metrics": _dumps(summary),
-                    "message": message[:20000],
-                    "finished_at": finished_at or time.time(),
-                    **params,
-                },
-            )
-            if attrs is not None:
-                c.execute(
-                    S.trials.update()
-                    .where(S.trials.c.id == trial_id)
-                    .values(attrs=_dumps(dict(attrs)))
-                )
+        end = TrialEnd(
+            trial_id,
+            state,
+            value,
+            metrics,
+            message,
+            tuple(observations),
+            finished_at or time.time(),
+            outputs,
+            attrs,
+        )
+        self.finish_many([end])
+
+    def finish_many(self, ends: Sequence[TrialEnd]) -> None:
+        """Write several trials' ends (see :meth:`finish`) in one transaction."""
+        if ends:
+            with self._s.begin() as c:
+                _write_ends(c, ends)
 
     def restart(self, trial_id: str, attempt: int) -> None:
         """Put an interrupted trial back to Created for another attempt.
@@ -655,6 +699,27 @@ def _trial(m: Any) -> TrialRecord:
         workdir=json.loads(m["runner"] or "{}").get("workdir"),
         outputs=json.loads(m["outputs"] or "{}"),
     )
+
+
+def _write_ends(c: Connection, ends: Sequence[TrialEnd]) -> None:
+    """Each end: its last observations, then one UPDATE of the trial's row."""
+    obs = [o for e in ends for o in e.observations]
+    if obs:
+        c.execute(_INSERT_OBS, _obs_rows(obs))
+    for e in ends:
+        row: dict[str, Any] = {
+            "tid": e.trial_id,
+            "state": e.state.value,
+            "value": _finite(e.value),
+            "metrics": _dumps({k: [m.min, m.max, m.latest] for k, m in e.metrics.items()}),
+            "message": e.message[:20000],
+            "finished_at": e.finished_at,
+        }
+        if e.outputs is not None:
+            row["outputs"] = _dumps(dict(e.outputs))
+        if e.attrs is not None:
+            row["attrs"] = _dumps(dict(e.attrs))
+        c.execute(_FINISHES[e.outputs is not None, e.attrs is not None], row)
 
 
 def _obs_rows(observations: Sequence[Observation]) -> list[dict[str, Any]]:
