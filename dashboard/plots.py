@@ -81,8 +81,18 @@ def settle(fig: go.Figure) -> go.Figure:
             "t": m.t if m.t is not None else 60,
             "b": m.b if m.b is not None else 110,
             "autoexpand": False,
-        }
+        },
+        # Streamlit draws each chart twice: once on mount, then again with a deep copy of the
+        # figure (its theme applied on an effect). Without a data revision Plotly.react takes
+        # every copied array for new data and recalculates the whole chart; with one it
+        # compares the arrays by value. A figure whose data changes is a new element to
+        # Streamlit (its id hashes the spec), so a constant revision is enough.
+        datarevision=1,
     )
+    # Tick labels are drawn inside fixed margins: Plotly's default ("hide past div") measures
+    # every label with getBoundingClientRect after drawing, a forced layout of the page per label.
+    fig.update_xaxes(ticklabeloverflow="allow")
+    fig.update_yaxes(ticklabeloverflow="allow")
     return fig
 
 

@@ -110,7 +110,7 @@ class Executor(ABC):
         """
 
     def never_started(self, run: TrialRun) -> bool:
-        """Whether nothing of the trial ever ran (a controller died between storing and starting it).
+        """Whether nothing of the trial ever ran (its controller died before starting it).
 
         Such a trial runs as the same attempt, not as another one. False when unsure.
         """
