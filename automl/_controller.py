@@ -57,6 +57,9 @@ __all__ = ["Controller", "Progress", "controller_live"]
 HEARTBEAT_S = 5.0
 WATCH_S = 0.5
 MAX_ATTEMPTS = 3  # a trial whose run is lost (supervisor or node gone) this often fails
+# A trial's end is committed with the next trial's insert only while suggestions take less than
+# this: longer, and the end is committed first, so nobody waits on the model to see it.
+MERGE_SUGGEST_S = 0.02
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -94,6 +97,7 @@ class Controller:
         self.controller_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._live: dict[str, _Live] = {}
         self._ends: list[TrialEnd] = []  # trials that ended, not yet written (see _save)
+        self._suggest_s = 0.0  # the last suggestion's time, per trial (see MERGE_SUGGEST_S)
         # Trial ids: 8 random characters from a generator seeded once from the OS.
         self._ids = random.Random(secrets.randbits(128))
         self._counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
@@ -424,7 +428,11 @@ class Controller:
         if want <= 0 or suggester.exhausted:
             return
         ids = [self._new_id() for _ in range(want)]
+        if self._suggest_s > MERGE_SUGGEST_S:
+            self._save()
+        began = time.perf_counter()
         suggestions = suggester.suggest(ids)
+        self._suggest_s = (time.perf_counter() - began) / len(ids)
         if not suggestions:
             # Nothing running and nothing to suggest: no trial will ever change that.
             self._nothing_left = not self._live
@@ -722,9 +730,10 @@ class Controller:
     def _save(self) -> None:
         """Commit the ends of trials not yet written (one transaction for all of them).
 
-        A trial's end waits in memory only while the loop computes the next suggestion, never
-        while it waits; a controller killed in between loses nothing: the trial's files, its
-        Ray hub or its Kubernetes Job still hold its end, and adoption records it.
+        A trial's end waits in memory only while the loop computes a fast next suggestion (see
+        MERGE_SUGGEST_S), never while it waits; a controller killed in between loses nothing:
+        the trial's files, its Ray hub or its Kubernetes Job still hold its end, and adoption
+        records it.
         """
         if self._ends:
             self._store.trials.finish_many(self._ends)

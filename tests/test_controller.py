@@ -592,3 +592,50 @@ def test_an_algorithm_with_nothing_to_suggest_ends_the_experiment(sqlite_url: st
         assert Client(store).trials("empty") == []
     finally:
         store.close()
+
+
+def test_a_trial_end_is_stored_before_a_slow_next_suggestion(sqlite_url: str) -> None:
+    """A trial's end rides with the next trial's insert only when suggestions are fast: behind a
+    slow model the store shows the end while the next suggestion is still being computed."""
+    from automl._controller import MERGE_SUGGEST_S, Controller
+    from automl.core import Suggestion, TrialRecord
+    from automl.store import Store
+    from search import Suggester
+    from trials import InProcessExecutor
+
+    store = Store(sqlite_url)
+    seen_while_suggesting: list[list[TrialState]] = []
+
+    class Slow(Suggester):
+        """Takes longer than MERGE_SUGGEST_S, and looks at the store while it suggests."""
+
+        def suggest(self, trial_ids: Any) -> list[Suggestion]:
+            time.sleep(2 * MERGE_SUGGEST_S)
+            seen_while_suggesting.append([t.state for t in store.trials.list(exp.id)])
+            return [Suggestion(params={"x": 0.5}) for _ in trial_ids]
+
+        def tell(self, trial: TrialRecord) -> None:
+            return None
+
+    try:
+        exp = Client(store).create(
+            automl.ExperimentSpec.model_validate(
+                {
+                    "name": "slow-model",
+                    "objective": {"type": "minimize", "metric": "loss"},
+                    "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}],
+                    "max_trial_count": 3,
+                    "source": "python",
+                }
+            )
+        )
+        ex = InProcessExecutor(lambda x: x, "loss")
+        end = Controller(store, exp, ex, suggester=Slow()).run()
+        assert end.state is ExperimentState.SUCCEEDED
+        # Before the 2nd and 3rd suggestions, every trial so far had its end stored.
+        assert seen_while_suggesting[1:] == [
+            [TrialState.SUCCEEDED],
+            [TrialState.SUCCEEDED, TrialState.SUCCEEDED],
+        ]
+    finally:
+        store.close()
