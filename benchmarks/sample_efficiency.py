@@ -180,6 +180,8 @@ def normalized_scores(
     problems_ = sorted({p for per_opt in traces.values() for p in per_opt})
     for prob in problems_:
         runs = {o: traces[o][prob] for o in traces if prob in traces[o]}
+        if "random" not in runs:  # scores are relative to random search: none without it
+            continue
         best_ever = min(min(t["values"]) for per_seed in runs.values() for t in per_seed.values())
         randoms = [best_so_far(t["values"]) for t in runs["random"].values()]
         for opt, per_seed in runs.items():
@@ -230,10 +232,13 @@ def _table(
         if opt in missing:
             print(f"| {opt} | not run: {missing[opt]} |")
             continue
-        if opt not in table:
+        if opt not in traces:
             continue
         cells = []
         for n in budgets:
+            if opt not in table:  # no random search in the run: suggestion times only
+                cells.append("-")
+                continue
             per_seed = table[opt][n]
             mean = statistics.mean(per_seed)
             se = statistics.stdev(per_seed) / math.sqrt(len(per_seed)) if len(per_seed) > 1 else 0
