@@ -99,7 +99,7 @@ class Controller:
         self._ends: list[TrialEnd] = []  # trials that ended, not yet written (see _save)
         self._suggest_s = 0.0  # the last suggestion's time, per trial (see MERGE_SUGGEST_S)
         # Trial ids: 8 random characters from a generator seeded once from the OS.
-        self._ids = random.Random(secrets.randbits(128))
+        self._id_rng = random.Random(secrets.randbits(128))
         self._counts: dict[TrialState, int] = dict.fromkeys(TrialState, 0)
         self._best: tuple[float, str] | None = None  # feasible, first objective
         self._goal: TrialRecord | None = None  # several objectives: a trial at every goal
@@ -518,7 +518,7 @@ class Controller:
         return [live.record for live in self._live.values()]
 
     def _new_id(self) -> str:
-        return f"{self._spec.name}-{''.join(self._ids.choices(_ALPHABET, k=8))}"
+        return f"{self._spec.name}-{''.join(self._id_rng.choices(_ALPHABET, k=8))}"
 
     def _run_of(self, r: TrialRecord) -> TrialRun:
         params = r.params
@@ -750,11 +750,9 @@ class Controller:
         """What the trial's artifact directory holds (one scandir), or None without one."""
         if self._runs_dir is None:
             return None
-        from automl._artifacts import collect_outputs
+        from automl._artifacts import artifact_dir, collect_outputs
 
-        # artifact_dir(), as plain strings: this runs once per trial.
-        root = os.path.join(os.fspath(self._runs_dir), self._spec.name, trial_id, "artifacts")
-        return collect_outputs(root)
+        return collect_outputs(artifact_dir(self._runs_dir, self._spec.name, trial_id))
 
     def progress(self, last: TrialRecord | None = None) -> Progress:
         """The current snapshot."""

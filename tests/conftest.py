@@ -7,6 +7,7 @@ them when they are down). Override their admin URLs with ``AUTOML_TEST_PG_URL`` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -44,12 +45,11 @@ def _fresh_database(admin_url: str, kind: str) -> tuple[str, sa.Engine, str]:
     return url.render_as_string(hide_password=False), engine, name
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty store on each backend: a SQLite file, PostgreSQL and MariaDB."""
-    kind = request.param
+@contextlib.contextmanager
+def empty_database(kind: str, sqlite_file: Path) -> Iterator[str]:
+    """The URL of an empty database: a SQLite file, or a new PostgreSQL/MariaDB database."""
     if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'automl.db'}"
+        yield f"sqlite:///{sqlite_file}"
         return
     admin = PG_ADMIN if kind == "postgresql" else MYSQL_ADMIN
     try:
@@ -64,6 +64,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with engine.connect() as c:
             c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty store on each backend: a SQLite file, PostgreSQL and MariaDB."""
+    with empty_database(request.param, tmp_path / "automl.db") as url:
+        yield url
 
 
 @pytest.fixture

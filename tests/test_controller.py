@@ -559,6 +559,21 @@ def test_stop_right_after_the_claim_is_not_lost(sqlite_url: str) -> None:
     assert len(res.trials) < 805
 
 
+def _create_function_experiment(store: Any, name: str, **fields: Any) -> Any:
+    """A stored experiment of an objective function of x in [0, 1], minimizing loss."""
+    return Client(store).create(
+        automl.ExperimentSpec.model_validate(
+            {
+                "name": name,
+                "objective": {"type": "minimize", "metric": "loss"},
+                "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}],
+                "source": "python",
+                **fields,
+            }
+        )
+    )
+
+
 def test_an_algorithm_with_nothing_to_suggest_ends_the_experiment(sqlite_url: str) -> None:
     from automl._controller import Controller
     from automl.core import Suggestion, TrialRecord
@@ -575,16 +590,7 @@ def test_an_algorithm_with_nothing_to_suggest_ends_the_experiment(sqlite_url: st
 
     store = Store(sqlite_url)
     try:
-        exp = Client(store).create(
-            automl.ExperimentSpec.model_validate(
-                {
-                    "name": "empty",
-                    "objective": {"type": "minimize", "metric": "loss"},
-                    "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}],
-                    "source": "python",
-                }
-            )
-        )
+        exp = _create_function_experiment(store, "empty")
         ex = InProcessExecutor(lambda x: x, "loss")
         end = Controller(store, exp, ex, suggester=Empty()).run()
         assert end.state is ExperimentState.SUCCEEDED
@@ -618,17 +624,7 @@ def test_a_trial_end_is_stored_before_a_slow_next_suggestion(sqlite_url: str) ->
             return None
 
     try:
-        exp = Client(store).create(
-            automl.ExperimentSpec.model_validate(
-                {
-                    "name": "slow-model",
-                    "objective": {"type": "minimize", "metric": "loss"},
-                    "parameters": [{"name": "x", "type": "double", "min": 0, "max": 1}],
-                    "max_trial_count": 3,
-                    "source": "python",
-                }
-            )
-        )
+        exp = _create_function_experiment(store, "slow-model", max_trial_count=3)
         ex = InProcessExecutor(lambda x: x, "loss")
         end = Controller(store, exp, ex, suggester=Slow()).run()
         assert end.state is ExperimentState.SUCCEEDED

@@ -443,6 +443,18 @@ def _resume(tmp_path: Path, name: str, url: str) -> subprocess.Popen[bytes]:
         )
 
 
+def _lost_run(
+    tmp_path: Path, name: str, url: str, store: Store
+) -> tuple[Any, list[int], list[str]]:
+    """A dead controller's two running trials, killed with their supervisors (no exit status)."""
+    exp, pids = _orphaned_run(tmp_path, name, url, store)
+    _kill_pids(pids)  # supervisor and trial die together: no exit status is written
+    wait_until(lambda: not any(alive(p) for p in pids), 30, "the killed trials' exit")
+    lost = sorted(t.id for t in store.trials.list(exp.id) if t.state.is_active)
+    assert len(lost) == 2
+    return exp, pids, lost
+
+
 @pytest.mark.timeout(120)
 def test_resume_adopts_trials_of_the_dead_controller(tmp_path: Path) -> None:
     name = "orphans"
@@ -487,11 +499,7 @@ def test_resume_reruns_a_trial_whose_fate_is_unknown_keeping_its_log(tmp_path: P
     store = Store(url)
     pids: list[int] = []
     try:
-        exp, pids = _orphaned_run(tmp_path, name, url, store)
-        _kill_pids(pids)  # supervisor and trial die together: no exit status is written
-        wait_until(lambda: not any(alive(p) for p in pids), 30, "the killed trials' exit")
-        lost = {t.id for t in store.trials.list(exp.id) if t.state.is_active}
-        assert len(lost) == 2
+        exp, pids, lost = _lost_run(tmp_path, name, url, store)
         (tmp_path / "go").touch()
         proc = _resume(tmp_path, name, url)
         assert proc.wait(90) == 0, (tmp_path / "resume.out").read_text()
@@ -518,13 +526,8 @@ def test_resume_runs_a_trial_stored_but_never_started_as_its_first_attempt(
     store = Store(url)
     pids: list[int] = []
     try:
-        exp, pids = _orphaned_run(tmp_path, name, url, store)
-        _kill_pids(pids)
-        wait_until(lambda: not any(alive(p) for p in pids), 30, "the killed trials' exit")
-        lost = sorted(t.id for t in store.trials.list(exp.id) if t.state.is_active)
-        assert len(lost) == 2
+        exp, pids, (unstarted, other) = _lost_run(tmp_path, name, url, store)
         # What the kill leaves for one of them when it lands before the supervisor starts.
-        unstarted, other = lost
         store.trials.update(unstarted, runner={})
         shutil.rmtree(tmp_path / "runs" / name / unstarted)
         (tmp_path / "go").touch()

@@ -8,8 +8,6 @@ either way is used and upgraded alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +17,7 @@ import sqlalchemy as sa
 from automl.store import Store
 from automl.store import _schema as S
 from automl.store._sql import _upgrade, normalize_url
-from tests.conftest import MYSQL_ADMIN, PG_ADMIN, _fresh_database
-
-
-@contextmanager
-def _another_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrated.db'}"
-        return
-    url, engine, name = _fresh_database(PG_ADMIN if kind == "postgresql" else MYSQL_ADMIN, kind)
-    try:
-        yield url
-    finally:
-        with engine.connect() as c:
-            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        engine.dispose()
+from tests.conftest import empty_database
 
 
 def _migrate_from_scratch(url: str) -> None:
@@ -93,7 +77,7 @@ def test_a_new_store_has_the_schema_the_migrations_build(
 ) -> None:
     kind = request.node.callspec.params["store_url"]
     Store(store_url).close()  # a new, empty database: created in one go
-    with _another_database(kind, tmp_path) as migrated:
+    with empty_database(kind, tmp_path / "migrated.db") as migrated:
         _migrate_from_scratch(migrated)
         built, created = _described(migrated), _described(store_url)
     assert created["version"] == S.HEAD

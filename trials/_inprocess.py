@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import inspect
 import math
-import os
 import queue
 import threading
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from automl import _report
+from automl._artifacts import artifact_dir
 from automl.core import ParamValue
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 
@@ -156,7 +156,7 @@ class InProcessExecutor(Executor):
             checkpoint_dir=run.attrs.get("checkpoint_dir"),
             parent_checkpoint_dir=run.attrs.get("parent_checkpoint_dir"),
             artifact_dir=(
-                os.path.join(self._runs_dir, run.experiment, tid, "artifacts")
+                str(artifact_dir(self._runs_dir, run.experiment, tid))
                 if self._runs_dir is not None
                 else None
             ),

@@ -120,8 +120,8 @@ class TrialEnd:
     value: float | None
     metrics: Mapping[str, MetricSummary]
     message: str
-    observations: Sequence[Observation] = ()
-    finished_at: float = 0.0
+    observations: Sequence[Observation]
+    finished_at: float
     outputs: Mapping[str, Any] | None = None
     attrs: Mapping[str, Any] | None = None
 
@@ -235,8 +235,8 @@ class Store:
         # the schema current (re-checked under the lock).
         try:
             with self._migration_lock(engine) as conn:
-                current, _ = self._version(conn)
-                if not self._check_version(current, _):
+                current, others = self._version(conn)
+                if not self._check_version(current, others):
                     return
                 if current is None:
                     _create_current(conn)
