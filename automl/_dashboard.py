@@ -142,6 +142,12 @@ def plan(
         "false",
         "--client.toolbarMode",
         "minimal",  # no "Deploy" button or menu: this is not a Streamlit Cloud app
+        # Streamlit runs a full gc.collect() after every script and fragment run: with a
+        # 10,000-trial experiment's rows cached that holds the GIL for about 0.2 s before the
+        # run's last chart is sent (each chart of a page is a fragment run, dashboard/pace.py).
+        # Python's own generational collector still runs.
+        "--runner.postScriptGC",
+        "false",
         "--",
         *(["--server", server] if server else ["--store", store]),
     ]

@@ -58,8 +58,8 @@ __all__ = [
 
 # What a chart draws at most unless asked for everything: a person cannot see more points, and
 # the browser (SVG, or WebGL under software rendering) freezes on tens of thousands.
-MAX_POINTS = 500
-MAX_LINES = 500
+MAX_POINTS = 300
+MAX_LINES = 300
 FAILED_STATES = ("Failed", "Killed", "MetricsUnavailable")
 
 # (number, params, value, state) of one trial, as the figure builders take them.

@@ -31,6 +31,7 @@ import streamlit as st  # noqa: E402
 from automl.core import observed_space  # noqa: E402
 from automl.store import DEFAULT_STORE, Store  # noqa: E402
 from dashboard import plots  # noqa: E402
+from dashboard.pace import paced_chart, preload_plotly  # noqa: E402
 from dashboard.pareto import pareto_section  # noqa: E402
 from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries  # noqa: E402
 from dashboard.remote import RemoteError, RemoteQueries  # noqa: E402
@@ -153,8 +154,15 @@ section[data-testid="stSidebar"] { width: 220px !important; min-width: 220px !im
 
 
 def _chart(fig: Any, key: str) -> None:
-    """A Plotly chart at full width with fixed margins (one draw in the browser, not two)."""
-    st.plotly_chart(plots.settle(fig), width="stretch", key=key)
+    """A Plotly chart at full width with fixed margins, drawn when the browser asks for it.
+
+    See :mod:`dashboard.pace`: the charts of a page reach the browser one at a time, so no
+    main-thread task draws two of them.
+    """
+    fig = plots.settle(fig)
+    paced_chart(
+        lambda: st.plotly_chart(fig, width="stretch", key=key), key, fig.layout.height or None
+    )
 
 
 def _value(v: Any) -> str:
@@ -772,6 +780,8 @@ def main() -> None:
     )
     st.set_page_config(page_title=title, layout="wide")
     st.markdown(_CSS, unsafe_allow_html=True)
+    if exp_name or trial_id or page == "compare":
+        preload_plotly()
     if cfg.error:
         st.title("automl dashboard")
         st.error(cfg.error)

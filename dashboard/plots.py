@@ -213,7 +213,7 @@ def curves_figure(view: CurveView, metric: str, max_markers: int | None = MAX_PO
         ys.extend([*values, None])
         text.extend([f"trial {number}"] * len(steps_n) + [""])
     # Few points: markers too (a trial that reported once is a point, not an invisible line).
-    few = sum(len(xs) for xs, _, _ in groups.values()) <= 1500
+    few = sum(len(xs) for xs, _, _ in groups.values()) <= 400
     for kind, (xs, ys, text) in groups.items():
         if xs:
             fig.add_trace(

@@ -220,6 +220,22 @@ def test_experiments_page(browser: Browser, server: str) -> None:
     _shot(browser, "dashboard-experiments.png")
 
 
+def _assert_paced(browser: Browser) -> None:
+    """The page's charts reached the browser one at a time (dashboard/pace.py).
+
+    The probe notes, on every animation frame, when each chart element first exists: charts
+    that Streamlit revealed in one commit (and drew in one task) share that time. A gate asks
+    for its chart only once the chart before it is in the page, so every time differs.
+    """
+    seen = browser.evaluate("window.__automl.charts.filter(c => c.attached).map(c => c.seen)")
+    assert len(seen) == len(set(seen)), seen
+    assert browser.evaluate("document.querySelectorAll('[data-automl-gate]').length") == 0
+    # Streamlit's Plotly bundle is fetched from the top of the page, not after the first chart.
+    assert browser.evaluate(
+        "!!document.querySelector('link[rel=modulepreload][href*=\"PlotlyChart.\"]')"
+    )
+
+
 def test_experiment_page(browser: Browser, server: str, seeded: tuple[str, float]) -> None:
     url, best = seeded
     from automl import Client
@@ -229,6 +245,7 @@ def test_experiment_page(browser: Browser, server: str, seeded: tuple[str, float
     assert trial is not None
     t = browser.load(f"{server}/?experiment={NAME}", "true", min_charts=6)
     assert t.charts_ms is not None and t.charts == 6, t.titles
+    _assert_paced(browser)
     # The header's best value, in its own metric box.
     assert _metric(browser, "Best objective") == f"{best:.6g}"
     assert _metric(browser, "Progress") == "10/10"
@@ -331,6 +348,7 @@ def test_ten_thousand_trials_every_chart_painted(browser: Browser, big) -> None:
         _shot(browser, "dashboard-10k-experiments.png")
         timings["experiment"] = t = browser.load(f"{base}/?experiment={BIG}", "true", 6)
         assert t.charts == 6 and t.charts_ms is not None, t
+        _assert_paced(browser)
         assert _metric(browser, "Best loss") == f"{info['best_value']:.6g}"
         charts = {c["title"]: c for c in _layouts(browser)}
         assert set(charts) == {

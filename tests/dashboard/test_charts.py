@@ -227,3 +227,22 @@ def test_launcher_hides_the_deploy_menu(tmp_path: Path) -> None:
 
     cmd = _dashboard.plan("sqlite:///x.db", port=0, app=tmp_path / "app.py").command
     assert cmd[cmd.index("--client.toolbarMode") + 1] == "minimal"
+
+
+def test_launcher_turns_off_streamlits_collection_after_each_run(tmp_path: Path) -> None:
+    """Each chart is a fragment run; a full gc.collect() after each held its message back."""
+    from automl import _dashboard
+
+    cmd = _dashboard.plan("sqlite:///x.db", port=0, app=tmp_path / "app.py").command
+    assert cmd[cmd.index("--runner.postScriptGC") + 1] == "false"
+
+
+def test_the_installed_streamlit_has_the_plotly_bundle_that_chart_pages_preload() -> None:
+    """A renamed bundle would silently lose the preload (a second on the first chart)."""
+    import streamlit as st
+
+    from dashboard.pace import _plotly_chunk
+
+    chunk = _plotly_chunk()
+    assert chunk is not None and chunk.startswith("PlotlyChart.")
+    assert (Path(st.__file__).parent / "static" / "static" / "js" / chunk).is_file()
