@@ -14,10 +14,10 @@ The table gives the mean over problems, averaged over seeds, with the standard e
 It also records the time each optimizer takes to propose a trial (the objective excluded).
 
 Optimizers: ``auto`` (automl's default, driven through its suggester exactly as the controller
-drives it), ``random``, Optuna's ``TPESampler`` and ``GPSampler`` with their defaults, and HEBO and
-SMAC3 when they import (they pin old numpy releases and cannot share the project's environment;
-``--baselines-python`` points at an interpreter that has them). A baseline that is missing is
-reported as such, with the error.
+drives it), ``random``, Optuna's ``TPESampler`` and ``GPSampler`` with their defaults, SMAC3's
+facade for hyperparameter optimization with its defaults (``scripts/setup.sh bench`` installs it;
+its time per trial counts ``ask`` and ``tell``, where it refits its forest) and HEBO. HEBO pins
+numpy<1.25 and cannot share the project's environment: it is reported as not run, with why.
 
 Usage::
 
@@ -37,6 +37,7 @@ import json
 import math
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -135,13 +136,61 @@ def run_optuna(problem: Problem, which: str, seed: int, n: int) -> Trace:
     return {"values": values, "suggest_s": times}
 
 
+def run_smac(problem: Problem, seed: int, n: int) -> Trace:
+    """SMAC3's facade for hyperparameter optimization (random forest, Sobol initial design,
+    interleaved random configurations), with its defaults, through ask and tell."""
+    import optuna
+    from ConfigSpace import Categorical, ConfigurationSpace, Float, Integer
+    from smac import HyperparameterOptimizationFacade, Scenario
+    from smac.runhistory.dataclasses import TrialValue
+
+    from search._space import SpaceCodec
+
+    codec = SpaceCodec(_spec(problem, "random", seed).parameters)
+    space = ConfigurationSpace(seed=seed)
+    for name, d in codec.distributions.items():
+        if isinstance(d, optuna.distributions.FloatDistribution):
+            space.add(Float(name, (d.low, d.high), log=d.log))
+        elif isinstance(d, optuna.distributions.IntDistribution):
+            space.add(Integer(name, (d.low, d.high), log=d.log))
+        else:
+            space.add(Categorical(name, list(d.choices)))
+    with tempfile.TemporaryDirectory() as out:
+        scenario = Scenario(
+            space, deterministic=True, n_trials=n, seed=seed, output_directory=Path(out)
+        )
+        smac = HyperparameterOptimizationFacade(
+            scenario, lambda config, seed=0: 0.0, overwrite=True, logging_level=40
+        )
+        values: list[float] = []
+        times: list[float] = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            info = smac.ask()
+            spent = time.perf_counter() - t0
+            value = float(problem.fn(codec.to_external(dict(info.config))))
+            values.append(value)
+            t0 = time.perf_counter()
+            smac.tell(info, TrialValue(cost=value))  # SMAC refits its forest here: its time too
+            times.append(spent + time.perf_counter() - t0)
+    return {"values": values, "suggest_s": times}
+
+
+# How each outside baseline installs, and what was seen installing it on the development machine.
+_INSTALL = {
+    "smac": "scripts/setup.sh bench installs SMAC3 (the bench extra)",
+    "hebo": "not installable next to automl: HEBO 0.3.6 pins numpy<1.25 (pip resolves "
+    "numpy-1.24.4, scipy-1.12.0), which automl's numpy 2 stack cannot load",
+}
+
+
 def _missing_reason(name: str) -> str | None:
     module = {"hebo": "hebo", "smac": "smac"}[name]
     try:
         __import__(module)
     except Exception as exc:  # ImportError, or a broken install
-        return f"{type(exc).__name__}: {exc}"
-    return f"{name} imports but its adapter is not part of this benchmark yet"
+        return f"{type(exc).__name__}: {exc} ({_INSTALL[name]})"
+    return None if name == "smac" else f"{name} imports but has no adapter in this benchmark"
 
 
 @contextlib.contextmanager
@@ -271,7 +320,7 @@ def report(paths: Sequence[Path], seeds: int) -> dict[str, Any]:
         len(t["values"]) for per in traces.values() for r in per.values() for t in r.values()
     )
     budgets = [b for b in BUDGETS if b <= longest] or [longest]
-    missing = {o: _missing_reason(o) or "" for o in ("hebo", "smac")}
+    missing = {o: r for o in ("hebo", "smac") if o not in traces and (r := _missing_reason(o))}
     return _table(traces, budgets, [*traces, *missing], missing, seeds, 0)
 
 
@@ -305,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     optimizers = [o for o in args.optimizers.split(",") if o]
     budgets = [b for b in BUDGETS if b <= args.trials] or [args.trials]
     traces: dict[str, dict[str, dict[int, Trace]]] = {}
-    missing = {o: _missing_reason(o) or "" for o in optimizers if o in ("hebo", "smac")}
+    missing = {o: r for o in optimizers if o in ("hebo", "smac") and (r := _missing_reason(o))}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -318,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 for seed in range(n_seeds):
                     if opt in ("auto", "random"):
                         trace = run_automl(prob, opt, seed, args.trials)
+                    elif opt == "smac":
+                        trace = run_smac(prob, seed, args.trials)
                     else:
                         trace = run_optuna(prob, opt, seed, args.trials)
                     traces.setdefault(opt, {}).setdefault(prob.name, {})[seed] = trace
