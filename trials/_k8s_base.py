@@ -51,6 +51,7 @@ class _Trial:
     streams: list[Any] = field(default_factory=list)
     pods_listed_at: float = 0.0  # last fallback pod LIST (pods the watch does not see)
     listed_pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listed_at_end: bool = False  # pods LISTed once after the job's end (the watch may lag)
 
 
 @dataclass

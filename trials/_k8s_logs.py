@@ -46,12 +46,14 @@ class _K8sLogs(_K8sBase):
     def _selector(self, t: _Trial) -> str:
         return ",".join(f"{k}={v}" for k, v in self._pod_labels_for(t).items())
 
-    def _next_pod(self, t: _Trial) -> dict[str, Any] | None:
+    def _next_pod(self, t: _Trial, final: bool = False) -> dict[str, Any] | None:
         """The trial's next pod to read, from the pod watch's cache.
 
         A pod the watch cannot see (a controller that does not copy the experiment's label to
         its pods) is found by a LIST with the trial's own selector, made only for a trial with
         no watched pod ``pod_list_after`` seconds after its creation, and at most that often.
+        ``final``: the job has ended and no pod's log was read: LIST now, once, since the job's
+        end (one watch) can arrive before its pod's events (another watch) do.
         """
         want = self._pod_labels_for(t)
         with self._pods_cond:
@@ -59,8 +61,10 @@ class _K8sLogs(_K8sBase):
         if not pods:  # also when the pod watch cannot run (no "watch" permission on pods)
             now = time.monotonic()
             after = float(self._settings.get("pod_list_after", 10.0))
-            if now - t.created_at >= after and now - t.pods_listed_at >= after:
+            due = now - t.created_at >= after and now - t.pods_listed_at >= after
+            if due or (final and not t.listed_at_end):
                 t.pods_listed_at = now
+                t.listed_at_end = t.listed_at_end or final
                 listed = self._raw_list(
                     functools.partial(self._core.list_namespaced_pod, self.namespace),
                     self._selector(t),
@@ -96,6 +100,9 @@ class _K8sLogs(_K8sBase):
         tick = float(self._settings.get("poll_interval", 1.0))
         while not t.done.is_set():
             pod = self._next_pod(t)
+            if (pod is None or not _container_started(pod)) and t.outcome is not None:
+                if not t.read_pods and not t.listed_at_end:
+                    pod = self._next_pod(t, final=True)
             if pod is None or not _container_started(pod):
                 if t.outcome is not None:
                     return  # the job ended and no (further) pod has a log to read

@@ -123,6 +123,9 @@ class FakeKubernetesApiServer:
         #: End each pod's first follow stream after this many lines, as an API server restart
         #: would, while the container keeps running (None: streams run to the end).
         self.drop_log_after: int | None = None
+        # A pod watch that sees nothing (its events late beyond the job's end, or pods without
+        # the experiment's label): the log reader must still find the pod.
+        self.pod_watch_blind = False
         self.log_connections = 0
         #: Pods get only their controller's labels (job-name...), not the template's, as with a
         #: controller that does not copy them: no watch by the experiment's label sees them.
@@ -583,7 +586,8 @@ class FakeKubernetesApiServer:
             }
             send({"type": "ERROR", "object": status})
         else:
-            for o in first:
+            blind = collection == "pods" and self.pod_watch_blind
+            for o in [] if blind else first:
                 send({"type": "ADDED", "object": o})
             while True:
                 with self.lock:
@@ -593,6 +597,8 @@ class FakeKubernetesApiServer:
                         if e[0] > start and e[1:3] == (collection, ns) and _matches(e[4], wanted)
                     ]
                     start = self.rv
+                if blind:
+                    batch = []
                 for _, _, _, kind, obj in batch:
                     send({"type": kind, "object": obj})
                 with self.changed:

@@ -462,6 +462,21 @@ def test_katib_job_trial_runs_with_default_conditions(
     assert api.live("jobs") == []
 
 
+def test_a_job_that_ends_before_its_pod_is_watched_keeps_its_metrics(
+    api: FakeKubernetesApiServer, tmp_path: Path
+) -> None:
+    """The job's end (the job watch) can reach the controller before its pod's events (the pod
+    watch) do; under load this made a finished trial MetricsUnavailable. The reader lists the
+    trial's pods once before deciding that the job left no log to read. (Here the pod watch
+    sees nothing at all, and the periodic fallback LIST is 10 s away.)"""
+    api.pod_watch_blind = True
+    kc = api.write_kubeconfig(tmp_path / "kubeconfig")
+    client = run_spec(tmp_path, katib_spec(tmp_path, katib_doc(kc, KATIB_JOB)))
+    trials = client.trials("katib-k8s")
+    assert [t.state for t in trials] == [TrialState.SUCCEEDED] * 2
+    assert all(t.value == pytest.approx(t.params["lr"]) for t in trials)
+
+
 def test_katib_template_from_a_config_map(api: FakeKubernetesApiServer, tmp_path: Path) -> None:
     kc = api.write_kubeconfig(tmp_path / "kubeconfig")
     api.config_maps[("kubeflow", "trial-templates")] = {"job.yaml": yaml.safe_dump(KATIB_JOB)}
