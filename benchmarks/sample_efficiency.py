@@ -179,8 +179,8 @@ def run_smac(problem: Problem, seed: int, n: int) -> Trace:
 # How each outside baseline installs, and what was seen installing it on the development machine.
 _INSTALL = {
     "smac": "scripts/setup.sh bench installs SMAC3 (the bench extra)",
-    "hebo": "not installable next to automl: HEBO 0.3.6 pins numpy<1.25 (pip resolves "
-    "numpy-1.24.4, scipy-1.12.0), which automl's numpy 2 stack cannot load",
+    "hebo": "HEBO 0.3.6 pins numpy<1.25: installed into the project's environment it would "
+    "downgrade numpy to 1.24.4, scipy to 1.12.0 and pandas to 2.3.3 under the rest of the stack",
 }
 
 

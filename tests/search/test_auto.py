@@ -245,6 +245,18 @@ def test_power_transform_keeps_order_and_tames_tails() -> None:
     z = (np.array(values) - np.mean(values)) / np.std(values)
     assert (out[3] - out[0]) / (out[-1] - out[0]) > 100 * (z[3] - z[0]) / (z[-1] - z[0])
     assert power_transform([1.0, 1.0, 1.0]).tolist() == [0.0, 0.0, 0.0]
+    # Equal values whose std is a rounding error (1e-16), not 0: NaN before (the GP refused them).
+    assert power_transform([0.8987200890372844] * 6).tolist() == [0.0] * 6
+
+
+def test_auto_goes_on_when_every_result_so_far_is_equal() -> None:
+    """A classifier's accuracy can be the same on every early configuration: the GP phase must
+    still propose (it crashed the suggester with "values should not contain NaN")."""
+    params = {f"x{i}": automl.double(0, 1) for i in range(3)}
+    suggester = search.create_suggester(_spec(params, n_initial_points=4))
+    done = _drive(suggester, lambda **_: 0.8987200890372844, 7)
+    assert [r.attrs["strategy"] for r in done] == ["sobol"] * 4 + ["gp"] * 3
+    assert len({tuple(sorted(r.params.items())) for r in done}) == 7  # and no repeats
 
 
 def test_auto_settings_are_validated() -> None:
