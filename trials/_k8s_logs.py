@@ -100,9 +100,9 @@ class _K8sLogs(_K8sBase):
         tick = float(self._settings.get("poll_interval", 1.0))
         while not t.done.is_set():
             pod = self._next_pod(t)
-            if (pod is None or not _container_started(pod)) and t.outcome is not None:
-                if not t.read_pods and not t.listed_at_end:
-                    pod = self._next_pod(t, final=True)
+            idle = pod is None or not _container_started(pod)
+            if idle and t.outcome is not None and not t.read_pods and not t.listed_at_end:
+                pod = self._next_pod(t, final=True)
             if pod is None or not _container_started(pod):
                 if t.outcome is not None:
                     return  # the job ended and no (further) pod has a log to read
