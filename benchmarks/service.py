@@ -181,6 +181,16 @@ def run(
         while time.time() < deadline:
             rows = snapshot()
             done = sum(r[1] in terminal for r in rows)
+            # Before the exit test: the killed worker's experiments can be taken over and
+            # finished between two snapshots, the last one included.
+            if killed:
+                for name, state, worker in rows:
+                    if (
+                        name in killed["held"]
+                        and name not in taken
+                        and (worker not in (None, killed["worker"]) or state in terminal)
+                    ):
+                        taken[name] = time.time() - killed["at"]
             if done == len(names):
                 break
             if not killed and done >= len(names) // 2:
@@ -197,14 +207,6 @@ def run(
                             r[0] for r in rows if r[2] == victim and r[1] not in terminal
                         ),
                     }
-            if killed:
-                for name, state, worker in rows:
-                    if (
-                        name in killed["held"]
-                        and name not in taken
-                        and (worker not in (None, killed["worker"]) or state in terminal)
-                    ):
-                        taken[name] = time.time() - killed["at"]
             time.sleep(0.2)
         t_end = time.time()
         rows = snapshot()
