@@ -57,7 +57,12 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 def artifact_dir(runs_dir: str | Path, experiment: str, trial_id: str) -> Path:
     """Where a trial's artifacts live: ``<runs_dir>/<experiment>/<trial_id>/artifacts``."""
-    return Path(runs_dir) / experiment / trial_id / "artifacts"
+    return Path(artifact_path(runs_dir, experiment, trial_id))
+
+
+def artifact_path(runs_dir: str | Path, experiment: str, trial_id: str) -> str:
+    """:func:`artifact_dir` as a string: the loop's form (pathlib costs ~80 µs a trial)."""
+    return os.path.join(runs_dir, experiment, trial_id, "artifacts")
 
 
 def _trial_dir(directory: str | Path | None, what: str) -> Path:

@@ -750,9 +750,9 @@ class Controller:
         """What the trial's artifact directory holds (one scandir), or None without one."""
         if self._runs_dir is None:
             return None
-        from automl._artifacts import artifact_dir, collect_outputs
+        from automl._artifacts import artifact_path, collect_outputs
 
-        return collect_outputs(artifact_dir(self._runs_dir, self._spec.name, trial_id))
+        return collect_outputs(artifact_path(self._runs_dir, self._spec.name, trial_id))
 
     def progress(self, last: TrialRecord | None = None) -> Progress:
         """The current snapshot."""

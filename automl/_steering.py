@@ -413,9 +413,12 @@ def waiting(t: TrialRecord) -> bool:
     return t.state is TrialState.CREATED and t.enqueued and t.started_at is None
 
 
+_COUNTED = tuple(s for s in TrialState if not s.is_active and s is not TrialState.PREEMPTED)
+
+
 def terminal(counts: Mapping[TrialState, int]) -> int:
     """Trials that count toward maxTrialCount: ended, except preempted ones (they run again)."""
-    return sum(n for s, n in counts.items() if not s.is_active and s is not TrialState.PREEMPTED)
+    return sum([counts.get(s, 0) for s in _COUNTED])
 
 
 def preempted(spec: ExperimentSpec, r: TrialRecord, message: str) -> tuple[TrialState, str]:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from automl.core import Direction, ExperimentSpec, TrialRecord
 from automl.store import Store
 from automl.store import _schema as S
-from automl.store._sql import _trial as _record  # a stored row -> TrialRecord
+from automl.store._trials import _trial as _record  # a stored row -> TrialRecord
 
 __all__ = [
     "SORT_KEYS",

@@ -18,3 +18,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     -e ".${extra:+[$extra]}"
   echo "$want" > "$stamp"
 fi
+# The project's own modules as bytecode, as an installed wheel has them: an editable install
+# has none, and with PYTHONDONTWRITEBYTECODE set every `automl` process (each CLI call, each
+# trial, each test's subprocess) would compile them from source again (~0.1 s each).
+.venv/bin/python -m compileall -q -j 0 automl search trials nas dashboard integrations >/dev/null

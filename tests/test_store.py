@@ -222,6 +222,81 @@ def test_trial_number_unique_per_experiment(store_url: str, tmp_path: Path) -> N
         store.close()
 
 
+def test_a_refused_write_keeps_nothing_of_its_transaction(store_url: str, tmp_path: Path) -> None:
+    """The loop's writes (automl.store._driver) are all-or-nothing, with SQLAlchemy's errors."""
+    from sqlalchemy.exc import IntegrityError
+
+    from automl.store import TrialEnd
+
+    store = Store(store_url)
+    try:
+        exp = store.experiments.create(_spec(tmp_path))
+        t0 = _trial(exp.id, 0, {"lr": 0.01, "layers": 1, "act": "relu"})
+        store.trials.add([t0])
+        end = TrialEnd(
+            t0.id,
+            TrialState.SUCCEEDED,
+            0.5,
+            {"loss": MetricSummary(0.5, 0.5, 0.5)},
+            "",
+            (Observation(t0.id, "loss", 0.5, 1, 1.0),),
+            2.0,
+        )
+        clash = _trial(exp.id, 0, {"lr": 0.02, "layers": 1, "act": "relu"})  # number 0 again
+        with pytest.raises(IntegrityError):
+            store.trials.add([clash], sampler_state={"n": 1}, ends=[end])
+        # Neither the end nor its observation nor the sampler state was kept...
+        (t,) = store.trials.list(exp.id)
+        assert t.state is TrialState.RUNNING and t.value is None
+        assert store.observations.list(t0.id) == []
+        assert store.experiments.get(exp.name).sampler_state == {}
+        # ...and the same end goes through with the next trial.
+        store.trials.add([_trial(exp.id, 1, {"lr": 0.03, "layers": 2, "act": "relu"})], ends=[end])
+        assert [x.state for x in store.trials.list(exp.id)] == [
+            TrialState.SUCCEEDED,
+            TrialState.RUNNING,
+        ]
+        assert [o.value for o in store.observations.list(t0.id)] == [0.5]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql", "mariadb"], indirect=True)
+def test_the_loop_writes_on_after_the_server_drops_its_connections(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A database server restarted (its sessions killed) costs the controller nothing: the pool
+    replaces the dead connections before the next trial's start is written."""
+    store = Store(store_url)
+    try:
+        exp = store.experiments.create(_spec(tmp_path))
+        store.trials.add([_trial(exp.id, 0, {"lr": 0.01, "layers": 1, "act": "relu"})])
+        url = sa.engine.make_url(store_url)
+        admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            if url.get_backend_name() == "postgresql":
+                c.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": url.database},
+                )
+            else:
+                own = c.execute(sa.text("SELECT CONNECTION_ID()")).scalar()
+                ids = c.execute(
+                    sa.text("SELECT id FROM information_schema.processlist WHERE db = :db"),
+                    {"db": url.database},
+                ).scalars()
+                for pid in [i for i in ids if i != own]:
+                    c.execute(sa.text(f"KILL {int(pid)}"))
+        admin.dispose()
+        store.trials.add([_trial(exp.id, 1, {"lr": 0.02, "layers": 1, "act": "relu"})])
+        assert [t.number for t in store.trials.list(exp.id)] == [0, 1]
+    finally:
+        store.close()
+
+
 def test_restart_and_delete_cascade(store_url: str, tmp_path: Path) -> None:
     store = Store(store_url)
     try:

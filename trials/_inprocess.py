@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from automl import _report
-from automl._artifacts import artifact_dir
+from automl._artifacts import artifact_path
 from automl.core import ParamValue
 from trials._base import Executor, ExitStatus, TrialEvent, TrialExit, TrialRun, drain
 
@@ -156,7 +156,7 @@ class InProcessExecutor(Executor):
             checkpoint_dir=run.attrs.get("checkpoint_dir"),
             parent_checkpoint_dir=run.attrs.get("parent_checkpoint_dir"),
             artifact_dir=(
-                str(artifact_dir(self._runs_dir, run.experiment, tid))
+                artifact_path(self._runs_dir, run.experiment, tid)
                 if self._runs_dir is not None
                 else None
             ),

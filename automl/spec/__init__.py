@@ -13,7 +13,6 @@ from automl.core import ExperimentSpec, validate_spec
 from automl.errors import SpecError, SpecIssue
 from automl.spec._common import load_yaml, parse_duration
 from automl.spec._export import dump_katib, to_katib
-from automl.spec._katib import KATIB_API_VERSION, parse_katib
 from automl.spec._native import parse_native
 from automl.spec._overrides import BudgetOverride
 from automl.spec._render import RenderedTrial, render_trials, resolved_spec_dict
@@ -58,6 +57,9 @@ def parse_spec(
     if data.get("kind") == "Experiment" or (
         isinstance(api, str) and api.startswith("kubeflow.org")
     ):
+        # Katib's models (about 25 ms of imports) load only for a Katib document.
+        from automl.spec._katib import KATIB_API_VERSION, parse_katib
+
         if api != KATIB_API_VERSION:
             raise SpecError(
                 [

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from automl.core import AlgorithmSpec, ExperimentSpec, ParamValue, with_defaults
-from automl.spec._katib import nas_operations, trial_metadata
 
 __all__ = ["RenderedTrial", "render_trials", "resolved_spec_dict", "trial_name"]
 
@@ -125,6 +124,7 @@ def _render_manifest(
 
 
 def _nas_assignments(spec: ExperimentSpec, count: int, rng: random.Random) -> list[dict[str, str]]:
+    from automl.spec._katib import nas_operations
     from search._nas_settings import darts_assignments, enas_nn_config, enas_search_space
 
     ops, _ = nas_operations(spec.nas_config)
@@ -180,6 +180,8 @@ def render_trials(spec: ExperimentSpec, count: int = 3) -> list[RenderedTrial]:
         drawn: list[dict[str, Any]] = list(_nas_assignments(spec, count, rng))
     else:
         drawn = list(_suggested(spec, ids))
+    from automl.spec._katib import trial_metadata  # Katib's models load only when used
+
     t = spec.trial_template
     bindings = {tp.name: tp.reference for tp in t.trial_parameters}
     out: list[RenderedTrial] = []

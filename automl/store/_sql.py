@@ -7,14 +7,11 @@ process crash; readers never block the controller) and a busy timeout.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import dataclasses
 import json
-import math
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +23,21 @@ from automl.core import (
     ExperimentRecord,
     ExperimentSpec,
     ExperimentState,
-    MetricSummary,
-    Observation,
-    TrialRecord,
-    TrialState,
 )
 from automl.errors import AlreadyExistsError, NotFoundError, SpecError, StorageError
 from automl.store import _schema as S
+from automl.store._driver import Batch
+from automl.store._trials import (
+    ObservationRepository,
+    TrialRepository,
+    driver_for,
+    dumps,
+)
 
 __all__ = [
     "DEFAULT_STORE",
     "ExperimentRepository",
-    "ObservationRepository",
     "Store",
-    "TrialRepository",
     "normalize_url",
 ]
 
@@ -87,53 +85,6 @@ def normalize_url(url: str) -> URL:
     return u
 
 
-# Statements on the per-trial hot path are built once; SQLAlchemy then reuses their compiled form.
-_FINISH = (
-    S.trials.update()
-    .where(S.trials.c.id == sa.bindparam("tid"))
-    .values(
-        state=sa.bindparam("state"),
-        value=sa.bindparam("value"),
-        metrics=sa.bindparam("metrics"),
-        message=sa.bindparam("message"),
-        finished_at=sa.bindparam("finished_at"),
-    )
-)
-_FINISH_OUTPUTS = _FINISH.values(outputs=sa.bindparam("outputs"))
-# By (outputs given, attrs given): one statement per trial's end, built once.
-_FINISHES = {
-    (False, False): _FINISH,
-    (True, False): _FINISH_OUTPUTS,
-    (False, True): _FINISH.values(attrs=sa.bindparam("attrs")),
-    (True, True): _FINISH_OUTPUTS.values(attrs=sa.bindparam("attrs")),
-}
-_INSERT_TRIALS = S.trials.insert()
-_INSERT_OBS = S.observations.insert()
-
-
-@dataclasses.dataclass(frozen=True)
-class TrialEnd:
-    """How a trial ended, as :meth:`TrialRepository.finish` writes it."""
-
-    trial_id: str
-    state: TrialState
-    value: float | None
-    metrics: Mapping[str, MetricSummary]
-    message: str
-    observations: Sequence[Observation]
-    finished_at: float
-    outputs: Mapping[str, Any] | None = None
-    attrs: Mapping[str, Any] | None = None
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=True)
-
-
-def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else None
-
-
 class Store:
     """Opens a store URL, migrates its schema and gives access to the repositories.
 
@@ -158,6 +109,7 @@ class Store:
         self._create = create
         self._pool_size = pool_size  # connections kept open (a server's threads need more)
         self.engine = self._connect()
+        self.driver = driver_for(self.engine)
         self.experiments = ExperimentRepository(self)
         self.trials = TrialRepository(self)
         self.observations = ObservationRepository(self)
@@ -291,8 +243,22 @@ class Store:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StorageError(f"store {self.display_url}: {reason}") from exc
 
+    def write(self, batches: Sequence[Batch]) -> None:
+        """The per-trial statements in one transaction (see automl.store._driver).
+
+        Errors are those of :meth:`begin`: IntegrityError as it is, the rest as StorageError.
+        """
+        try:
+            self.driver.run(batches)
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StorageError(f"store {self.display_url}: {reason}") from exc
+
     def close(self) -> None:
         """Release connections."""
+        self.driver.close()
         self.engine.dispose()
 
 
@@ -403,7 +369,7 @@ class ExperimentRepository:
             if isinstance(v, ExperimentSpec):
                 v = v.to_json()
             elif k == "sampler_state":
-                v = _dumps(dict(v))
+                v = dumps(dict(v))
             elif hasattr(v, "value") and k in ("state",):
                 v = v.value
             values[k] = v
@@ -538,247 +504,3 @@ def _experiment(m: Any) -> ExperimentRecord:
         heartbeat_at=m["heartbeat_at"],
         sampler_state=json.loads(m["sampler_state"] or "{}"),
     )
-
-
-class TrialRepository:
-    """Trials: add, start, finish, read."""
-
-    def __init__(self, store: Store) -> None:
-        self._s = store
-
-    def add(
-        self,
-        trials: Sequence[TrialRecord],
-        sampler_state: Mapping[str, Any] | None = None,
-        ends: Sequence[TrialEnd] = (),
-    ) -> None:
-        """Insert new trials (and the algorithm state that produced them) in one transaction.
-
-        ``ends``: trials that finished just before, written in the same transaction (the
-        controller's loop commits a trial's end with the start of the next one).
-        """
-        rows = [
-            {
-                "id": t.id,
-                "experiment_id": t.experiment_id,
-                "number": t.number,
-                "params": _dumps(dict(t.params)),
-                "state": t.state.value,
-                "value": None,
-                "metrics": "{}",
-                "created_at": t.created_at,
-                "started_at": t.started_at,
-                "message": "",
-                "attempt": t.attempt,
-                "attrs": _dumps(dict(t.attrs)),
-                "runner": "{}",
-                "outputs": _dumps(dict(t.outputs)),
-            }
-            for t in trials
-        ]
-        if not rows and not ends:
-            return
-        with self._s.begin() as c:
-            _write_ends(c, ends)
-            if rows:
-                c.execute(_INSERT_TRIALS, rows)
-            if rows and sampler_state is not None:
-                c.execute(
-                    S.experiments.update()
-                    .where(S.experiments.c.id == trials[0].experiment_id)
-                    .values(sampler_state=_dumps(dict(sampler_state)))
-                )
-
-    def update(self, trial_id: str, **fields: Any) -> None:
-        """Set columns of a trial (``state`` as TrialState, ``runner``/``attrs`` as mappings)."""
-        values: dict[str, Any] = {}
-        for k, v in fields.items():
-            if k == "state":
-                v = TrialState(v).value
-            elif k in ("runner", "attrs", "outputs", "params"):
-                v = _dumps(dict(v))
-            values[k] = v
-        with self._s.begin() as c:
-            c.execute(S.trials.update().where(S.trials.c.id == trial_id).values(**values))
-
-    def finish(
-        self,
-        trial_id: str,
-        state: TrialState,
-        value: float | None,
-        metrics: Mapping[str, MetricSummary],
-        message: str,
-        observations: Sequence[Observation] = (),
-        finished_at: float | None = None,
-        outputs: Mapping[str, Any] | None = None,
-        attrs: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Write a trial's end and its last observations in one transaction.
-
-        ``outputs`` (what the trial's artifact directory holds) is stored when given, and so
-        are ``attrs`` (replacing the trial's: its objective vector and feasibility).
-        """
-        end = TrialEnd(
-            trial_id,
-            state,
-            value,
-            metrics,
-            message,
-            tuple(observations),
-            finished_at or time.time(),
-            outputs,
-            attrs,
-        )
-        self.finish_many([end])
-
-    def finish_many(self, ends: Sequence[TrialEnd]) -> None:
-        """Write several trials' ends (see :meth:`finish`) in one transaction."""
-        if ends:
-            with self._s.begin() as c:
-                _write_ends(c, ends)
-
-    def restart(self, trial_id: str, attempt: int) -> None:
-        """Put an interrupted trial back to Created for another attempt.
-
-        The partial observations of the lost attempt are dropped.
-        """
-        with self._s.begin() as c:
-            c.execute(S.observations.delete().where(S.observations.c.trial_id == trial_id))
-            c.execute(
-                S.trials.update()
-                .where(S.trials.c.id == trial_id)
-                .values(
-                    state=TrialState.CREATED.value,
-                    attempt=attempt,
-                    started_at=None,
-                    metrics="{}",
-                    value=None,
-                    runner="{}",
-                    outputs="{}",
-                )
-            )
-
-    def list(self, experiment_id: str) -> list[TrialRecord]:
-        """The experiment's trials in creation order."""
-        with self._s.begin() as c:
-            rows = c.execute(
-                sa.select(S.trials)
-                .where(S.trials.c.experiment_id == experiment_id)
-                .order_by(S.trials.c.number)
-            ).all()
-        return [_trial(r._mapping) for r in rows]
-
-    def runners(self, experiment_id: str) -> dict[str, dict[str, Any]]:
-        """Runner details (pid, host...) of the experiment's active trials."""
-        t = S.trials.c
-        with self._s.begin() as c:
-            rows = c.execute(
-                sa.select(t.id, t.runner)
-                .where(t.experiment_id == experiment_id)
-                .where(t.state.in_([TrialState.CREATED.value, TrialState.RUNNING.value]))
-            ).all()
-        return {r.id: json.loads(r.runner or "{}") for r in rows}
-
-
-def _trial(m: Any) -> TrialRecord:
-    metrics = {k: MetricSummary(*v) for k, v in json.loads(m["metrics"] or "{}").items()}
-    return TrialRecord(
-        id=m["id"],
-        experiment_id=m["experiment_id"],
-        number=m["number"],
-        params=json.loads(m["params"]),
-        state=TrialState(m["state"]),
-        value=m["value"],
-        metrics=metrics,
-        created_at=m["created_at"],
-        started_at=m["started_at"],
-        finished_at=m["finished_at"],
-        message=m["message"] or "",
-        attempt=m["attempt"],
-        attrs=json.loads(m["attrs"] or "{}"),
-        workdir=json.loads(m["runner"] or "{}").get("workdir"),
-        outputs=json.loads(m["outputs"] or "{}"),
-    )
-
-
-def _write_ends(c: Connection, ends: Sequence[TrialEnd]) -> None:
-    """Each end: its last observations, then one UPDATE of the trial's row."""
-    obs = [o for e in ends for o in e.observations]
-    if obs:
-        c.execute(_INSERT_OBS, _obs_rows(obs))
-    for e in ends:
-        row: dict[str, Any] = {
-            "tid": e.trial_id,
-            "state": e.state.value,
-            "value": _finite(e.value),
-            "metrics": _dumps({k: [m.min, m.max, m.latest] for k, m in e.metrics.items()}),
-            "message": e.message[:20000],
-            "finished_at": e.finished_at,
-        }
-        if e.outputs is not None:
-            row["outputs"] = _dumps(dict(e.outputs))
-        if e.attrs is not None:
-            row["attrs"] = _dumps(dict(e.attrs))
-        c.execute(_FINISHES[e.outputs is not None, e.attrs is not None], row)
-
-
-def _obs_rows(observations: Sequence[Observation]) -> list[dict[str, Any]]:
-    return [
-        {
-            "trial_id": o.trial_id,
-            "metric": o.metric,
-            "step": o.step,
-            "value": _finite(o.value),
-            "time": o.time,
-        }
-        for o in observations
-    ]
-
-
-class ObservationRepository:
-    """Observations: append and read."""
-
-    def __init__(self, store: Store) -> None:
-        self._s = store
-
-    def append(self, observations: Sequence[Observation]) -> None:
-        """Insert observations in one transaction."""
-        if observations:
-            with self._s.begin() as c:
-                c.execute(_INSERT_OBS, _obs_rows(observations))
-
-    def delete(self, trial_ids: Sequence[str]) -> None:
-        """Drop the observations of these trials (an adopter reads them again from the trial)."""
-        if trial_ids:
-            o = S.observations
-            with self._s.begin() as c:
-                c.execute(o.delete().where(o.c.trial_id.in_(list(trial_ids))))
-
-    def list(self, trial_id: str) -> list[Observation]:
-        """A trial's observations in the order they were stored."""
-        o = S.observations
-        with self._s.begin() as c:
-            rows = c.execute(sa.select(o).where(o.c.trial_id == trial_id).order_by(o.c.id)).all()
-        return [
-            Observation(
-                r.trial_id, r.metric, r.value if r.value is not None else math.nan, r.step, r.time
-            )
-            for r in rows
-        ]
-
-    def for_experiment(self, experiment_id: str) -> builtins.list[Observation]:
-        """Every observation of an experiment's trials."""
-        o, t = S.observations, S.trials
-        with self._s.begin() as c:
-            rows = c.execute(
-                sa.select(o)
-                .join(t, t.c.id == o.c.trial_id)
-                .where(t.c.experiment_id == experiment_id)
-                .order_by(o.c.id)
-            ).all()
-        return [
-            Observation(
-                r.trial_id, r.metric, r.value if r.value is not None else math.nan, r.step, r.time
-            )
-            for r in rows
-        ]
