@@ -144,6 +144,9 @@ for line in sys.stdin:
         finally:
             os._exit(127)
     os.write(_out, (json.dumps({"pid": pid}) + "\n").encode())
+# No more trials (the executor closed our stdin). Leave without the interpreter's shutdown,
+# which takes about a second with torch loaded, and the executor's close waits for us.
+os._exit(0)
 """
 
 
