@@ -31,11 +31,20 @@ import streamlit as st  # noqa: E402
 from automl.core import observed_space  # noqa: E402
 from automl.store import DEFAULT_STORE, Store  # noqa: E402
 from dashboard import plots  # noqa: E402
-from dashboard.pace import paced_chart, preload_plotly  # noqa: E402
+from dashboard.pace import preload_plotly  # noqa: E402
 from dashboard.pareto import pareto_section  # noqa: E402
 from dashboard.queries import SORT_KEYS, ExperimentSummary, Queries  # noqa: E402
 from dashboard.remote import RemoteError, RemoteQueries  # noqa: E402
 from dashboard.steer import steer_experiment  # noqa: E402
+from dashboard.trial_page import architecture as _architecture  # noqa: E402
+from dashboard.trial_page import artifacts_line as _artifacts_line  # noqa: E402
+from dashboard.trial_page import page_trial  # noqa: E402
+from dashboard.widgets import CSS as _CSS  # noqa: E402
+from dashboard.widgets import AnyQueries, metrics_table, params_table  # noqa: E402
+from dashboard.widgets import chart as _chart  # noqa: E402
+from dashboard.widgets import fmt as _fmt  # noqa: E402
+from dashboard.widgets import link as _link  # noqa: E402
+from dashboard.widgets import summaries as _summaries  # noqa: E402
 
 REFRESH_S = 3.0
 PAGE_SIZE = 50
@@ -90,9 +99,6 @@ def _remote(server: str, token: str | None) -> RemoteQueries:
     return RemoteQueries(server, token)
 
 
-AnyQueries = Queries | RemoteQueries
-
-
 def _source(q: AnyQueries) -> tuple[str, str, str | None]:
     """``(kind, url, token)`` that :func:`_open` turns back into the same queries."""
     if isinstance(q, RemoteQueries):
@@ -129,81 +135,6 @@ def actions_allowed(cfg: argparse.Namespace) -> tuple[bool, str]:
     if not _client_is_local() and not cfg.allow_remote_actions:
         return False, "Actions are offered only on 127.0.0.1 (see --allow-remote-actions)."
     return True, ""
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.6g}"
-
-
-def _link(**params: str) -> str:
-    return "?" + "&".join(f"{k}={v}" for k, v in params.items())
-
-
-# Streamlit's "Deploy" button (and its menu) means nothing here: hide it. ``automl dashboard``
-# also starts the server with ``--client.toolbarMode minimal``; this covers ``streamlit run``.
-_CSS = """
-<style>
-[data-testid="stAppDeployButton"], .stAppDeployButton, [data-testid="stDeployButton"] {
-  display: none !important;
-}
-/* three short links: a narrow sidebar leaves the tables room in a 1,400 px window */
-section[data-testid="stSidebar"] { width: 220px !important; min-width: 220px !important; }
-[data-testid="stMainBlockContainer"] { padding-left: 2.5rem; padding-right: 2.5rem; }
-</style>
-"""
-
-
-def _chart(fig: Any, key: str) -> None:
-    """A Plotly chart at full width with fixed margins, drawn when the browser asks for it.
-
-    See :mod:`dashboard.pace`: the charts of a page reach the browser one at a time, so no
-    main-thread task draws two of them.
-    """
-    fig = plots.settle(fig)
-    paced_chart(
-        lambda: st.plotly_chart(fig, width="stretch", key=key), key, fig.layout.height or None
-    )
-
-
-def _value(v: Any) -> str:
-    """A cell of a readable table: numbers with 6 significant digits, everything else as text."""
-    if isinstance(v, bool) or v is None:
-        return "-" if v is None else str(v)
-    if isinstance(v, float):
-        return _fmt(v)
-    return str(v)
-
-
-def params_table(params: dict[str, Any]) -> pd.DataFrame:
-    """``parameter | value`` rows."""
-    return pd.DataFrame({"parameter": list(params), "value": [_value(v) for v in params.values()]})
-
-
-def metrics_table(raw: dict[str, Any], spec: Any) -> pd.DataFrame:
-    """``metric | strategy | value | min | max | latest`` rows.
-
-    Each value is labelled with how it was reduced from the trial's observations (the spec's
-    metric strategy: ``min``, ``max`` or ``latest``).
-    """
-    rows = []
-    for name, summary in raw.items():
-        strategy = spec.objective.strategy(name).value if spec is not None else "latest"
-        if isinstance(summary, (list, tuple)) and len(summary) == 3:
-            lo, hi, latest = summary
-            value = {"min": lo, "max": hi, "latest": latest}[strategy]
-        else:
-            lo = hi = latest = value = summary
-        rows.append(
-            {
-                "metric": name,
-                "strategy": strategy,
-                "value": _value(value),
-                "min": _value(lo),
-                "max": _value(hi),
-                "latest": _value(latest),
-            }
-        )
-    return pd.DataFrame(rows, columns=["metric", "strategy", "value", "min", "max", "latest"])
 
 
 # -- experiments page -------------------------------------------------------------------------
@@ -336,10 +267,6 @@ def _trials_table(q: AnyQueries, exp: ExperimentSummary) -> None:
         column_config={"open": st.column_config.LinkColumn("open", display_text="open")},
     )
     st.caption(f"page {page}/{pages}, {res.total} trials match")
-
-
-def _summaries(record: Any) -> dict[str, list[float]]:
-    return {k: [m.min, m.max, m.latest] for k, m in record.metrics.items()}
 
 
 def _best_trial(q: AnyQueries, e: ExperimentSummary) -> None:
@@ -485,144 +412,6 @@ def page_experiment(q: AnyQueries, cfg: argparse.Namespace, name: str) -> None:
         import yaml
 
         st.code(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False), language="yaml")
-
-
-# -- outputs and architectures (trial and experiment pages) ----------------------------------
-def _artifacts_line(outputs: dict[str, Any]) -> str | None:
-    """``name (format), ... in <dir>`` (or a file count), as ``automl show`` says it."""
-    where = outputs.get("artifact_dir")
-    if not where:
-        return None
-    models = outputs.get("models") or {}
-    files = outputs.get("files") or []
-    what = (
-        ", ".join(f"{n} ({m.get('format', '?')})" for n, m in models.items())
-        or f"{len(files)} file(s)"
-    )
-    return f"{what} in `{where}`"
-
-
-def _outputs(outputs: dict[str, Any]) -> None:
-    """A trial's outputs: artifact directory, saved models, files and data (outputs.json)."""
-    st.subheader("Outputs")
-    if not outputs:
-        st.caption("This trial saved no artifacts.")
-        return
-    where = outputs.get("artifact_dir")
-    if where:
-        st.markdown(f"Artifact directory: `{where}`")
-    models = outputs.get("models") or {}
-    if models:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "model": name,
-                        "format": meta.get("format"),
-                        "class": meta.get("class"),
-                        "file": meta.get("file"),
-                    }
-                    for name, meta in models.items()
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-            key="trial_models",
-        )
-    files = outputs.get("files") or []
-    if files:
-        with st.expander(f"Files ({len(files)})"):
-            st.code("\n".join(str(f) for f in files), language=None)
-    data = outputs.get("data")
-    if data:
-        with st.expander("Data (outputs.json)"):
-            st.json(data)
-
-
-def _architecture(spec: Any, record: Any, key: str) -> None:
-    """A NAS trial's architecture: operations per layer and their inputs, or the DARTS genotype."""
-    from automl._nas_view import architecture_rows, found_architecture
-
-    found = found_architecture(spec, record)
-    if found is None:
-        return
-    darts = found["kind"] == "darts"
-    st.subheader(f"Genotype of {record.id} (DARTS)" if darts else f"Architecture of {record.id}")
-    st.dataframe(
-        pd.DataFrame(architecture_rows(spec, found)), hide_index=True, width="stretch", key=key
-    )
-    if darts and found.get("genotype_str"):
-        st.code(str(found["genotype_str"]), language=None)
-
-
-# -- trial page -------------------------------------------------------------------------------
-def _log_tail(workdir: str | None, lines: int = 200) -> str | None:
-    if not workdir:
-        return None
-    path = Path(workdir) / "trial.log"
-    if not path.is_file():
-        return None
-    with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - 64_000))
-        data = f.read().decode("utf-8", "replace")
-    return "\n".join(data.splitlines()[-lines:])
-
-
-def page_trial(q: AnyQueries, cfg: argparse.Namespace, trial_id: str) -> None:
-    """One trial: params, curves, state, log tail, where it ran."""
-    t = q.trial(trial_id)
-    st.title(f"Trial {trial_id}")
-    if t is None:
-        st.error(f"No trial {trial_id!r} in this store.")
-        return
-    st.markdown(f"[Experiment {t['experiment']}]({_link(experiment=t['experiment'])})")
-    running = t["state"] in ("Created", "Running")
-
-    @st.fragment(run_every=cfg.refresh if running else None)
-    def live() -> None:
-        tr = q.trial(trial_id) or t
-        c = st.columns(4)
-        c[0].metric("State", tr["state"])
-        c[1].metric("Value", _fmt(tr["value"]))
-        c[2].metric("Number", tr["number"])
-        strategy = (tr.get("attrs") or {}).get("strategy")
-        if strategy:
-            st.caption(f"proposed by `auto`'s {strategy} strategy")
-        dur = (
-            None
-            if tr["started_at"] is None or tr["finished_at"] is None
-            else tr["finished_at"] - tr["started_at"]
-        )
-        c[3].metric("Duration (s)", _fmt(dur))
-        if tr["message"]:
-            if tr["state"] == "Succeeded":
-                st.caption(tr["message"])
-            else:
-                st.warning(tr["message"])
-        c1, c2 = st.columns([2, 3])
-        c1.subheader("Parameters")
-        c1.table(params_table(tr["params"]).set_index("parameter"))
-        c2.subheader("Metrics")
-        c2.table(metrics_table(_summaries(tr["record"]), tr["spec"]).set_index("metric"))
-        obs = q.trial_observations(trial_id)
-        if obs:
-            _chart(plots.trial_curves_figure(obs), "tc")
-        st.subheader("Where it ran")
-        runner = dict(tr["runner"])
-        st.json(runner or {"runner": "in-process"})
-        tail = _log_tail(runner.get("workdir"))
-        if tail is not None:
-            st.subheader("Log (tail)")
-            st.code(tail or "(empty)", language=None)
-        _architecture(tr["spec"], tr["record"], "trial_architecture")
-        _outputs(tr["outputs"])
-        if tr["attrs"]:
-            with st.expander("Algorithm attributes"):
-                st.json(tr["attrs"])
-
-    live()
 
 
 # -- compare ----------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ def test_steer_submit_goes_through_the_queue(
 
 
 def test_config_and_log_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from dashboard import app
+    from dashboard import app, trial_page
 
     monkeypatch.setenv("AUTOML_STORE", "sqlite:///env.db")
     cfg = app.config(["--read-only"])
@@ -188,9 +188,10 @@ def test_config_and_log_tail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert cfg.store == "sqlite:///x.db" and not cfg.read_only and cfg.allow_remote_actions
     assert app.actions_allowed(app.config(["--read-only"]))[0] is False
     (tmp_path / "trial.log").write_text("".join(f"line {i}\n" for i in range(500)))
-    tail = app._log_tail(str(tmp_path), lines=3)
+    tail = trial_page.log_tail(str(tmp_path), lines=3)
     assert tail == "line 497\nline 498\nline 499"
-    assert app._log_tail(None) is None and app._log_tail(str(tmp_path / "nope")) is None
+    assert trial_page.log_tail(None) is None
+    assert trial_page.log_tail(str(tmp_path / "nope")) is None
 
 
 def _frame(at: AppTest, *columns: str) -> Any:
