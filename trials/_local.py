@@ -53,6 +53,7 @@ from trials._supervise import (
     decode_status,
     descendant_groups,
     group_alive,
+    on_exit,
     process_start_time,
     read_pid,
     reap_runner,
@@ -179,6 +180,7 @@ class LocalProcessExecutor(EndCollectors, Executor):
         self._procs: dict[str, Proc] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._wake = threading.Event()  # a look now, not at the next tick (see _follow)
         self._monitor = threading.Thread(target=self._watch, name="trial-monitor", daemon=True)
         self._monitor.start()
 
@@ -499,6 +501,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
             threading.Thread(
                 target=self._wait, args=(p, env), name=f"trial-{p.run.number}", daemon=True
             ).start()
+        else:  # not our child: its end is seen when its supervisor exits (or at a tick)
+            on_exit(p.pid, self._wake.set)
 
     # -- adoption ----------------------------------------------------------------------------
     def never_started(self, run: TrialRun) -> bool:
@@ -664,7 +668,11 @@ class LocalProcessExecutor(EndCollectors, Executor):
         self._events.put(TrialEvent(p.run.trial_id, exit=result))
 
     def _watch(self) -> None:
-        while not self._closed.wait(_TICK):
+        while True:
+            self._wake.wait(_TICK)
+            self._wake.clear()
+            if self._closed.is_set():
+                break
             with self._lock:
                 procs = list(self._procs.values())
             now = time.monotonic()
@@ -780,6 +788,7 @@ class LocalProcessExecutor(EndCollectors, Executor):
             for g in p.groups:
                 signal_group(g, signal.SIGKILL)
         self._closed.set()
+        self._wake.set()
         if self._warm is not None:
             self._warm.close()
 

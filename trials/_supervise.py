@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "decode_status",
     "descendant_groups",
     "group_alive",
+    "on_exit",
     "process_start_time",
     "read_exit",
     "read_pid",
@@ -211,3 +214,29 @@ def reap_runner(runner: Mapping[str, Any]) -> None:
         signal_group(pid, signal.SIGKILL)
         for g in groups:
             signal_group(g, signal.SIGKILL)
+
+
+def on_exit(pid: int, callback: Callable[[], None]) -> bool:
+    """Call ``callback`` (on a thread of its own) as soon as process ``pid`` has exited.
+
+    For a supervisor that is not our child (a warm trial's, an adopted trial's): the executor
+    notices its end at once instead of at its next look at the files. Uses a pidfd (Linux 5.3+).
+
+    Returns:
+        False when no pidfd could be opened (the process is gone, or the system has none): the
+        caller's own polling finds the end.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return False
+
+    def wait() -> None:
+        try:
+            select.select([fd], [], [])  # readable once the process has exited
+        finally:
+            os.close(fd)
+        callback()
+
+    threading.Thread(target=wait, name=f"exit-{pid}", daemon=True).start()
+    return True

@@ -286,3 +286,33 @@ def test_tune_warm_needs_trial_processes_and_module_names(tmp_path: Path) -> Non
                 **bad,
             )
         assert any(i.path == "warm" and rule in i.message for i in err.value.issues), err.value
+
+
+def test_the_end_of_a_process_that_is_not_our_child_is_seen_when_it_happens() -> None:
+    """trials._supervise.on_exit: a warm or adopted trial's supervisor is not the executor's
+    child; a pidfd tells the monitor the moment it exits, instead of at its next look."""
+    import subprocess
+    import sys
+    import threading
+
+    from trials._supervise import on_exit
+
+    # A grandchild whose parent has exited: reparented, not ours (as a warm trial's supervisor).
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+            "'import time; time.sleep(600)'], start_new_session=True, "
+            "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(out.stdout)
+    ended = threading.Event()
+    assert on_exit(pid, ended.set)
+    assert not ended.wait(0.2)  # it runs: no call yet
+    os.kill(pid, signal.SIGKILL)
+    assert ended.wait(30)  # called once the process is gone (no polling on our side)
