@@ -16,7 +16,7 @@ a fresh process, automl.tune (durable SQLite store) beside Optuna in memory, and
 1,000 trials.
 
 Run: python benchmarks/overhead.py [--trials 300,1000] [--repeat 3] [--skip-rdb]
-                                   [--rss 10000,100000]
+                                   [--algorithm random] [--rss 10000,100000]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def automl_objective(x: float, y: float) -> float:
 
 
 _SAMPLER_S = [0.0]  # seconds spent inside the samplers' methods (see _time_samplers)
+_ALGORITHM = ["tpe"]  # --algorithm: tpe, or random (where the sampler costs next to nothing)
 
 
 def _time_samplers() -> None:
@@ -80,7 +81,11 @@ def _time_samplers() -> None:
 
 def run_optuna(n: int, storage: str | None) -> tuple[float, float, float]:
     """Seconds of (wall, CPU of this process, wall outside the sampler) for n trials."""
-    sampler = optuna.samplers.TPESampler(seed=0, constant_liar=True)
+    sampler: optuna.samplers.BaseSampler = (
+        optuna.samplers.RandomSampler(seed=0)
+        if _ALGORITHM[0] == "random"
+        else optuna.samplers.TPESampler(seed=0, constant_liar=True)
+    )
     study = optuna.create_study(storage=storage, sampler=sampler)
     _SAMPLER_S[0] = 0.0
     t, c = time.perf_counter(), time.process_time()
@@ -98,7 +103,7 @@ def run_automl(n: int, url: str) -> tuple[float, float, float]:
         automl_objective,
         {"x": automl.double(-10, 10), "y": automl.double(-10, 10)},
         progress=False,
-        algorithm="tpe",
+        algorithm=_ALGORITHM[0],
         max_trials=n,
         seed=0,
         store=url,
@@ -216,6 +221,7 @@ def _peak_kib(fn: Callable[[], object]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", default="300,1000", help="sizes, e.g. 300,1000")
+    ap.add_argument("--algorithm", default="tpe", choices=["tpe", "random"], help="both runs")
     ap.add_argument("--repeat", type=int, default=3, help="rounds of (a), (c); medians reported")
     ap.add_argument("--skip-rdb", action="store_true", help="skip (b), which takes ~35 s")
     ap.add_argument("--quick", action="store_true", help="50 trials, 1 round, no (b): the suite's")
@@ -232,7 +238,11 @@ def main() -> None:
         args.rss = args.rss or "100,200"
     sizes = [int(x) for x in str(args.trials).split(",")]
     names = {"a": "optuna in-memory", "b": "optuna SQLite RDB", "c": "automl.tune, SQLite store"}
-    print(f"TPE, no-op objective (2 floats); median of {args.repeat} interleaved rounds for a, c")
+    _ALGORITHM[0] = args.algorithm
+    print(
+        f"{args.algorithm}, no-op objective (2 floats); median of {args.repeat} interleaved "
+        "rounds for a, c"
+    )
     print("wall: elapsed time; CPU: this process's CPU time (what other load on the machine")
     print("does not change); ms per trial")
     print("outside: wall time outside the sampler's methods (the loop, store and records)")
