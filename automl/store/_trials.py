@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ObservationRepository", "TrialEnd", "TrialRepository", "driver_for", "dumps"]
 
-# Statements on the per-trial hot path are built once; SQLAlchemy then reuses their compiled form.
+# The per-trial statements, built once; the driver compiles each once per dialect (driver_for).
 _FINISH = (
     S.trials.update()
     .where(S.trials.c.id == sa.bindparam("tid"))
