@@ -57,7 +57,6 @@ def automl_objective(x: float, y: float) -> float:
 
 
 _SAMPLER_S = [0.0]  # seconds spent inside the samplers' methods (see _time_samplers)
-_ALGORITHM = ["tpe"]  # --algorithm: tpe, or random (where the sampler costs next to nothing)
 
 
 def _time_samplers() -> None:
@@ -79,11 +78,11 @@ def _time_samplers() -> None:
             setattr(cls, name, timed)
 
 
-def run_optuna(n: int, storage: str | None) -> tuple[float, float, float]:
+def run_optuna(n: int, storage: str | None, algorithm: str = "tpe") -> tuple[float, float, float]:
     """Seconds of (wall, CPU of this process, wall outside the sampler) for n trials."""
     sampler: optuna.samplers.BaseSampler = (
         optuna.samplers.RandomSampler(seed=0)
-        if _ALGORITHM[0] == "random"
+        if algorithm == "random"
         else optuna.samplers.TPESampler(seed=0, constant_liar=True)
     )
     study = optuna.create_study(storage=storage, sampler=sampler)
@@ -94,7 +93,7 @@ def run_optuna(n: int, storage: str | None) -> tuple[float, float, float]:
     return wall, time.process_time() - c, wall - _SAMPLER_S[0]
 
 
-def run_automl(n: int, url: str) -> tuple[float, float, float]:
+def run_automl(n: int, url: str, algorithm: str = "tpe") -> tuple[float, float, float]:
     """Seconds of (wall, CPU, wall outside the sampler) for n trials, store creation included."""
     gc.collect()
     _SAMPLER_S[0] = 0.0
@@ -103,7 +102,7 @@ def run_automl(n: int, url: str) -> tuple[float, float, float]:
         automl_objective,
         {"x": automl.double(-10, 10), "y": automl.double(-10, 10)},
         progress=False,
-        algorithm=_ALGORITHM[0],
+        algorithm=algorithm,
         max_trials=n,
         seed=0,
         store=url,
@@ -238,7 +237,7 @@ def main() -> None:
         args.rss = args.rss or "100,200"
     sizes = [int(x) for x in str(args.trials).split(",")]
     names = {"a": "optuna in-memory", "b": "optuna SQLite RDB", "c": "automl.tune, SQLite store"}
-    _ALGORITHM[0] = args.algorithm
+    algo = args.algorithm  # tpe, or random (where the sampler costs next to nothing)
     print(
         f"{args.algorithm}, no-op objective (2 floats); median of {args.repeat} interleaved "
         "rounds for a, c"
@@ -252,17 +251,17 @@ def main() -> None:
     _time_samplers()
     own: dict[int, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        run_optuna(20, None)  # warm-up: first-call imports and caches, in neither's figures
-        run_automl(20, f"sqlite:///{tmp}/warm-up.db")
+        run_optuna(20, None, algo)  # warm-up: first-call imports and caches, in neither's figures
+        run_automl(20, f"sqlite:///{tmp}/warm-up.db", algo)
         for n in sizes:
             runs: dict[str, list[tuple[float, float, float]]] = {"a": [], "b": [], "c": []}
             for i in range(args.repeat):  # interleaved, so load on the machine hits both alike
                 gc.collect()
-                runs["a"].append(run_optuna(n, None))
+                runs["a"].append(run_optuna(n, None, algo))
                 gc.collect()
-                runs["c"].append(run_automl(n, f"sqlite:///{tmp}/automl-{n}-{i}.db"))
+                runs["c"].append(run_automl(n, f"sqlite:///{tmp}/automl-{n}-{i}.db", algo))
             if not args.skip_rdb:
-                runs["b"].append(run_optuna(n, f"sqlite:///{tmp}/optuna-{n}.db"))
+                runs["b"].append(run_optuna(n, f"sqlite:///{tmp}/optuna-{n}.db", algo))
             med = {
                 k: tuple(statistics.median(r[j] for r in v) for j in range(3))
                 for k, v in runs.items()
@@ -290,8 +289,8 @@ def main() -> None:
         # Memory: peak Python allocations of one run each (tracemalloc is slow: a smaller run).
         m = min(min(sizes), 300)
         mem = {
-            "a": _peak_kib(lambda: run_optuna(m, None)),
-            "c": _peak_kib(lambda: run_automl(m, f"sqlite:///{tmp}/automl-mem.db")),
+            "a": _peak_kib(lambda: run_optuna(m, None, algo)),
+            "c": _peak_kib(lambda: run_automl(m, f"sqlite:///{tmp}/automl-mem.db", algo)),
         }
     print(
         "automl's own cost per trial above Optuna in memory, outside the sampler "

@@ -240,8 +240,7 @@ class Store:
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise StorageError(f"store {self.display_url}: {reason}") from exc
+            raise self._failed(exc) from exc
 
     def write(self, batches: Sequence[Batch]) -> None:
         """The per-trial statements in one transaction (see automl.store._driver).
@@ -253,8 +252,11 @@ class Store:
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            raise StorageError(f"store {self.display_url}: {reason}") from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: SQLAlchemyError) -> StorageError:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return StorageError(f"store {self.display_url}: {reason}")
 
     def close(self) -> None:
         """Release connections."""
