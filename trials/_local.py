@@ -172,7 +172,9 @@ class LocalProcessExecutor(EndCollectors, Executor):
         self._request = Request.of(self._template.resources)
         self._allocator = check_local_resources(spec, gpus, cpus, free_memory=free_memory)
         warm = self._template.warm
-        self._warm = WarmPool(warm) if warm is not None else None
+        # One spare forked trial process per trial that may run at once: a wave starts at once.
+        spares = max(1, min(spec.parallel_trial_count, 32))
+        self._warm = WarmPool(warm, spares) if warm is not None else None
         if self._warm is not None:
             self._warm.start_soon()
         self._waiting: collections.deque[TrialRun] = collections.deque()  # submitted, no room
@@ -502,7 +504,8 @@ class LocalProcessExecutor(EndCollectors, Executor):
                 target=self._wait, args=(p, env), name=f"trial-{p.run.number}", daemon=True
             ).start()
         else:  # not our child: its end is seen when its supervisor exits (or at a tick)
-            on_exit(p.pid, self._wake.set)
+            if not on_exit(p.pid, self._wake.set):
+                self._wake.set()  # already gone (a trial of a few ms): look now
 
     # -- adoption ----------------------------------------------------------------------------
     def never_started(self, run: TrialRun) -> bool:

@@ -22,6 +22,7 @@ import importlib
 import io
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -403,6 +404,7 @@ def _run_task(
 # that node are forked from it. The actor stops its server after WARM_IDLE_S without a trial
 # (the memory of the imports is given back) and starts it again on the next one.
 WARM_IDLE_S = 600.0
+_WARM_ACTORS: dict[str, Any] = {}  # this worker process's handles of its node's warm actors
 WARM_RETRY_S = 60.0  # a failed preload is tried again after this long
 
 
@@ -513,22 +515,29 @@ def _warm_spawn(
     preload = sorted(job["warm"]["preload"])
     node = ray.get_runtime_context().get_node_id()
     key = hashlib.sha256(json.dumps([preload, sys.executable]).encode()).hexdigest()[:16]
+    name = f"automl-warm-{node[:16]}-{key}"
+    # The handle is kept for the worker's later trials: looking the actor up again costs a round
+    # trip to the cluster's control store per trial.
+    actor: Any = _WARM_ACTORS.get(name)
     try:
-        actor: Any = (
-            ray.remote(_WarmNode)
-            .options(
-                name=f"automl-warm-{node[:16]}-{key}",
-                namespace=HUB_NAMESPACE,
-                lifetime="detached",
-                get_if_exists=True,
-                num_cpus=0,
-                max_restarts=0,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        if actor is None:
+            actor = (
+                ray.remote(_WarmNode)
+                .options(
+                    name=name,
+                    namespace=HUB_NAMESPACE,
+                    lifetime="detached",
+                    get_if_exists=True,
+                    num_cpus=0,
+                    max_restarts=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                )
+                .remote(preload, job["warm"]["server"])
             )
-            .remote(preload, job["warm"]["server"])
-        )
+            _WARM_ACTORS[name] = actor
         reply: dict[str, Any] = ray.get(actor.spawn.remote(req))
     except Exception as exc:  # a warm start problem never fails the trial
+        _WARM_ACTORS.pop(name, None)  # the next trial looks the actor up again
         return None, f"the node's warm trial server is unreachable: {type(exc).__name__}: {exc}"
     pid = reply.get("pid")
     return (pid, "") if isinstance(pid, int) else (None, str(reply.get("problem")))
@@ -562,9 +571,18 @@ def _run_warm(
     def gone() -> bool:  # the supervisor writes exit_status before it exits
         return os.path.exists(status) or _start_time(pid) is None
 
+    # The supervisor's exit wakes the loop at once (a pidfd: it is not our child); output is
+    # still read every tick.
+    try:
+        exited: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        exited = None
     try:
         while not gone():
-            time.sleep(_TICK)
+            if exited is None:
+                time.sleep(_TICK)
+            else:
+                select.select([exited], [], [], _TICK)
             tail()
             out.flush()
     except KeyboardInterrupt:  # ray.cancel: stop the trial's process group
@@ -575,6 +593,9 @@ def _run_warm(
         _killpg(pid, signal.SIGKILL)
         _reap(pid, add=False)
         raise
+    finally:
+        if exited is not None:
+            os.close(exited)
     tail()
     _killpg(pid, signal.SIGKILL)  # children the trial left behind
     _reap(pid, add=False)

@@ -9,10 +9,20 @@ stdout and stderr appended to ``trial.log`` (unbuffered, as ``PYTHONUNBUFFERED=1
 trial), default signal handlers, and the script run as ``__main__`` (``runpy``). Its exit code is
 the script's (``sys.exit``, an uncaught exception's 1, a signal's).
 
-Each trial is forked twice: the first child is the trial's supervisor (it writes
-``supervisor.pid`` and, when the trial ends, ``exit_status``, as the shell supervisor of a cold
-trial does: :mod:`trials._supervise`), the second runs the script. So a warm trial outlives its
-controller and is adopted the same way.
+Each trial has a supervisor (it writes ``supervisor.pid`` and, when the trial ends,
+``exit_status``, as the shell supervisor of a cold trial does: :mod:`trials._supervise`), whose
+child runs the script. So a warm trial outlives its controller and is adopted the same way.
+
+**Spares.** The server keeps one spare per trial that may run at once (the executor's parallel
+trial count; a node's server on Ray starts with one per CPU, at most 8), and one more each time a
+trial finds none left: a process forked from it, waiting for a trial, with its supervisor, a small
+interpreter of its own. A fork of a process the size of the server (torch loaded) takes ~7 ms and
+the supervisor's start ~10 ms; spares are made before the server says it is ready and again
+whenever no request waits, so starting a trial costs two pipe writes. The trial's process sends its
+exit code to its supervisor just before it exits, so the ~10 ms the kernel takes to tear down a
+process that size are not counted against the trial; a trial killed by a signal sends nothing and
+its supervisor waits for its exit status as before. The server is a child subreaper: a trial's
+process still leaving after its supervisor has gone is reaped there.
 
 **No CUDA context in the fork server.** A CUDA context does not survive ``fork``: a child that
 touches the GPU after its parent initialised CUDA fails ("Cannot re-initialize CUDA in forked
@@ -58,9 +68,27 @@ except Exception:
 if cuda:
     failed["torch"] = "importing the preload modules initialised CUDA, which a fork cannot inherit"
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
-sys.stdout.write(json.dumps({"ready": not failed, "failed": failed}) + "\n")
-sys.stdout.flush()
+try:  # a trial whose supervisor is gone is reparented to us (and reaped), not to a stray init
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    pass
+_want = int(sys.argv[2]) if len(sys.argv) > 2 else min(8, os.cpu_count() or 2)
 _out = os.dup(1)
+_spares = []  # (supervisor pid, pipe to the supervisor, pipe to the trial's process)
+_done = [None]  # in a trial's process: the pipe its exit code goes up to its supervisor
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        try:
+            b = os.read(fd, 65536)
+        except InterruptedError:
+            continue
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
 
 
 def _trial(req):
@@ -106,47 +134,168 @@ def _trial(req):
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
+        if _done[0] is not None:
+            try:
+                os.write(_done[0], bytes([code & 0xFF]))
+            except OSError:
+                pass
         os._exit(code)
 
 
-def _supervise(req):
-    os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    workdir = req["workdir"]
+# A trial's supervisor: it writes its pid file when the server hands it a trial, then the trial's
+# exit status, as the shell supervisor of a cold trial does. It is a small interpreter of its own
+# (exec'd), so its exit, which the executor waits for, does not tear down a copy of the server.
+_SUPERVISOR = r'''
+import os, select, sys
+child, inbox, done = (int(a) for a in sys.argv[1:4])
+chunks = []
+while True:
+    try:
+        b = os.read(inbox, 65536)
+    except InterruptedError:
+        continue
+    if not b:
+        break
+    chunks.append(b)
+os.close(inbox)
+workdir = b"".join(chunks).decode()
+if workdir:
     with open(os.path.join(workdir, "supervisor.pid"), "w") as fh:
         fh.write(f"{os.getpid()}\n")
-    child = os.fork()
-    if child == 0:
-        _trial(req)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+# The trial's process sends its exit code just before it exits: the ~10 ms the kernel takes to
+# tear down a process the size of the server are not the trial's. A signal's end sends nothing;
+# then (or while a process the trial forked holds the pipe open) the exit status is waited for.
+early = None
+watch = [done]
+try:
+    watch.append(os.pidfd_open(child))
+except (AttributeError, OSError):
+    pass
+while workdir and early is None and done in watch:
+    try:
+        ready = select.select(watch, [], [])[0]
+    except InterruptedError:
+        continue
+    if done in ready:
+        b = os.read(done, 1)
+        if b:
+            early = b[0]
+        else:
+            watch.remove(done)
+    elif ready:
+        break
+if early is None:
     while True:
         try:
             _, status = os.waitpid(child, 0)
             break
         except InterruptedError:
             continue
+if not workdir:  # the server left before handing us a trial
+    os._exit(0)
+if early is None:
     code = os.waitstatus_to_exitcode(status)
-    shell = 128 - code if code < 0 else code  # as the shell supervisor writes $?
-    with open(os.path.join(workdir, "exit_status"), "w") as fh:
-        fh.write(f"{shell}\n")
-    os._exit(shell & 0xFF)
+    early = 128 - code if code < 0 else code
+# The trial's process, if it is still leaving, is reaped by the server (a subreaper). The status
+# appears whole (renamed into place): a reader never sees an empty file.
+path = os.path.join(workdir, "exit_status")
+with open(path + ".tmp", "w") as fh:
+    fh.write(f"{early}\n")
+os.replace(path + ".tmp", path)
+os._exit(early & 0xFF)
+'''
 
 
-for line in sys.stdin:
-    req = json.loads(line)
+# A spare: a trial's process and its supervisor, forked and waiting for a request. A fork of a
+# process the size of the server (torch loaded) takes ~7 ms, and the supervisor's interpreter
+# ~10 ms to start; spares are made while no request waits, so a start costs two pipe writes. The
+# request goes straight to the trial's process, which starts at once even when no spare was left.
+def _spare():
+    inbox, to_sup = os.pipe()
+    mine, to_trial = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            os.close(_out)
-            _supervise(req)
+            for fd in (to_sup, to_trial, _out, *(w for s in _spares for w in s[1:])):
+                os.close(fd)  # only the server may hold a spare's pipes (EOF: it is gone)
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, 1)
+            os.close(null)
+            os.setsid()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            done, _done[0] = os.pipe()
+            child = os.fork()
+            if child == 0:
+                os.close(inbox)
+                os.close(done)
+                data = _read_all(mine)
+                os.close(mine)
+                if not data:
+                    os._exit(0)
+                _trial(json.loads(data))
+            os.close(mine)
+            os.close(_done[0])
+            for fd in (inbox, done):
+                os.set_inheritable(fd, True)
+            os.execv(
+                sys.executable,
+                [sys.executable, "-I", "-S", "-c", _SUPERVISOR, str(child), str(inbox), str(done)],
+            )
         except BaseException:
             traceback.print_exc()
         finally:
             os._exit(127)
-    os.write(_out, (json.dumps({"pid": pid}) + "\n").encode())
-# No more trials (the executor closed our stdin). Leave without the interpreter's shutdown,
-# which takes about a second with torch loaded, and the executor's close waits for us.
-os._exit(0)
+    os.close(inbox)
+    os.close(mine)
+    _spares.append((pid, to_sup, to_trial))
+
+
+def _send(fd, data):
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _serve(req):  # hand a request to a spare; the supervisor's pid
+    global _want
+    if not _spares:  # more trials at once than spares: keep one more from now on
+        _want = min(_want + 1, 64)
+        _spare()
+    pid, to_sup, to_trial = _spares.pop(0)
+    _send(to_trial, json.dumps(req).encode())
+    _send(to_sup, req["workdir"].encode())
+    return pid
+
+
+import select
+
+if not failed:  # the first trials, waiting for our imports, start from spares too
+    while len(_spares) < _want:
+        _spare()
+os.write(_out, (json.dumps({"ready": not failed, "failed": failed}) + "\n").encode())
+pending = b""
+while True:
+    # Serve every request that has arrived; fork spares only while none waits.
+    while b"\n" not in pending:
+        if len(_spares) < _want and not select.select([0], [], [], 0)[0]:
+            _spare()
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            # No more trials (the executor closed our stdin). Leave without the interpreter's
+            # shutdown, which takes about a second with torch loaded; the spares see their pipes
+            # close and leave too.
+            os._exit(0)
+        pending += chunk
+    line, pending = pending.split(b"\n", 1)
+    if line.strip():
+        os.write(_out, (json.dumps({"pid": _serve(json.loads(line))}) + "\n").encode())
 """
 
 
@@ -173,14 +322,17 @@ class WarmPool:
 
     Args:
         preload: Modules to import once in the server.
+        spares: Trial processes the server keeps forked and waiting (the trials that may start
+            at once), so that a start does not wait for a fork of the server.
 
     Attributes:
         problem: Why trials start cold (a module that did not import, CUDA initialised by an
             import, a server that did not start), or None while the server serves.
     """
 
-    def __init__(self, preload: Sequence[str]) -> None:
+    def __init__(self, preload: Sequence[str], spares: int = 2) -> None:
         self._preload = list(preload)
+        self._spares = max(1, spares)
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self.problem: str | None = None
@@ -205,7 +357,7 @@ class WarmPool:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _SERVER, json.dumps(self._preload)],
+                [sys.executable, "-c", _SERVER, json.dumps(self._preload), str(self._spares)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

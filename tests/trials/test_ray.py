@@ -820,10 +820,12 @@ print(f"loss={float(sys.argv[1].split('=')[1])}")
 
 def _reapers() -> set[int]:
     """Pids of the Ray workers' trial reapers (trials._ray_worker._REAPER) on this machine."""
+    from trials._ray_worker import _REAPER
+
     return {
         p.pid
         for p in psutil.process_iter(["cmdline"])
-        if (p.info["cmdline"] or [])[1:4] == ["-I", "-S", "-c"]
+        if (p.info["cmdline"] or [])[1:5] == ["-I", "-S", "-c", _REAPER]
     }
 
 
@@ -868,6 +870,7 @@ def test_warm_trials_fork_from_a_server_that_lives_across_trials(
     assert len(set(servers)) < len(servers)
     # A Ray worker keeps one reaper (the task code comes by value: per-task globals leaked one
     # reaper per trial).
+    assert _reapers()  # found by their program (a warm trial's supervisor is no reaper)
     assert len(_reapers() - reapers) < len(trials)
 
 

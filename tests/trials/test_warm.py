@@ -316,3 +316,131 @@ def test_the_end_of_a_process_that_is_not_our_child_is_seen_when_it_happens() ->
     assert not ended.wait(0.2)  # it runs: no call yet
     os.kill(pid, signal.SIGKILL)
     assert ended.wait(30)  # called once the process is gone (no polling on our side)
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, state) of every process whose parent is ``pid`` (Linux ``/proc``)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append((int(name), fields[0]))
+    return out
+
+
+def _until(cond: Any, timeout: float = 30.0) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.05)
+    return cond()
+
+
+def _exit_status(workdir: Path) -> str:
+    return _until(
+        lambda: (workdir / "exit_status").exists() and (workdir / "exit_status").read_text()
+    )
+
+
+SPARE_PROBE = """
+import os, sys
+print("big", len(os.environ["BIG"]), "arg", sys.argv[1], flush=True)
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_the_server_keeps_spares_and_leaves_no_process_behind(tmp_path: Path) -> None:
+    """The fork server keeps one spare trial process (with its supervisor) per trial that may
+    run at once, hands each trial to one (its whole request, however large, reaches the script),
+    forks a new spare, reaps the trials' processes (no zombies), and takes its spares with it
+    when it closes."""
+    import sys
+
+    from trials._launch import python_command
+    from trials._warm import WarmPool
+
+    script = tmp_path / "probe.py"
+    script.write_text(SPARE_PROBE)
+    pool = WarmPool(["json"], spares=3)
+    try:
+        assert pool._start()
+        assert pool._proc is not None
+        server = pool._proc.pid
+        spares = _children(server)
+        assert len(spares) == 3  # made before the server said it was ready
+        # each with its trial's process (which its supervisor forks, perhaps a moment later)
+        waiting = _until(
+            lambda: (
+                (w := {s: [c for c, _ in _children(s)] for s, _ in spares})
+                and all(len(c) == 1 for c in w.values())
+                and w
+            )
+        )
+        assert waiting and all(len(c) == 1 for c in waiting.values()), waiting
+        env = dict(os.environ, BIG="x" * 300_000)  # far more than a pipe holds at once
+        used = []
+        for i in range(5):
+            workdir = tmp_path / f"t{i}"
+            workdir.mkdir()
+            program = python_command([sys.executable, str(script), str(i + 3)])
+            pid = pool.spawn(program, env, tmp_path, workdir)
+            assert pid is not None
+            used.append(pid)
+            assert _exit_status(workdir) == f"{i + 3}\n"
+            assert f"big 300000 arg {i + 3}" in (workdir / "trial.log").read_text()
+            assert (workdir / "supervisor.pid").read_text() == f"{pid}\n"
+        assert set(used[:3]) == set(waiting)  # the first trials took the spares made up front
+        # Back to three waiting spares, and no zombie: the trials' processes were reaped.
+        assert _until(
+            lambda: len(kids := _children(server)) == 3 and all(s != "Z" for _, s in kids)
+        )
+        left = [p for s, _ in _children(server) for p in (s, *(c for c, _ in _children(s)))]
+    finally:
+        pool.close()
+    assert wait_gone(left) == []  # the spares saw the server's pipes close and left
+
+
+def test_a_trial_killed_by_a_signal_ends_while_a_process_it_forked_lives_on(
+    tmp_path: Path,
+) -> None:
+    """A trial's process reports its exit code to its supervisor just before it exits; one that
+    is killed reports nothing, and its supervisor learns its end from the kernel even while a
+    process it forked (which holds the report pipe) still runs."""
+    import sys
+
+    from trials._launch import python_command
+    from trials._warm import WarmPool
+
+    script = tmp_path / "fork_and_die.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(600)\n"
+        "    os._exit(0)\n"
+        "open('grandchild', 'w').write(str(pid))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    pool = WarmPool(["json"], spares=1)
+    workdir = tmp_path / "t"
+    workdir.mkdir()
+    grandchild = None
+    try:
+        pid = pool.spawn(
+            python_command([sys.executable, str(script)]), dict(os.environ), workdir, workdir
+        )
+        assert pid is not None
+        assert _exit_status(workdir) == "137\n"  # as a shell reports SIGKILL
+        grandchild = int((workdir / "grandchild").read_text())
+        assert alive(grandchild)
+    finally:
+        pool.close()
+        if grandchild is not None and alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
