@@ -251,26 +251,40 @@ def _spare():
     _spares.append((pid, to_sup, to_trial))
 
 
-def _send(fd, data):
+def _send(fd, data):  # the whole of data, then EOF; False if the reader is gone
     view = memoryview(data)
     try:
         while view:
             view = view[os.write(fd, view):]
+        return True
     except OSError:
-        pass
+        return False
     finally:
         os.close(fd)
 
 
 def _serve(req):  # hand a request to a spare; the supervisor's pid
     global _want
-    if not _spares:  # more trials at once than spares: keep one more from now on
-        _want = min(_want + 1, 64)
-        _spare()
-    pid, to_sup, to_trial = _spares.pop(0)
-    _send(to_trial, json.dumps(req).encode())
-    _send(to_sup, req["workdir"].encode())
-    return pid
+    data = json.dumps(req).encode()
+    while True:
+        if not _spares:  # more trials at once than spares: keep one more from now on
+            _want = min(_want + 1, 64)
+            _spare()
+        pid, to_sup, to_trial = _spares.pop(0)
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        # A spare that died waiting (killed by hand, out of memory) ran nothing: take another.
+        if alive and _send(to_trial, data):
+            _send(to_sup, req["workdir"].encode())
+            return pid
+        if alive:
+            os.close(to_sup)
+        else:
+            for fd in (to_sup, to_trial):
+                os.close(fd)
 
 
 import select

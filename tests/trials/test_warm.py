@@ -444,3 +444,39 @@ def test_a_trial_killed_by_a_signal_ends_while_a_process_it_forked_lives_on(
         pool.close()
         if grandchild is not None and alive(grandchild):
             os.kill(grandchild, signal.SIGKILL)
+
+
+def test_a_spare_that_died_waiting_is_passed_over(tmp_path: Path) -> None:
+    """A spare killed while it waited (by hand, by the OOM killer) ran nothing: the next trial
+    goes to another spare (or a fresh one) instead of to a dead process."""
+    import sys
+
+    from trials._launch import python_command
+    from trials._warm import WarmPool
+
+    script = tmp_path / "probe.py"
+    script.write_text(SPARE_PROBE)
+    pool = WarmPool(["json"], spares=2)
+    try:
+        assert pool._start()
+        assert pool._proc is not None
+        server = pool._proc.pid
+        spares = _until(lambda: len(k := _children(server)) == 2 and k)
+        assert spares
+        for sup, _ in spares:  # both spares: their trial processes, then the supervisors
+            for child, _ in _until(lambda s=sup: _children(s)):
+                os.kill(child, signal.SIGKILL)
+            os.kill(sup, signal.SIGKILL)
+        assert wait_gone([s for s, _ in spares]) == []
+        workdir = tmp_path / "t"
+        workdir.mkdir()
+        pid = pool.spawn(
+            python_command([sys.executable, str(script), "4"]),
+            dict(os.environ, BIG="y"),
+            tmp_path,
+            workdir,
+        )
+        assert pid is not None and pid not in {s for s, _ in spares}
+        assert _exit_status(workdir) == "4\n"
+    finally:
+        pool.close()
