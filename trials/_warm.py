@@ -287,8 +287,14 @@ def _serve(req):  # hand a request to a spare; the supervisor's pid
                 os.close(fd)
 
 
+import gc
 import select
 
+# What the imports made lives as long as the server: out of the collector's sight (gc.freeze, as
+# Python's docs advise before fork without exec), so a trial's collections do not write to, and
+# copy, the pages it shares with the server.
+gc.collect()
+gc.freeze()
 if not failed:  # the first trials, waiting for our imports, start from spares too
     while len(_spares) < _want:
         _spare()
