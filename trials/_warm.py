@@ -73,8 +73,11 @@ try:  # a trial whose supervisor is gone is reparented to us (and reaped), not t
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 except Exception:
     pass
-_want = int(sys.argv[2]) if len(sys.argv) > 2 else min(8, os.cpu_count() or 2)
+_want = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else min(8, os.cpu_count() or 2)
+_path = sys.argv[3] if len(sys.argv) > 3 else ""  # a Unix socket that also takes requests
+_idle = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0  # leave after this long without one
 _out = os.dup(1)
+_private = set()  # the server's own descriptors (socket, connections): no child keeps them
 _spares = []  # (supervisor pid, pipe to the supervisor, pipe to the trial's process)
 _done = [None]  # in a trial's process: the pipe its exit code goes up to its supervisor
 
@@ -216,7 +219,7 @@ def _spare():
     pid = os.fork()
     if pid == 0:
         try:
-            for fd in (to_sup, to_trial, _out, *(w for s in _spares for w in s[1:])):
+            for fd in (to_sup, to_trial, _out, *_private, *(w for s in _spares for w in s[1:])):
                 os.close(fd)  # only the server may hold a spare's pipes (EOF: it is gone)
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, 0)
@@ -298,24 +301,89 @@ gc.freeze()
 if not failed:  # the first trials, waiting for our imports, start from spares too
     while len(_spares) < _want:
         _spare()
+import socket
+import time
+
+_listener = None
+if _path and not failed:
+    try:
+        os.unlink(_path)
+    except FileNotFoundError:
+        pass
+    _listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    _listener.bind(_path)  # in a directory only our user can enter
+    _listener.listen(64)
+    _private.add(_listener.fileno())
 os.write(_out, (json.dumps({"ready": not failed, "failed": failed}) + "\n").encode())
-pending = b""
+# Requests come one JSON line each, on stdin (answered on stdout) or on a connection to the
+# socket (answered on it). Every request that has arrived is served before a spare is forked.
+_pending = {0: b""}
+_conns = {}
+_last = time.monotonic()
+
+
+def _drop(fd):
+    _pending.pop(fd, None)
+    conn = _conns.pop(fd, None)
+    if conn is not None:
+        _private.discard(fd)
+        conn.close()
+
+
 while True:
-    # Serve every request that has arrived; fork spares only while none waits.
-    while b"\n" not in pending:
-        if len(_spares) < _want and not select.select([0], [], [], 0)[0]:
-            _spare()
-            continue
-        chunk = os.read(0, 65536)
-        if not chunk:
-            # No more trials (the executor closed our stdin). Leave without the interpreter's
-            # shutdown, which takes about a second with torch loaded; the spares see their pipes
-            # close and leave too.
-            os._exit(0)
-        pending += chunk
-    line, pending = pending.split(b"\n", 1)
-    if line.strip():
-        os.write(_out, (json.dumps({"pid": _serve(json.loads(line))}) + "\n").encode())
+    fd = next((k for k, v in _pending.items() if b"\n" in v), None)
+    if fd is not None:
+        line, _pending[fd] = _pending[fd].split(b"\n", 1)
+        if line.strip():
+            reply = (json.dumps({"pid": _serve(json.loads(line))}) + "\n").encode()
+            _last = time.monotonic()
+            if fd == 0:
+                os.write(_out, reply)
+            else:
+                try:
+                    _conns[fd].sendall(reply)
+                except OSError:
+                    _drop(fd)
+        continue
+    watch = [0, *([_listener] if _listener is not None else []), *_conns.values()]
+    # Trials that end together ask together: while requests keep coming, answer them before
+    # forking spares (each fork holds the loop for ~7 ms, more on a busy machine).
+    burst = max(0.0, _last + 0.02 - time.monotonic())
+    ready = select.select(watch, [], [], burst)[0]
+    if not ready and len(_spares) < _want:
+        _spare()
+        continue
+    if not ready:
+        wait = max(0.0, _last + _idle - time.monotonic()) if _idle else None
+        ready = select.select(watch, [], [], wait)[0]
+        if not ready and _idle and time.monotonic() - _last >= _idle and not _conns:
+            os._exit(0)  # idle: the next trial starts a fresh server (its memory goes back)
+    for r in ready:
+        if r is _listener:
+            try:
+                conn, _ = _listener.accept()
+            except OSError:
+                continue
+            _conns[conn.fileno()] = conn
+            _pending[conn.fileno()] = b""
+            _private.add(conn.fileno())
+        elif r == 0:
+            chunk = os.read(0, 65536)
+            if not chunk:
+                # No more trials (stdin closed). Leave without the interpreter's shutdown, which
+                # takes about a second with torch loaded; the spares see their pipes close and
+                # leave too.
+                os._exit(0)
+            _pending[0] += chunk
+        else:
+            try:
+                chunk = r.recv(65536)
+            except OSError:
+                chunk = b""
+            if chunk:
+                _pending[r.fileno()] += chunk
+            else:
+                _drop(r.fileno())
 """
 
 

@@ -480,3 +480,48 @@ def test_a_spare_that_died_waiting_is_passed_over(tmp_path: Path) -> None:
         assert _exit_status(workdir) == "4\n"
     finally:
         pool.close()
+
+
+def _request(script: Path, workdir: Path, arg: str) -> dict[str, Any]:
+    workdir.mkdir()
+    return {
+        "target": str(script),
+        "module": False,
+        "args": [arg],
+        "env": dict(os.environ, BIG="z"),
+        "cwd": str(workdir),
+        "workdir": str(workdir),
+        "log": str(workdir / "trial.log"),
+    }
+
+
+def test_a_nodes_server_takes_trials_on_its_socket_and_leaves_when_idle(tmp_path: Path) -> None:
+    """Ray's warm node (trials._ray_worker._WarmNode, used here as a plain object): the first
+    trial goes through the actor, which names the server's socket; later trials go to the socket
+    directly; a socket nobody listens on is reported as nothing sent (the worker then asks the
+    actor, safely); the server leaves by itself when idle and the next trial starts it again."""
+    from trials._ray_worker import _NotSent, _spawn_direct, _WarmNode
+    from trials._warm import SERVER_SCRIPT
+
+    script = tmp_path / "probe.py"
+    script.write_text(SPARE_PROBE)
+    node = _WarmNode(["json"], SERVER_SCRIPT, idle_s=1.0)
+    try:
+        first = node.spawn(_request(script, tmp_path / "t1", "5"))
+        assert isinstance(first.get("pid"), int) and isinstance(first.get("socket"), str)
+        assert _exit_status(tmp_path / "t1") == "5\n"
+        second = _spawn_direct(first["socket"], _request(script, tmp_path / "t2", "6"))
+        assert isinstance(second.get("pid"), int) and second["pid"] != first["pid"]
+        assert _exit_status(tmp_path / "t2") == "6\n"
+        assert node._proc is not None
+        server = node._proc
+        assert server.wait(timeout=60) == 0  # a second without a trial: it left by itself
+        with pytest.raises(_NotSent):
+            _spawn_direct(first["socket"], _request(script, tmp_path / "t3", "7"))
+        assert not (tmp_path / "t3" / "trial.log").exists()  # nothing ran
+        third = node.spawn(_request(script, tmp_path / "t4", "8"))  # the actor starts it again
+        assert isinstance(third.get("pid"), int)
+        assert _exit_status(tmp_path / "t4") == "8\n"
+        assert node._proc is not None and node._proc is not server
+    finally:
+        node._stop()
