@@ -14,6 +14,10 @@ what real trials pay on every cold start), prints its first line, and sleeps 0.5
   (b') Ray, warm: the same with ``trial.warm.preload``: each Ray worker keeps a fork server with
       the imports done, and its later trials are forked from it (trials/_ray_worker.py)
 
+Then, locally, where a warm trial's own time goes, one trial at a time (median of 12): the request
+to the server's answer and to the script's first line, its last line to its exit status, and that
+to the executor seeing its supervisor's exit.
+
 ideal = ceil(32 / 8) * 0.5 s = 2 s; efficiency = ideal / wall. "start s" is the mean time from a
 trial's start (as the controller stored it) to its first line, after its imports.
 
@@ -133,6 +137,58 @@ def run(tmp: Path, name: str, doc: dict[str, object], parallel: int) -> Result:
     )
 
 
+BREAKDOWN_TRIAL = (
+    "import time\nprint('first', time.time(), flush=True)\nprint('last', time.time())\n"
+)
+
+
+def warm_breakdown(preload: list[str], rounds: int, tmp: Path) -> dict[str, float]:
+    """Where a warm trial's own time goes, one trial at a time on a warm server (ms, medians).
+
+    ``spawn``: the request to the server's answer; ``start``: the request to the script's first
+    line; ``end``: its last line to its ``exit_status``; ``seen``: that file to the moment a
+    pidfd tells the executor the supervisor has exited.
+    """
+    import threading
+
+    from trials._launch import python_command
+    from trials._supervise import on_exit
+    from trials._warm import WarmPool
+
+    script = tmp / "breakdown.py"
+    script.write_text(BREAKDOWN_TRIAL)
+    pool = WarmPool(preload, 2)
+    rows: list[tuple[float, float, float, float]] = []
+    try:
+        if not pool._start():
+            raise SystemExit(f"warm server did not start: {pool.problem}")
+        for i in range(rounds):
+            workdir = tmp / f"breakdown-{i}"
+            workdir.mkdir()
+            seen: list[float] = []
+            ended = threading.Event()
+
+            def note(seen: list[float] = seen, ended: threading.Event = ended) -> None:
+                seen.append(time.time())
+                ended.set()
+
+            t0 = time.time()
+            pid = pool.spawn(python_command([sys.executable, str(script)]), {}, workdir, workdir)
+            t1 = time.time()
+            if pid is None or not on_exit(pid, note):
+                note()  # already gone (or no pidfd): seen now
+            ended.wait(30)
+            words = (workdir / "trial.log").read_text().split()
+            first, last = float(words[1]), float(words[3])
+            status = os.stat(workdir / "exit_status").st_mtime
+            rows.append((t1 - t0, first - t0, status - last, max(0.0, seen[0] - status)))
+            time.sleep(0.2)  # one trial at a time: spares refilled, as between waves
+    finally:
+        pool.close()
+    names = ("spawn", "start", "end", "seen")
+    return {n: statistics.median(r[k] for r in rows) * 1000 for k, n in enumerate(names)}
+
+
 def python_start(n: int) -> tuple[float, float]:
     """Seconds to start and end ``python -c pass``: alone, and n at once (wall of the batch)."""
     t = time.perf_counter()
@@ -190,6 +246,7 @@ def main() -> None:
         args.skip_ray = True
     ideal = math.ceil(args.trials / args.parallel) * args.sleep
     rows: list[tuple[str, Result]] = []
+    breakdown = ""
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         # one-off imports (optuna, sqlalchemy, the store schema) are not the executor's cost
@@ -223,6 +280,14 @@ def main() -> None:
             import ray
 
             ray.shutdown()
+        if not args.skip_local:
+            preload = [m for m in imp.split(",") if m]
+            b = warm_breakdown(preload, 3 if args.quick else 12, tmp)
+            breakdown = (
+                f"warm trial, one at a time (median ms): request -> server's answer "
+                f"{b['spawn']:.1f}, -> first line {b['start']:.1f}; last line -> exit_status "
+                f"{b['end']:.1f}; -> supervisor's exit seen {b['seen']:.1f}"
+            )
     alone, batch = python_start(args.parallel)
     print(
         f"\n{args.trials} trials x {args.sleep:g} s sleep, {args.parallel} at a time, each "
@@ -257,6 +322,8 @@ def main() -> None:
         f"python -c pass: {alone * 1000:.0f} ms alone, {batch * 1000:.0f} ms for "
         f"{args.parallel} at once (process start cost per wave)"
     )
+    if breakdown:
+        print(breakdown)
 
 
 if __name__ == "__main__":

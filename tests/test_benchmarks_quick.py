@@ -29,6 +29,7 @@ def test_parallel_benchmark_quick_mode_runs_every_local_row(tmp_path: Path) -> N
     for row in ("local, cold python", "local, warm python"):
         assert row in rows, p.stdout
         assert rows[row][-1] == "8", p.stdout  # every trial succeeded
+    assert "warm trial, one at a time (median ms)" in p.stdout  # the start/end breakdown ran
 
 
 @pytest.mark.timeout(300)
