@@ -51,8 +51,8 @@ from trials._launch import PythonCommand, python_command
 
 __all__ = ["SERVER_SCRIPT", "WarmPool", "warm_program"]
 
-# The fork server. Its stdin (and its Unix socket, when it has one) takes one JSON request per line;
-# it answers one JSON line each.
+# The fork server. Its stdin (and its Unix socket, when it has one) takes one JSON request per
+# line; it answers one JSON line each.
 _SERVER = r"""
 import importlib, json, os, signal, sys, traceback
 failed = {}
