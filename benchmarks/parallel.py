@@ -12,7 +12,7 @@ what real trials pay on every cold start), prints its first line, and sleeps 0.5
       start of the job's worker processes and the hub actor are timed and printed, not counted;
       what a fresh worker does before its first trial is counted: "1st wave")
   (b') Ray, warm: the same with ``trial.warm.preload``: each Ray worker keeps a fork server with
-      the imports done, and its later trials are forked from it (trials/_ray_worker.py)
+      the imports done, and its later trials are forked from it (trials/_ray_warm.py)
 
 Then, locally, where a warm trial's own time goes, one trial at a time (median of 12): the request
 to the server's answer and to the script's first line, its last line to its exit status, and that

@@ -17,7 +17,7 @@ from typing import Any
 
 from automl.core import ExperimentSpec
 from automl.errors import SpecError
-from trials import _ray_worker
+from trials import _ray_warm, _ray_worker
 from trials._ray_worker import _kill_marked
 
 __all__ = ["probe", "reap_ray"]
@@ -26,7 +26,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before giving up
 
 
 def _by_value(ray: Any) -> None:
-    """Ship the task code (:mod:`trials._ray_worker`) by value: a worker does not import it.
+    """Ship the task code (:mod:`trials._ray_worker`, :mod:`trials._ray_warm`) by value.
 
     By reference, each fresh worker would import the ``trials`` and ``automl`` packages (pydantic
     models, every executor: ~0.4 s of CPU, 1.5 s for 8 workers starting at once on 2 cores) before
@@ -35,6 +35,7 @@ def _by_value(ray: Any) -> None:
     ``automl._report`` (``automl.report``) when it starts.
     """
     ray.cloudpickle.register_pickle_by_value(_ray_worker)
+    ray.cloudpickle.register_pickle_by_value(_ray_warm)
 
 
 def _import_ray() -> Any:

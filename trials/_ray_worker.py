@@ -27,7 +27,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -35,6 +34,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from automl._report import REPORT_FILE_ENV, TRIAL_ENV
+from trials._ray_warm import NotSent, spawn_direct, warm_actor
 
 _TICK = 0.1  # seconds between drains of the inbox (metrics latency)
 _KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL of a trial's process group (on the worker)
@@ -194,6 +194,8 @@ def _state() -> Any:
         state = types.ModuleType(_STATE)
         state.reaper = None  # the reaper's stdin (IO[str])
         state.starter = None  # the process that forks the reaper, until it is collected
+        state.warm_actors = {}  # name -> handle of a node's warm actor (trials._ray_warm)
+        state.warm_sockets = {}  # name -> its server's socket: later trials go there directly
         sys.modules[_STATE] = state
     return state
 
@@ -398,124 +400,6 @@ def _run_task(
         out.flush(wait=True)
 
 
-# Warm starts on the cluster (``trial.warm.preload``): one fork server per node and preload list
-# (trials._warm's, whose program comes with the job: the cluster needs no automl), kept by a
-# detached actor pinned to the node (:class:`_WarmNode`), so the modules are imported once per
-# node, not once per worker, and the server outlives the experiments that use it. The trials on
-# that node are forked from it. The server leaves by itself after WARM_IDLE_S without a trial
-# (the memory of the imports is given back); the actor starts it again on the next one.
-WARM_IDLE_S = 600.0
-_WARM_ACTORS: dict[str, Any] = {}  # this worker process's handles of its node's warm actors
-_WARM_SOCKETS: dict[str, str] = {}  # and the sockets of their servers
-WARM_RETRY_S = 60.0  # a failed preload is tried again after this long
-
-
-class _WarmNode:
-    """A node's fork server for one preload list (a detached actor; one call at a time).
-
-    The server also listens on a Unix socket in a directory only this user can enter: a worker
-    that has the socket's path sends its trials there directly, without a call to this actor
-    (which takes one call at a time, ~17 ms each on a busy node). The server leaves by itself
-    after ``idle_s`` without a trial; the next call starts it again.
-    """
-
-    def __init__(self, preload: list[str], program: str, idle_s: float = WARM_IDLE_S) -> None:
-        self._preload = list(preload)
-        self._program = program
-        self._idle_s = idle_s
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._problem = ""
-        self._problem_at = 0.0
-        self._lock = threading.Lock()
-        self._dir = tempfile.mkdtemp(prefix="automl-warm-")  # 0700: only this user connects
-        self._socket = os.path.join(self._dir, "server.sock")
-
-    def _stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            with contextlib.suppress(OSError):
-                proc.kill()
-            proc.wait()
-
-    def _server(self) -> subprocess.Popen[bytes] | None:
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc
-        if self._problem and time.monotonic() - self._problem_at < WARM_RETRY_S:
-            return None  # not retried per trial; retried a while later (a module installed)
-        self._problem_at = time.monotonic()
-        spares = str(min(8, os.cpu_count() or 2))
-        argv = [sys.executable, "-c", self._program, json.dumps(self._preload), spares]
-        try:
-            proc = subprocess.Popen(
-                [*argv, self._socket, str(self._idle_s)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-                start_new_session=True,
-            )
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            reply = json.loads(line) if line else {}
-        except (OSError, ValueError) as exc:
-            self._problem = f"the warm trial server did not start: {exc}"
-            return None
-        if not reply.get("ready"):
-            failed = reply.get("failed") or {}
-            why = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "it exited while importing"
-            self._problem = f"preload failed ({why})"
-            with contextlib.suppress(OSError):
-                proc.kill()
-            proc.wait()
-            return None
-        self._proc = proc
-        return proc
-
-    def spawn(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Fork one trial: ``{"pid": supervisor pid, "socket": path}``, or ``{"problem": why}``."""
-        with self._lock:
-            proc = self._server()
-            if proc is None:
-                return {"problem": self._problem}
-            assert proc.stdin is not None and proc.stdout is not None
-            try:
-                proc.stdin.write((json.dumps(req) + "\n").encode())
-                proc.stdin.flush()
-                reply = json.loads(proc.stdout.readline() or b"{}")
-            except (OSError, ValueError):
-                reply = {}
-            if not isinstance(reply.get("pid"), int):
-                self._stop()  # the next trial starts a fresh server
-                return {"problem": "the warm trial server stopped answering"}
-            return {"pid": reply["pid"], "socket": self._socket}
-
-
-class _NotSent(Exception):
-    """Nothing reached the server (it is not listening): asking the actor is safe."""
-
-
-def _spawn_direct(path: str, req: dict[str, Any]) -> dict[str, Any]:
-    """Send a trial to the node's server through its socket: its reply.
-
-    Raises:
-        _NotSent: The server does not listen there (left when idle, or restarted).
-    """
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        try:
-            conn.connect(path)
-        except OSError as exc:
-            raise _NotSent from exc
-        conn.sendall((json.dumps(req) + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    reply = json.loads(data or b"{}")
-    return reply if isinstance(reply, dict) else {}
-
-
 def _warm_spawn(
     job: Mapping[str, Any], argv: list[str], env: Mapping[str, str], cwd: str, home: str
 ) -> tuple[int | None, str]:
@@ -523,7 +407,6 @@ def _warm_spawn(
     import hashlib
 
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     if len(argv) < 2 or argv[0] != sys.executable:
         return None, "only `python script.py ...` and `python -m module ...` start warm"
@@ -544,43 +427,29 @@ def _warm_spawn(
     node = ray.get_runtime_context().get_node_id()
     key = hashlib.sha256(json.dumps([preload, sys.executable]).encode()).hexdigest()[:16]
     name = f"automl-warm-{node[:16]}-{key}"
-    path = _WARM_SOCKETS.get(name)
+    state = _state()
+    reply: dict[str, Any] | None = None
+    path = state.warm_sockets.get(name)
     if path is not None:
         try:
-            reply: dict[str, Any] = _spawn_direct(path, req)
-        except _NotSent:
-            _WARM_SOCKETS.pop(name, None)  # ask the actor, which starts the server again
+            reply = spawn_direct(path, req)
+        except NotSent:
+            state.warm_sockets.pop(name, None)  # ask the actor, which starts the server again
         except (OSError, ValueError) as exc:  # sent, unanswered: it may have started
-            _WARM_SOCKETS.pop(name, None)
+            state.warm_sockets.pop(name, None)
             return None, f"the node's warm trial server stopped answering: {exc}"
-        else:
-            pid = reply.get("pid")
-            return (pid, "") if isinstance(pid, int) else (None, str(reply.get("problem")))
-    # The handle is kept for the worker's later trials: looking the actor up again costs a round
-    # trip to the cluster's control store per trial.
-    actor: Any = _WARM_ACTORS.get(name)
-    try:
-        if actor is None:
-            actor = (
-                ray.remote(_WarmNode)
-                .options(
-                    name=name,
-                    namespace=HUB_NAMESPACE,
-                    lifetime="detached",
-                    get_if_exists=True,
-                    num_cpus=0,
-                    max_restarts=0,
-                    scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-                )
-                .remote(preload, job["warm"]["server"])
+    if reply is None:
+        try:
+            actor = warm_actor(
+                ray, state.warm_actors, name, node, HUB_NAMESPACE, preload, job["warm"]["server"]
             )
-            _WARM_ACTORS[name] = actor
-        reply = ray.get(actor.spawn.remote(req))
-    except Exception as exc:  # a warm start problem never fails the trial
-        _WARM_ACTORS.pop(name, None)  # the next trial looks the actor up again
-        return None, f"the node's warm trial server is unreachable: {type(exc).__name__}: {exc}"
-    if isinstance(reply.get("socket"), str):
-        _WARM_SOCKETS[name] = reply["socket"]  # this worker's later trials go there directly
+            reply = ray.get(actor.spawn.remote(req))
+        except Exception as exc:  # a warm start problem never fails the trial
+            state.warm_actors.pop(name, None)  # the next trial looks the actor up again
+            why = f"{type(exc).__name__}: {exc}"
+            return None, f"the node's warm trial server is unreachable: {why}"
+        if isinstance(reply.get("socket"), str):
+            state.warm_sockets[name] = reply["socket"]
     pid = reply.get("pid")
     return (pid, "") if isinstance(pid, int) else (None, str(reply.get("problem")))
 

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from automl.spec import load_spec
+from tests.test_controller import wait_for
 from tests.trials.test_local import alive, wait_gone, write_exp
 from trials import ExitStatus, LocalProcessExecutor, TrialEvent, TrialRun
+from trials._supervise import _processes
 
 pytestmark = pytest.mark.integration
 
@@ -320,32 +322,14 @@ def test_the_end_of_a_process_that_is_not_our_child_is_seen_when_it_happens() ->
 
 def _children(pid: int) -> list[tuple[int, str]]:
     """(pid, state) of every process whose parent is ``pid`` (Linux ``/proc``)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append((int(name), fields[0]))
-    return out
-
-
-def _until(cond: Any, timeout: float = 30.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.05)
-    return cond()
+    return [(p, state) for p, state, parent, _ in _processes() or [] if parent == pid]
 
 
 def _exit_status(workdir: Path) -> str:
-    return _until(
-        lambda: (workdir / "exit_status").exists() and (workdir / "exit_status").read_text()
+    return wait_for(
+        lambda: (workdir / "exit_status").exists() and (workdir / "exit_status").read_text(),
+        30,
+        "the exit status",
     )
 
 
@@ -376,12 +360,14 @@ def test_the_server_keeps_spares_and_leaves_no_process_behind(tmp_path: Path) ->
         spares = _children(server)
         assert len(spares) == 3  # made before the server said it was ready
         # each with its trial's process (which its supervisor forks, perhaps a moment later)
-        waiting = _until(
+        waiting = wait_for(
             lambda: (
                 (w := {s: [c for c, _ in _children(s)] for s, _ in spares})
                 and all(len(c) == 1 for c in w.values())
                 and w
-            )
+            ),
+            30,
+            "each spare's trial process",
         )
         assert waiting and all(len(c) == 1 for c in waiting.values()), waiting
         env = dict(os.environ, BIG="x" * 300_000)  # far more than a pipe holds at once
@@ -398,8 +384,10 @@ def test_the_server_keeps_spares_and_leaves_no_process_behind(tmp_path: Path) ->
             assert (workdir / "supervisor.pid").read_text() == f"{pid}\n"
         assert set(used[:3]) == set(waiting)  # the first trials took the spares made up front
         # Back to three waiting spares, and no zombie: the trials' processes were reaped.
-        assert _until(
-            lambda: len(kids := _children(server)) == 3 and all(s != "Z" for _, s in kids)
+        assert wait_for(
+            lambda: len(kids := _children(server)) == 3 and all(s != "Z" for _, s in kids),
+            30,
+            "three waiting spares and no zombie",
         )
         left = [p for s, _ in _children(server) for p in (s, *(c for c, _ in _children(s)))]
     finally:
@@ -461,10 +449,10 @@ def test_a_spare_that_died_waiting_is_passed_over(tmp_path: Path) -> None:
         assert pool._start()
         assert pool._proc is not None
         server = pool._proc.pid
-        spares = _until(lambda: len(k := _children(server)) == 2 and k)
+        spares = wait_for(lambda: len(k := _children(server)) == 2 and k, 30, "two spares")
         assert spares
         for sup, _ in spares:  # both spares: their trial processes, then the supervisors
-            for child, _ in _until(lambda s=sup: _children(s)):
+            for child, _ in wait_for(lambda s=sup: _children(s), 30, "a spare's trial process"):
                 os.kill(child, signal.SIGKILL)
             os.kill(sup, signal.SIGKILL)
         assert wait_gone([s for s, _ in spares]) == []
@@ -496,28 +484,28 @@ def _request(script: Path, workdir: Path, arg: str) -> dict[str, Any]:
 
 
 def test_a_nodes_server_takes_trials_on_its_socket_and_leaves_when_idle(tmp_path: Path) -> None:
-    """Ray's warm node (trials._ray_worker._WarmNode, used here as a plain object): the first
+    """Ray's warm node (trials._ray_warm.WarmNode, used here as a plain object): the first
     trial goes through the actor, which names the server's socket; later trials go to the socket
     directly; a socket nobody listens on is reported as nothing sent (the worker then asks the
     actor, safely); the server leaves by itself when idle and the next trial starts it again."""
-    from trials._ray_worker import _NotSent, _spawn_direct, _WarmNode
+    from trials._ray_warm import NotSent, WarmNode, spawn_direct
     from trials._warm import SERVER_SCRIPT
 
     script = tmp_path / "probe.py"
     script.write_text(SPARE_PROBE)
-    node = _WarmNode(["json"], SERVER_SCRIPT, idle_s=1.0)
+    node = WarmNode(["json"], SERVER_SCRIPT, idle_s=1.0)
     try:
         first = node.spawn(_request(script, tmp_path / "t1", "5"))
         assert isinstance(first.get("pid"), int) and isinstance(first.get("socket"), str)
         assert _exit_status(tmp_path / "t1") == "5\n"
-        second = _spawn_direct(first["socket"], _request(script, tmp_path / "t2", "6"))
+        second = spawn_direct(first["socket"], _request(script, tmp_path / "t2", "6"))
         assert isinstance(second.get("pid"), int) and second["pid"] != first["pid"]
         assert _exit_status(tmp_path / "t2") == "6\n"
         assert node._proc is not None
         server = node._proc
         assert server.wait(timeout=60) == 0  # a second without a trial: it left by itself
-        with pytest.raises(_NotSent):
-            _spawn_direct(first["socket"], _request(script, tmp_path / "t3", "7"))
+        with pytest.raises(NotSent):
+            spawn_direct(first["socket"], _request(script, tmp_path / "t3", "7"))
         assert not (tmp_path / "t3" / "trial.log").exists()  # nothing ran
         third = node.spawn(_request(script, tmp_path / "t4", "8"))  # the actor starts it again
         assert isinstance(third.get("pid"), int)
