@@ -70,9 +70,6 @@ from search._conditional import count_points, sample_active
 from search._registry import resolve_settings
 from search._space import SpaceCodec
 
-from search._warped_gp import WarpedGPSampler
-from search._warped_gp import available as warped_available
-
 __all__ = ["AutoSuggester", "initial_points", "power_transform"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -408,7 +405,7 @@ class AutoSuggester(Suggester):
                     [power_transform(signed[:, j].tolist()) for j in range(signed.shape[1])],
                     axis=1,
                 ).tolist()
-                sampler = (WarpedGPSampler if warped_available() else optuna.samplers.GPSampler)(
+                sampler = optuna.samplers.GPSampler(
                     seed=seed,
                     n_startup_trials=0,
                     warn_independent_sampling=False,

@@ -18,7 +18,8 @@ trial count; a node's server on Ray starts with one per CPU, at most 8), and one
 trial finds none left: a process forked from it, waiting for a trial, with its supervisor, a small
 interpreter of its own. A fork of a process the size of the server (torch loaded) takes ~7 ms and
 the supervisor's start ~10 ms; spares are made before the server says it is ready and again
-whenever no request waits, so starting a trial costs two pipe writes. The trial's process sends its
+once no request has come for 100 ms (the trials just started run first), so starting a trial
+costs two pipe writes. The trial's process sends its
 exit code to its supervisor just before it exits, so the ~10 ms the kernel takes to tear down a
 process that size are not counted against the trial; a trial killed by a signal sends nothing and
 its supervisor waits for its exit status as before. The server is a child subreaper: a trial's
@@ -348,8 +349,10 @@ while True:
         continue
     watch = [0, *([_listener] if _listener is not None else []), *_conns.values()]
     # Trials that end together ask together: while requests keep coming, answer them before
-    # forking spares (each fork holds the loop for ~7 ms, more on a busy machine).
-    burst = max(0.0, _last + 0.02 - time.monotonic())
+    # forking spares (each fork holds the loop for ~7 ms, more on a busy machine). Then 100 ms
+    # of quiet before the next spares: the trials just started get the CPU to reach their first
+    # line (on 2 cores, forking at once doubled that, 10 -> 20 ms, for 8 trials at a time).
+    burst = max(0.0, _last + 0.1 - time.monotonic())
     ready = select.select(watch, [], [], burst)[0]
     if not ready and len(_spares) < _want:
         _spare()
