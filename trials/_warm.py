@@ -15,15 +15,15 @@ child runs the script. So a warm trial outlives its controller and is adopted th
 
 **Spares.** The server keeps one spare per trial that may run at once (the executor's parallel
 trial count; a node's server on Ray starts with one per CPU, at most 8), and one more each time a
-trial finds none left: a process forked from it, waiting for a trial, with its supervisor, a small
-interpreter of its own. A fork of a process the size of the server (torch loaded) takes ~7 ms and
-the supervisor's start ~10 ms; spares are made before the server says it is ready and again
-once no request has come for 100 ms (the trials just started run first), so starting a trial
-costs two pipe writes. The trial's process sends its
-exit code to its supervisor just before it exits, so the ~10 ms the kernel takes to tear down a
-process that size are not counted against the trial; a trial killed by a signal sends nothing and
-its supervisor waits for its exit status as before. The server is a child subreaper: a trial's
-process still leaving after its supervisor has gone is reaped there.
+trial finds none left while that many trials run: a process forked from it, waiting for a trial,
+with its supervisor, a small interpreter of its own. A fork of a process the size of the server
+(torch loaded) takes ~7 ms and the supervisor's start ~10 ms; spares are made before the server
+says it is ready and again once no request has come for 100 ms (the trials just started run first),
+so starting a trial costs two pipe writes. The trial's process sends its exit code to its
+supervisor just before it exits, so the ~10 ms the kernel takes to tear down a process that size
+are not counted against the trial; a trial killed by a signal sends nothing and its supervisor
+waits for its exit status as before. The server is a child subreaper: a trial's process still
+leaving after its supervisor has gone is reaped there.
 
 **No CUDA context in the fork server.** A CUDA context does not survive ``fork``: a child that
 touches the GPU after its parent initialised CUDA fails ("Cannot re-initialize CUDA in forked
@@ -268,22 +268,37 @@ def _send(fd, data):  # the whole of data, then EOF; False if the reader is gone
         os.close(fd)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # our supervisors are reaped at once (SIGCHLD ignored): gone is gone
+        return True
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal: someone's, so alive
+        return True
+
+
+_running = set()  # supervisors of the trials handed out
+
+
 def _serve(req):  # hand a request to a spare; the supervisor's pid
     global _want
     data = json.dumps(req).encode()
     while True:
-        if not _spares:  # more trials at once than spares: keep one more from now on
-            _want = min(_want + 1, 64)
+        if not _spares or len(_running) > 4 * _want:
+            _running.intersection_update([p for p in _running if _alive(p)])
+        if not _spares:
+            # More trials at once than spares: keep one more from now on. Spares taken moments
+            # ago and not yet replaced (the quiet window below) are no reason to.
+            if len(_running) >= _want:
+                _want = min(_want + 1, 64)
             _spare()
         pid, to_sup, to_trial = _spares.pop(0)
-        try:
-            os.kill(pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
+        alive = _alive(pid)
         # A spare that died waiting (killed by hand, out of memory) ran nothing: take another.
         if alive and _send(to_trial, data):
             _send(to_sup, req["workdir"].encode())
+            _running.add(pid)
             return pid
         if alive:
             os.close(to_sup)

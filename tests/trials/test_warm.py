@@ -395,6 +395,48 @@ def test_the_server_keeps_spares_and_leaves_no_process_behind(tmp_path: Path) ->
     assert wait_gone(left) == []  # the spares saw the server's pipes close and left
 
 
+def test_the_server_keeps_more_spares_only_when_more_trials_run_at_once(tmp_path: Path) -> None:
+    """Trials one after another never need more spares than the server keeps (the previous
+    test: back to three); three running at once on a server keeping two make it keep three."""
+    import sys
+
+    from trials._launch import python_command
+    from trials._warm import WarmPool
+
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "open('started', 'w').close()\n"
+        "while not os.path.exists(sys.argv[1]):\n"
+        "    time.sleep(0.01)\n"
+    )
+    go = tmp_path / "go"
+    pool = WarmPool(["json"], spares=2)
+    try:
+        assert pool._start()
+        assert pool._proc is not None
+        server = pool._proc.pid
+        workdirs = []
+        for i in range(3):  # at once: the third finds no spare while two trials run
+            workdir = tmp_path / f"t{i}"
+            workdir.mkdir()
+            program = python_command([sys.executable, str(script), str(go)])
+            assert pool.spawn(program, dict(os.environ), workdir, workdir) is not None
+            workdirs.append(workdir)
+        for w in workdirs:
+            wait_for(lambda w=w: (w / "started").exists(), 30, "the trial's start")
+        go.touch()
+        for w in workdirs:
+            assert _exit_status(w) == "0\n"
+        assert wait_for(
+            lambda: len(kids := _children(server)) == 3 and all(s != "Z" for _, s in kids),
+            30,
+            "three waiting spares",
+        )
+    finally:
+        pool.close()
+
+
 def test_a_trial_killed_by_a_signal_ends_while_a_process_it_forked_lives_on(
     tmp_path: Path,
 ) -> None:
